@@ -1,0 +1,29 @@
+# Two entry points: `make demo` (install + rank the demo zoo on Fashion-MNIST) and `make test`.
+# Everything installs into .venv; Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
+.PHONY: install data demo test lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.14.1 torchvision==0.29.1
+	$(PIP) -e '.[test]'
+	touch $@
+
+data:
+	bash scripts/install-fashion-mnist.sh
+
+demo: install data
+	$(BIN)/zoofit rank --data fashion-mnist --zoo demo --out runs/demo
+
+test: install data
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks

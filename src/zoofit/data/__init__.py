@@ -1,0 +1,7 @@
+"""Data: every source becomes an :class:`ImageSet`; the protocol cuts it into :class:`Splits`."""
+
+from zoofit.data.dataset import ImageSet, SourceData, Splits
+from zoofit.data.protocol import DataConfig, load_data, make_splits
+from zoofit.data.sources import load_source
+
+__all__ = ["DataConfig", "ImageSet", "SourceData", "Splits", "load_data", "load_source", "make_splits"]

@@ -1,0 +1,148 @@
+"""The one dataset type every source becomes: decoded images, integer labels, class names."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from zoofit.errors import ZoofitError
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Decoded images with labels.
+
+    ``images`` is either one uint8 array ``N x H x W x C`` (all images the same size) or a list of
+    uint8 arrays ``H x W x C``; ``C`` is 1 (grey) or 3 (RGB). ``labels[i]`` indexes ``class_names``.
+    """
+
+    images: np.ndarray | Sequence[np.ndarray]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int64))
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        indices = np.asarray(indices, dtype=np.int64)
+        if isinstance(self.images, np.ndarray):
+            images: np.ndarray | list[np.ndarray] = self.images[indices]
+        else:
+            images = [self.images[i] for i in indices]
+        return ImageSet(images, self.labels[indices], self.class_names)
+
+    def batch(self, indices: Sequence[int]) -> np.ndarray | list[np.ndarray]:
+        """The images at ``indices``: one stacked array where the set is uniform, else a list."""
+        if isinstance(self.images, np.ndarray):
+            return self.images[np.asarray(indices)]
+        return [self.images[i] for i in indices]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A content hash of pixels, labels and class names (stable across runs and machines)."""
+        digest = hashlib.sha256()
+        digest.update("\x1f".join(self.class_names).encode())
+        digest.update(self.labels.tobytes())
+        if isinstance(self.images, np.ndarray):
+            digest.update(str(self.images.shape).encode())
+            digest.update(np.ascontiguousarray(self.images).tobytes())
+        else:
+            for image in self.images:
+                digest.update(str(image.shape).encode())
+                digest.update(np.ascontiguousarray(image).tobytes())
+        return digest.hexdigest()[:16]
+
+    @staticmethod
+    def concat(first: ImageSet, second: ImageSet) -> ImageSet:
+        if first.class_names != second.class_names:
+            raise ValueError("cannot concatenate image sets with different class names")
+        uniform = isinstance(first.images, np.ndarray) and isinstance(second.images, np.ndarray)
+        if uniform and first.images.shape[1:] == second.images.shape[1:]:
+            images: np.ndarray | list[np.ndarray] = np.concatenate([first.images, second.images])
+        else:
+            images = list(first.images) + list(second.images)
+        return ImageSet(images, np.concatenate([first.labels, second.labels]), first.class_names)
+
+
+def stack_if_uniform(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One array when every image has the same shape (faster batching), else the list itself."""
+    if images and all(image.shape == images[0].shape for image in images):
+        return np.stack(images)
+    return images
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """What a source yields: all labelled training data, plus validation and test splits where given."""
+
+    name: str
+    train: ImageSet
+    val: ImageSet | None = None
+    test: ImageSet | None = None
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The protocol's splits: ``train`` and ``val`` for fitting and selection, ``test`` for evaluation."""
+
+    name: str
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet | None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.train.class_names
+
+    @cached_property
+    def ranking_set(self) -> ImageSet:
+        """All training images (train + validation), which the kNN ranking uses, as in the paper."""
+        return ImageSet.concat(self.train, self.val)
+
+    def describe(self) -> str:
+        test = f", {len(self.test)} test" if self.test is not None else ""
+        return (
+            f"{self.name}: {len(self.class_names)} classes, {len(self.train)} train, {len(self.val)} validation{test}"
+        )
+
+
+def encode_labels(
+    train_labels: Sequence[str], **other_splits: Sequence[str] | None
+) -> tuple[tuple[str, ...], np.ndarray, dict[str, np.ndarray | None]]:
+    """Map string labels to indices of the sorted training classes; other splits must use known classes."""
+    class_names = tuple(sorted(set(train_labels), key=_natural_key))
+    index = {name: i for i, name in enumerate(class_names)}
+    encoded: dict[str, np.ndarray | None] = {}
+    for split, labels in other_splits.items():
+        if labels is None:
+            encoded[split] = None
+            continue
+        unknown = sorted(set(labels) - index.keys())
+        if unknown:
+            raise ZoofitError(
+                f"the {split} split has classes that the training data lacks: {', '.join(unknown[:5])}; "
+                "every class needs training images"
+            )
+        encoded[split] = np.array([index[label] for label in labels], dtype=np.int64)
+    return class_names, np.array([index[label] for label in train_labels], dtype=np.int64), encoded
+
+
+def _natural_key(name: str) -> tuple[int, int | str]:
+    """Sort numeric class names numerically ("2" before "10") and the rest alphabetically."""
+    return (0, int(name)) if name.isdigit() else (1, name)

@@ -1,0 +1,133 @@
+"""The low-data protocol: a stratified, seeded training subset, then a stratified train/validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoofit.data.dataset import ImageSet, SourceData, Splits
+from zoofit.data.decode import DEFAULT_MAX_SIDE
+from zoofit.data.sources import load_source
+from zoofit.errors import ZoofitError
+from zoofit.progress import Progress
+
+#: Built-in sources and their default protocol (Fashion-MNIST mirrors VTAB-1k: 100 images per class).
+DEFAULT_TRAIN_PER_CLASS = {"fashion-mnist": 100}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How to read the data and cut it into splits.
+
+    ``train_per_class`` / ``train_size`` draw a stratified subset of the training data (at most one of
+    them); ``val_fraction`` of it becomes the validation split unless the source gives one.
+    """
+
+    source: str
+    train_per_class: int | None = None
+    train_size: int | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    max_side: int = DEFAULT_MAX_SIDE
+
+    def validate(self) -> None:
+        if self.train_per_class is not None and self.train_size is not None:
+            raise ZoofitError("give --train-per-class or --train-size, not both")
+        for name in ("train_per_class", "train_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ZoofitError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ZoofitError(f"--val-fraction must lie strictly between 0 and 1, not {self.val_fraction}")
+        if self.max_side < 16:
+            raise ZoofitError(f"max_side must be at least 16 pixels, not {self.max_side}")
+
+
+def load_data(
+    source: str | DataConfig,
+    *,
+    train_per_class: int | None = None,
+    train_size: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Splits:
+    """Read a data source and apply the low-data protocol.
+
+    Examples
+    --------
+    >>> splits = load_data("fashion-mnist")            # doctest: +SKIP
+    >>> splits.describe()                              # doctest: +SKIP
+    'fashion-mnist: 10 classes, 800 train, 200 validation, 10000 test'
+    """
+    config = (
+        source
+        if isinstance(source, DataConfig)
+        else DataConfig(source, train_per_class, train_size, val_fraction, seed)
+    )
+    config.validate()
+    data = load_source(config.source, max_side=config.max_side, progress=progress)
+    return make_splits(data, config)
+
+
+def make_splits(data: SourceData, config: DataConfig) -> Splits:
+    """Subsample the training data, then split off validation (deterministic for a given seed)."""
+    present = np.flatnonzero(data.train.class_counts())
+    if len(present) < 2:
+        found = ", ".join(f"'{data.train.class_names[i]}'" for i in present) or "none"
+        raise ZoofitError(f"'{data.name}' has fewer than 2 classes with training images (found {found}); add more")
+    rng = np.random.default_rng(config.seed)
+    per_class = config.train_per_class
+    if per_class is None and config.train_size is None:
+        per_class = DEFAULT_TRAIN_PER_CLASS.get(data.name)
+    pool = data.train
+    if per_class is not None:
+        pool = pool.subset(stratified_per_class(pool, per_class, rng))
+    elif config.train_size is not None:
+        pool = pool.subset(stratified_sample(pool, config.train_size, rng))
+    if data.val is not None:
+        return Splits(data.name, pool, data.val, data.test)
+    val_mask = stratified_holdout(pool.labels, config.val_fraction, rng)
+    return Splits(data.name, pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask)), data.test)
+
+
+def stratified_per_class(images: ImageSet, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``per_class`` random images of every class present, in dataset order."""
+    chosen = []
+    for label, count in enumerate(images.class_counts()):
+        if count == 0:
+            continue
+        if count < per_class:
+            raise ZoofitError(
+                f"--train-per-class {per_class} is larger than class '{images.class_names[label]}' "
+                f"({count} images); lower it"
+            )
+        chosen.append(rng.permutation(np.flatnonzero(images.labels == label))[:per_class])
+    return np.sort(np.concatenate(chosen))
+
+
+def stratified_sample(images: ImageSet, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``size`` images with class proportions kept (largest-remainder rounding)."""
+    counts = images.class_counts()
+    if size > len(images):
+        raise ZoofitError(f"--train-size {size} is larger than the training data ({len(images)} images)")
+    exact = counts * size / counts.sum()
+    take = np.floor(exact).astype(int)
+    shortfall = size - take.sum()
+    take[np.argsort(-(exact - take), kind="stable")[:shortfall]] += 1
+    chosen = [rng.permutation(np.flatnonzero(images.labels == c))[:n] for c, n in enumerate(take) if n]
+    return np.sort(np.concatenate(chosen))
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A boolean mask holding out ``fraction`` of each class (at least one image of every class with two
+    or more, never its last one)."""
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            continue
+        held = min(max(1, round(len(members) * fraction)), len(members) - 1)
+        mask[rng.permutation(members)[:held]] = True
+    return mask

@@ -1,0 +1,59 @@
+"""Where and how models run: device, precision (bf16 autocast where the hardware has it), memory format."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from zoofit.errors import ZoofitError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; anything else must be a device torch knows."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ZoofitError(f"--device '{device}' is not a device torch knows (auto, cpu, cuda, cuda:N)") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ZoofitError(f"--device '{device}' asked for CUDA, but no GPU is visible; use --device cpu")
+    return resolved
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA, or a CPU with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return True
+    cpu = torch.cpu
+    return bool(
+        getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    )
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 where the device computes it natively, else fp32."""
+    if precision not in PRECISIONS:
+        raise ZoofitError(f"--precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move ``model`` to ``device`` in channels_last, the fast layout for convolutions on CPU and GPU."""
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
+def to_input(batch: torch.Tensor) -> torch.Tensor:
+    return batch.contiguous(memory_format=torch.channels_last)

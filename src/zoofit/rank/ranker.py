@@ -1,0 +1,160 @@
+"""Ranking a zoo by leave-one-out kNN accuracy of each model's frozen features."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from zoofit.data import ImageSet, Splits
+from zoofit.device import resolve_device, resolve_precision
+from zoofit.errors import ModelError, ZoofitError
+from zoofit.progress import Progress, SilentProgress
+from zoofit.rank.features import extract_features
+from zoofit.rank.knn import METRICS, loo_knn_accuracy
+from zoofit.store import Cache, write_csv, write_json
+from zoofit.zoo import ModelSpec, Zoo, load_model, load_zoo
+from zoofit.zoo.load import count_gflops
+
+log = logging.getLogger("zoofit")
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """One row of the ranking."""
+
+    model: str
+    knn_accuracy: float
+    feature_dim: int
+    seconds: float  # wall time for this model: load, features, kNN
+    images_per_second: float | None  # feature extraction throughput (None where features were cached)
+    gflops: float  # per image, at input_size
+    input_size: int
+    arch: str
+    weights: str
+
+
+class Ranker:
+    """Rank the models of a zoo by leave-one-out kNN accuracy of their frozen features.
+
+    Parameters
+    ----------
+    zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
+    k, metric : the kNN classifier (``metric`` is ``"cosine"`` or ``"euclidean"``).
+    image_size : input resolution for every model (``None``: each model's own).
+    batch_size, device, precision : feature extraction settings (``None``/``"auto"``: CUDA when present,
+        bf16 where the device computes it natively, a batch size that suits the device).
+    models : ids of the zoo to rank (``None``: all).
+    cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
+        ``~/.cache/zoofit``).
+
+    Attributes
+    ----------
+    ranking_ : list of :class:`RankedModel`, best first.
+    skipped_ : list of ``{"model", "reason"}`` for models that could not be used.
+
+    Examples
+    --------
+    >>> from zoofit import Ranker, load_data
+    >>> ranker = Ranker("demo", image_size=64).fit(load_data("fashion-mnist"))  # doctest: +SKIP
+    >>> ranker.ranking_[0].model                                                 # doctest: +SKIP
+    'efficientnet_lite0'
+    """
+
+    def __init__(
+        self,
+        zoo: str | Path | Zoo = "demo",
+        *,
+        k: int = 1,
+        metric: str = "cosine",
+        image_size: int | None = None,
+        batch_size: int | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        models: list[str] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        self.zoo = zoo
+        self.k = k
+        self.metric = metric
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.models = models
+        self.cache_dir = cache_dir
+
+    def _validate(self, images: ImageSet) -> Zoo:
+        if self.metric not in METRICS:
+            raise ZoofitError(f"--metric must be one of {', '.join(METRICS)}, not '{self.metric}'")
+        if not 1 <= self.k < len(images):
+            raise ZoofitError(f"--k must lie between 1 and {len(images) - 1} (images - 1), not {self.k}")
+        if self.image_size is not None and self.image_size < 16:
+            raise ZoofitError(f"--image-size must be at least 16 pixels, not {self.image_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ZoofitError(f"--batch-size must be positive, not {self.batch_size}")
+        zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
+        return zoo.select(self.models)
+
+    def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
+        """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
+        images = data.ranking_set if isinstance(data, Splits) else data
+        zoo = self._validate(images)
+        device = resolve_device(self.device)
+        resolve_precision(self.precision, device)  # fail early on a bad value
+        cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
+        progress = progress or SilentProgress()
+        ranking: list[RankedModel] = []
+        self.skipped_: list[dict[str, str]] = []
+        for spec in zoo.models:
+            try:
+                ranking.append(self._rank_one(spec, images, device, cache, progress))
+            except ModelError as error:
+                log.warning("skipping %s", error)
+                self.skipped_.append({"model": spec.id, "reason": str(error)})
+        if not ranking:
+            raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
+        self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
+        return self
+
+    def _rank_one(
+        self, spec: ModelSpec, images: ImageSet, device: torch.device, cache: Cache, progress: Progress
+    ) -> RankedModel:
+        start = time.perf_counter()
+        loaded = load_model(spec, cache)
+        prep = loaded.preprocessing.with_size(self.image_size)
+        features = extract_features(
+            loaded,
+            images,
+            prep=prep,
+            batch_size=self.batch_size,
+            device=device,
+            precision=self.precision,
+            cache=cache,
+            progress=progress,
+        )
+        accuracy = loo_knn_accuracy(features.values, images.labels, k=self.k, metric=self.metric)
+        return RankedModel(
+            model=spec.id,
+            knn_accuracy=accuracy,
+            feature_dim=features.values.shape[1],
+            seconds=time.perf_counter() - start,
+            images_per_second=None if features.cached else len(images) / max(features.seconds, 1e-9),
+            gflops=loaded.gflops if self.image_size is None else count_gflops(loaded.model, prep.input_size),
+            input_size=prep.input_size,
+            arch=spec.arch,
+            weights=spec.weights,
+        )
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``ranking.json`` and ``ranking.csv`` (best first) to the folder ``out``."""
+        out = Path(out)
+        rows = [asdict(row) for row in self.ranking_]
+        write_json(out / "ranking.json", rows)
+        write_csv(out / "ranking.csv", rows)
+        if self.skipped_:
+            write_json(out / "skipped.json", self.skipped_)
+        return out

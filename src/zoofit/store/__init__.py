@@ -1,0 +1,6 @@
+"""The store: the only place that writes to disk (atomic writes, the content-addressed cache)."""
+
+from zoofit.store.atomic import atomic_path, write_csv, write_json, write_tensors
+from zoofit.store.cache import Cache, cache_root, content_key
+
+__all__ = ["Cache", "atomic_path", "cache_root", "content_key", "write_csv", "write_json", "write_tensors"]

@@ -1,0 +1,173 @@
+"""Loaders: every model spec, wherever its weights come from, becomes a timm model plus its preprocessing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch.utils.flop_counter import FlopCounterMode
+
+from zoofit.errors import ModelError
+from zoofit.store import Cache, content_key, write_tensors
+from zoofit.zoo.convert import (
+    assign_by_position,
+    keras_backbone_tensors,
+    torch_checkpoint_tensors,
+    unwrap_state_dict,
+)
+from zoofit.zoo.packages import fetch_wheel_member
+from zoofit.zoo.spec import ModelSpec, Preprocessing
+
+log = logging.getLogger("zoofit")
+
+
+@dataclass
+class LoadedModel:
+    """A ready timm model (eval mode, on CPU) with the preprocessing and cost that go with it."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    preprocessing: Preprocessing
+    gflops: float
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.num_features)
+
+
+def load_model(spec: ModelSpec, cache: Cache | None = None) -> LoadedModel:
+    """Build ``spec``'s timm model with its pre-trained weights loaded strictly.
+
+    Raises :class:`ModelError` (one line) where the weights cannot be had or do not fit.
+    """
+    cache = cache or Cache()
+    if spec.scheme == "timm":
+        model = _load_timm(spec)
+    elif spec.scheme == "file":
+        model = _load_file(spec, Path(spec.location))
+    elif spec.scheme == "pypi":
+        model = _load_file(spec, converted_weights(spec, cache))
+    else:
+        model = _create(spec, spec.num_classes)
+    model.eval()
+    preprocessing = spec.preprocessing or preprocessing_of(model)
+    gflops = spec.gflops if spec.gflops is not None else count_gflops(model, preprocessing.input_size)
+    return LoadedModel(spec, model, preprocessing, gflops)
+
+
+def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
+    """The eval preprocessing timm's pretrained config gives for ``model``."""
+    config = timm.data.resolve_data_config({}, model=model)
+    return Preprocessing(
+        input_size=int(config["input_size"][-1]),
+        mean=tuple(config["mean"]),
+        std=tuple(config["std"]),
+        interpolation=config.get("interpolation", "bicubic"),
+        crop_pct=float(config.get("crop_pct", 0.875)),
+    )
+
+
+def count_gflops(model: torch.nn.Module, input_size: int) -> float:
+    """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, input_size, input_size))
+    return counter.get_total_flops() / 1e9
+
+
+def _create(spec: ModelSpec, num_classes: int | None, **extra: object) -> torch.nn.Module:
+    kwargs = dict(spec.arch_kwargs, **extra)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    try:
+        return timm.create_model(spec.arch, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ModelError(f"model '{spec.id}': timm cannot build '{spec.arch}' with {kwargs}: {error}") from error
+
+
+def _load_timm(spec: ModelSpec) -> torch.nn.Module:
+    """Weights through timm and the Hugging Face hub (its cache, ``HF_HUB_OFFLINE`` and token apply)."""
+    kwargs = dict(spec.arch_kwargs, pretrained=True)
+    if spec.num_classes is not None:
+        kwargs["num_classes"] = spec.num_classes
+    try:
+        return timm.create_model(spec.location, **kwargs)
+    except Exception as error:  # noqa: BLE001 - the hub raises many types; each becomes one line
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"model '{spec.id}': cannot load timm weights '{spec.location}' ({reason}); they must be in the "
+            "Hugging Face cache when offline"
+        ) from error
+
+
+def _load_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
+    """A state dict file (safetensors or ``.pth``), loaded strictly into ``spec.arch``."""
+    if not path.is_file():
+        raise ModelError(f"model '{spec.id}': weights file '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (SafetensorError, OSError, RuntimeError, ValueError, ModelError) as error:
+        raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {error}") from error
+    model = _create(spec, spec.num_classes)
+    if spec.num_classes is None:
+        _match_head(model, state)
+    _load_strictly(model, state, f"model '{spec.id}': weights file '{path}'")
+    return model
+
+
+def _match_head(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Resize the classifier to the checkpoint's (or drop it where the checkpoint has none)."""
+    classifier = model.pretrained_cfg.get("classifier")
+    if not isinstance(classifier, str):
+        return
+    weight = state.get(f"{classifier}.weight")
+    if weight is None:
+        model.reset_classifier(0)
+    elif weight.shape[0] != model.num_classes:
+        model.reset_classifier(weight.shape[0])
+
+
+def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    expected = model.state_dict()
+    wrong_shape = [k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape]
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    if wrong_shape or missing or unexpected:
+        example = (wrong_shape or missing or unexpected)[0]
+        raise ModelError(
+            f"{source} does not fit timm '{model.default_cfg.get('architecture', type(model).__name__)}': "
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors "
+            f"(e.g. '{example}')"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def converted_weights(spec: ModelSpec, cache: Cache) -> Path:
+    """The timm safetensors of a ``pypi:`` spec: converted once into the cache, then reused."""
+    key = content_key(spec.identity())
+    target = cache.path("weights", f"{spec.id}-{key}.safetensors")
+    if target.is_file():
+        return target
+    log.info("preparing weights of %s from %s (once)", spec.id, spec.location)
+    raw = cache.path("downloads", f"{key}-{Path(spec.member or 'weights').name}")
+    fetch_wheel_member(spec.location, spec.member or "", spec.sha256 or "", raw)
+    try:
+        model = _create(spec, spec.num_classes)
+        if spec.convert == "keras-mobilenetv2":
+            values = keras_backbone_tensors(raw)
+        else:
+            values = torch_checkpoint_tensors(raw)
+        state = assign_by_position(model.state_dict(), values, f"model '{spec.id}': {raw.name}")
+        model.load_state_dict(state, strict=True)
+        write_tensors(target, state, metadata={"source": spec.weights, "member": spec.member or ""})
+    finally:
+        raw.unlink(missing_ok=True)
+    return target

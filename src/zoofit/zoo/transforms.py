@@ -1,0 +1,51 @@
+"""Turning decoded uint8 images into a model's input tensor, on the model's device, a batch at a time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoofit.zoo.spec import Preprocessing
+
+
+def prepare_batch(
+    images: np.ndarray | list[np.ndarray], prep: Preprocessing, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``B x 3 x S x S`` float input for a batch of ``H x W x C`` uint8 images (C = 1 or 3).
+
+    Pixels travel to ``device`` as uint8 and are resized there (a stacked batch in one call).
+    """
+    if isinstance(images, np.ndarray):
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
+        pixels = _resize_crop(batch.permute(0, 3, 1, 2), prep)
+    else:
+        pixels = torch.cat(
+            [
+                _resize_crop(torch.from_numpy(np.ascontiguousarray(i)).to(device).permute(2, 0, 1)[None], prep)
+                for i in images
+            ]
+        )
+    if pixels.shape[1] == 1:
+        pixels = pixels.expand(-1, 3, -1, -1)
+    mean = torch.tensor(prep.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(prep.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
+    return (pixels - mean) / std
+
+
+def _resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """Resize the shorter side to ``input_size / crop_pct`` and centre-crop ``input_size`` (float 0..255)."""
+    height, width = pixels.shape[-2:]
+    size = prep.input_size
+    shorter = max(size, math.floor(size / prep.crop_pct))
+    scale = shorter / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    pixels = pixels.float()
+    if (new_h, new_w) != (height, width):
+        mode = prep.interpolation if prep.interpolation in ("bilinear", "bicubic") else "nearest"
+        extra = {"antialias": True, "align_corners": False} if mode != "nearest" else {}
+        pixels = F.interpolate(pixels, size=(new_h, new_w), mode=mode, **extra).clamp_(0, 255)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return pixels[..., top : top + size, left : left + size]

@@ -1,0 +1,125 @@
+"""Zoo files: YAML lists of model specs, the built-in presets, and ad-hoc ``timm:`` lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import timm
+import yaml
+
+from zoofit.errors import ZoofitError
+from zoofit.zoo.spec import ModelSpec, Preprocessing
+
+_SPEC_KEYS = {f.name for f in fields(ModelSpec)}
+_PREP_KEYS = {f.name for f in fields(Preprocessing)}
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A named list of model specs."""
+
+    name: str
+    models: tuple[ModelSpec, ...]
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def select(self, ids: list[str] | None) -> Zoo:
+        """The zoo restricted to ``ids`` (in the given order); an unknown id is an error."""
+        if not ids:
+            return self
+        by_id = {spec.id: spec for spec in self.models}
+        unknown = [i for i in ids if i not in by_id]
+        if unknown:
+            raise ZoofitError(
+                f"unknown model id(s) {', '.join(unknown)} in zoo '{self.name}'; it has {', '.join(by_id)}"
+            )
+        return Zoo(self.name, tuple(by_id[i] for i in ids), self.description)
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("zoofit.zoo.presets").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def load_zoo(zoo: str | Path) -> Zoo:
+    """A built-in preset by name (``demo``), a YAML zoo file, or ``timm:<name>[,timm:<name>...]``."""
+    text = str(zoo)
+    if text.startswith("timm:"):
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        return Zoo("timm", tuple(_timm_spec(name) for name in names))
+    if text in preset_names():
+        content = resources.files("zoofit.zoo.presets").joinpath(f"{text}.yaml").read_text(encoding="utf-8")
+        return parse_zoo(yaml.safe_load(content), origin=f"preset '{text}'")
+    path = Path(text)
+    if not path.is_file():
+        raise ZoofitError(
+            f"unknown zoo '{text}': not a built-in preset ({', '.join(preset_names())}), not a YAML file, "
+            "not a 'timm:<name>' list"
+        )
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ZoofitError(f"zoo file '{path}' is not valid YAML: {str(error).splitlines()[0]}") from error
+    return parse_zoo(content, origin=f"zoo file '{path}'", base=path.parent)
+
+
+def parse_zoo(content: Any, *, origin: str, base: Path | None = None) -> Zoo:
+    """Validate the parsed YAML of a zoo; ``file:`` paths are taken relative to ``base``."""
+    if not isinstance(content, dict) or not isinstance(content.get("models"), list) or not content["models"]:
+        raise ZoofitError(f"{origin} needs a non-empty list under 'models:'")
+    specs = [_parse_spec(entry, origin, base) for entry in content["models"]]
+    ids = [spec.id for spec in specs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ZoofitError(f"{origin} lists model id(s) more than once: {', '.join(duplicates)}")
+    return Zoo(str(content.get("name", origin)), tuple(specs), str(content.get("description", "")))
+
+
+def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise ZoofitError(f"{origin}: every model must be a mapping with at least 'id', 'arch', 'weights'")
+    name = entry.get("id", "?")
+    where = f"{origin}, model '{name}'"
+    unknown = sorted(set(entry) - _SPEC_KEYS)
+    if unknown:
+        raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
+    if str(entry.get("weights", "")).startswith("timm:") and "arch" not in entry:
+        entry = {**entry, "arch": timm.models.split_model_name_tag(entry["weights"][5:])[0]}
+    missing = [key for key in ("id", "arch", "weights") if key not in entry]
+    if missing:
+        raise ZoofitError(f"{where}: missing key(s) {', '.join(missing)}")
+    values = dict(entry)
+    if "preprocessing" in values:
+        values["preprocessing"] = _parse_preprocessing(values["preprocessing"], where)
+    if str(values["weights"]).startswith("file:") and base is not None:
+        location = Path(values["weights"][5:]).expanduser()
+        values["weights"] = f"file:{location if location.is_absolute() else (base / location).resolve()}"
+    spec = ModelSpec(**values)
+    spec.validate()
+    if not timm.is_model(spec.arch):
+        raise ZoofitError(f"{where}: '{spec.arch}' is not a timm architecture (see timm.list_models())")
+    return spec
+
+
+def _parse_preprocessing(value: Any, where: str) -> Preprocessing:
+    if not isinstance(value, dict) or set(value) - _PREP_KEYS or not {"input_size", "mean", "std"} <= set(value):
+        raise ZoofitError(
+            f"{where}: preprocessing needs input_size, mean, std (optional interpolation, crop_pct); got {value}"
+        )
+    return Preprocessing(**{**value, "mean": tuple(value["mean"]), "std": tuple(value["std"])})
+
+
+def _timm_spec(weights: str) -> ModelSpec:
+    name = weights[5:]
+    arch = timm.models.split_model_name_tag(name)[0]
+    if not timm.is_model(arch):
+        raise ZoofitError(f"unknown timm model '{name}' (see timm.list_pretrained())")
+    return ModelSpec(id=name, arch=arch, weights=weights)

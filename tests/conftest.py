@@ -1,0 +1,59 @@
+"""Shared fixtures: generated image data and tiny random-init timm models, an isolated cache per test."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoofit.zoo import ModelSpec, Preprocessing, Zoo
+
+# Distinct base colours make an easy task that even random-init features separate.
+CLASS_COLOURS = {"cat": (200, 60, 40), "dog": (40, 70, 200), "fox": (60, 180, 60)}
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Unit tests get an empty cache; integration tests keep the user's (to reuse converted weights)."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setenv("ZOOFIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def coloured_image(colour: tuple[int, int, int], size: tuple[int, int], seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-30, 30, size=(size[1], size[0], 3))
+    return Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def make_image_folder(tmp_path: Path) -> Callable[..., Path]:
+    """``make(per_class=6, classes=..., layout='flat'|'split', size=(24, 20))`` -> a folder of PNGs."""
+
+    def make(per_class: int = 6, classes=tuple(CLASS_COLOURS), layout: str = "flat", size=(24, 20)) -> Path:
+        root = tmp_path / f"images-{layout}-{per_class}"
+        splits = {"train": per_class} if layout == "flat" else {"train": per_class, "val": 2, "test": 2}
+        for split, count in splits.items():
+            for name in classes:
+                folder = root / name if layout == "flat" else root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in range(count):
+                    seed = zlib.crc32(f"{split}/{name}/{i}".encode())
+                    coloured_image(CLASS_COLOURS[name], size, seed).save(folder / f"{i}.png")
+        return root
+
+    return make
+
+
+def tiny_spec(model_id: str = "tiny_resnet", arch: str = "test_resnet", weights: str = "random") -> ModelSpec:
+    """A small random-init timm model at 32 px: fast enough for unit tests on 2 CPU cores."""
+    prep = Preprocessing(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0)
+    return ModelSpec(id=model_id, arch=arch, weights=weights, preprocessing=prep)
+
+
+@pytest.fixture
+def tiny_zoo() -> Zoo:
+    return Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))

@@ -1,0 +1,263 @@
+"""Data sources, image decoding, the split protocol and every bad input they reject."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoofit.data import DataConfig, ImageSet, SourceData, load_data, load_source, make_splits
+from zoofit.data.decode import UnreadableImage, decode_image
+from zoofit.errors import ZoofitError
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(tmp_path / "a.jpg", exif=exif)
+    assert decode_image(tmp_path / "a.jpg").shape == (20, 10, 3)
+
+
+@pytest.mark.parametrize(
+    ("mode", "suffix", "value", "expected"),
+    [
+        ("L", ".png", 128, (128, 128, 128)),
+        ("P", ".png", 3, None),
+        ("RGBA", ".png", (255, 0, 0, 0), (255, 255, 255)),  # transparent -> white
+        ("CMYK", ".jpg", (0, 0, 0, 0), None),
+        ("I;16", ".png", 65535, (255, 255, 255)),
+        ("LA", ".webp", (50, 255), (50, 50, 50)),
+        ("RGB", ".bmp", (1, 2, 3), (1, 2, 3)),
+        ("RGB", ".tif", (9, 8, 7), (9, 8, 7)),
+    ],
+)
+def test_every_mode_becomes_rgb(tmp_path: Path, mode: str, suffix: str, value, expected) -> None:
+    path = tmp_path / f"image{suffix}"
+    Image.new(mode, (8, 6), value).save(path)
+    pixels = decode_image(path)
+    assert pixels.shape == (6, 8, 3) and pixels.dtype == np.uint8
+    if expected is not None:
+        assert tuple(pixels[0, 0]) == pytest.approx(expected, abs=2)
+
+
+def test_large_images_are_downscaled_on_decode(tmp_path: Path) -> None:
+    Image.new("RGB", (1000, 800)).save(tmp_path / "big.png")
+    assert decode_image(tmp_path / "big.png", max_side=100).shape == (100, 125, 3)
+
+
+def test_truncated_image_is_unreadable(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "a.jpg")
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableImage, match="a.jpg"):
+        decode_image(tmp_path / "a.jpg")
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def test_flat_folder(make_image_folder) -> None:
+    data = load_source(str(make_image_folder(per_class=4)))
+    assert data.train.class_names == ("cat", "dog", "fox")
+    assert list(data.train.class_counts()) == [4, 4, 4]
+    assert data.val is None and data.test is None
+    assert isinstance(data.train.images, np.ndarray) and data.train.images.shape == (12, 20, 24, 3)
+
+
+def test_split_folder_keeps_given_splits(make_image_folder) -> None:
+    splits = load_data(str(make_image_folder(per_class=5, layout="split")))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (15, 6, 6)
+    assert splits.test.class_names == splits.train.class_names
+
+
+def test_mixed_sizes_stay_a_list(make_image_folder) -> None:
+    root = make_image_folder(per_class=3)
+    Image.new("RGB", (50, 40)).save(root / "cat" / "odd.png")
+    data = load_source(str(root))
+    assert isinstance(data.train.images, list) and len(data.train) == 10
+
+
+def test_non_image_files_are_ignored_and_bad_images_skipped(make_image_folder, caplog) -> None:
+    root = make_image_folder(per_class=3)
+    (root / "cat" / "notes.txt").write_text("not an image")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG garbage")
+    with caplog.at_level(logging.WARNING, logger="zoofit"):
+        data = load_source(str(root))
+    assert list(data.train.class_counts()) == [3, 3, 3]
+    assert "broken.png" in caplog.text and "notes.txt" not in caplog.text
+
+
+def test_empty_class_folder_is_skipped_with_warning(make_image_folder, caplog) -> None:
+    root = make_image_folder(per_class=3)
+    (root / "empty").mkdir()
+    with caplog.at_level(logging.WARNING, logger="zoofit"):
+        data = load_source(str(root))
+    assert data.train.class_names == ("cat", "dog", "fox")
+    assert "empty" in caplog.text
+
+
+def test_missing_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ZoofitError, match="does not exist"):
+        load_data(str(tmp_path / "nowhere"))
+
+
+def test_folder_without_images_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "readme.md").write_text("hi")
+    with pytest.raises(ZoofitError, match="no images found"):
+        load_data(str(tmp_path))
+
+
+def test_single_class_is_an_error(make_image_folder) -> None:
+    with pytest.raises(ZoofitError, match="fewer than 2 classes"):
+        load_data(str(make_image_folder(classes=("cat",))))
+
+
+def test_val_class_unknown_to_train_is_an_error(make_image_folder) -> None:
+    root = make_image_folder(layout="split")
+    (root / "val" / "owl").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "val" / "owl" / "0.png")
+    with pytest.raises(ZoofitError, match="owl"):
+        load_data(str(root))
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def write_csv(folder: Path, header: str, rows: list[str]) -> Path:
+    path = folder / "labels.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_csv_with_splits(make_image_folder) -> None:
+    root = make_image_folder(per_class=4)
+    rows = [f"{c}/{i}.png,{c},{'test' if i == 3 else 'train'}" for c in ("cat", "dog") for i in range(4)]
+    path = write_csv(root, "path,label,split", rows)
+    for name in (str(path), f"csv:{path}"):
+        data = load_source(name)
+        assert (len(data.train), len(data.test)) == (6, 2)
+        assert data.train.class_names == ("cat", "dog")
+
+
+def test_csv_without_columns_is_an_error(make_image_folder) -> None:
+    path = write_csv(make_image_folder(), "file,class", ["cat/0.png,cat"])
+    with pytest.raises(ZoofitError, match="lacks the column"):
+        load_source(str(path))
+
+
+def test_csv_with_missing_files_is_an_error(make_image_folder) -> None:
+    path = write_csv(make_image_folder(), "path,label", ["cat/0.png,cat", "cat/nope.png,cat"])
+    with pytest.raises(ZoofitError, match="nope.png"):
+        load_source(str(path))
+
+
+# ---------------------------------------------------------------- numpy
+
+
+def test_npz_grey_with_test_split(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, size=(30, 10, 10), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(30) % 3, x_test=x[:6], y_test=np.arange(6) % 3)
+    data = load_source(str(tmp_path / "d.npz"))
+    assert data.train.images.shape == (30, 10, 10, 1)
+    assert data.train.class_names == ("0", "1", "2") and len(data.test) == 6
+
+
+def test_npz_class_names_keep_their_order(tmp_path: Path) -> None:
+    x = np.zeros((4, 5, 5, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([1, 0, 1, 0]), class_names=np.array(["zebra", "ant"]))
+    data = load_source(str(tmp_path / "d.npz"))
+    assert data.train.class_names == ("zebra", "ant")
+    assert list(data.train.labels) == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((4, 5, 5), dtype=np.float32), "y": np.zeros(4)}, "must be uint8"),
+        ({"x": np.zeros((4, 5, 5), dtype=np.uint8)}, "needs arrays 'x' and 'y'"),
+        ({"x": np.zeros((4, 5, 5), dtype=np.uint8), "y": np.zeros(3)}, "one label per image"),
+    ],
+)
+def test_npz_bad_arrays_are_errors(tmp_path: Path, arrays, message) -> None:
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(ZoofitError, match=message):
+        load_source(str(tmp_path / "d.npz"))
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+
+def test_fashion_mnist_missing_says_how_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ZOOFIT_FASHION_MNIST_DIR", str(tmp_path))
+    with pytest.raises(ZoofitError, match="apt-get install -y dataset-fashion-mnist"):
+        load_source("fashion-mnist")
+
+
+def test_fashion_mnist_protocol() -> None:
+    splits = load_data("fashion-mnist")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (800, 200, 10000)
+    assert list(splits.train.class_counts()) == [80] * 10 and list(splits.val.class_counts()) == [20] * 10
+    assert splits.class_names[0] == "T-shirt/top"
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def synthetic_source(per_class: list[int]) -> SourceData:
+    labels = np.repeat(np.arange(len(per_class)), per_class)
+    images = np.arange(len(labels), dtype=np.uint8).repeat(4).reshape(-1, 2, 2, 1)  # image i holds value i
+    return SourceData("synthetic", ImageSet(images, labels, tuple(f"c{i}" for i in range(len(per_class)))))
+
+
+def ids(images: ImageSet) -> set[int]:
+    return {int(image[0, 0, 0]) for image in images.images}
+
+
+def test_split_is_stratified_seeded_and_disjoint() -> None:
+    source = synthetic_source([50, 30, 20])
+    splits = make_splits(source, DataConfig("synthetic", train_per_class=20, val_fraction=0.25, seed=3))
+    assert list(splits.train.class_counts()) == [15, 15, 15] and list(splits.val.class_counts()) == [5, 5, 5]
+    assert not ids(splits.train) & ids(splits.val)
+    again = make_splits(source, DataConfig("synthetic", train_per_class=20, val_fraction=0.25, seed=3))
+    assert ids(again.train) == ids(splits.train)
+    other = make_splits(source, DataConfig("synthetic", train_per_class=20, val_fraction=0.25, seed=4))
+    assert ids(other.train) != ids(splits.train)
+
+
+def test_train_size_keeps_class_proportions() -> None:
+    splits = make_splits(synthetic_source([60, 30, 10]), DataConfig("synthetic", train_size=50, val_fraction=0.2))
+    total = splits.train.class_counts() + splits.val.class_counts()
+    assert list(total) == [30, 15, 5]
+
+
+def test_train_per_class_larger_than_a_class_is_an_error() -> None:
+    with pytest.raises(ZoofitError, match="larger than class 'c2'"):
+        make_splits(synthetic_source([50, 30, 20]), DataConfig("synthetic", train_per_class=25))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DataConfig("x", train_per_class=5, train_size=10),
+        DataConfig("x", val_fraction=1.0),
+        DataConfig("x", train_per_class=0),
+    ],
+)
+def test_bad_protocol_options_are_errors(config: DataConfig) -> None:
+    with pytest.raises(ZoofitError):
+        config.validate()
+
+
+def test_fingerprint_follows_content() -> None:
+    images = synthetic_source([3, 3]).train
+    assert images.fingerprint == synthetic_source([3, 3]).train.fingerprint
+    changed = ImageSet(images.images.copy(), images.labels, images.class_names)
+    changed.images[0, 0, 0, 0] = 255
+    assert changed.fingerprint != images.fingerprint

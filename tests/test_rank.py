@@ -1,0 +1,134 @@
+"""Ranking with tiny random-init timm models on generated images, the feature cache, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from tests.conftest import tiny_spec
+from zoofit import Ranker, load_data
+from zoofit.cli import app
+from zoofit.errors import ZoofitError
+from zoofit.rank import extract_features
+from zoofit.zoo import Zoo, load_model, prepare_batch
+
+
+def test_ranking_is_sorted_and_complete(make_image_folder, tiny_zoo: Zoo) -> None:
+    splits = load_data(str(make_image_folder(per_class=8)))
+    ranker = Ranker(tiny_zoo).fit(splits)
+    assert {row.model for row in ranker.ranking_} == {"tiny_resnet", "tiny_effnet"}
+    accuracies = [row.knn_accuracy for row in ranker.ranking_]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert all(row.feature_dim > 0 and row.gflops > 0 for row in ranker.ranking_)
+    assert max(accuracies) > 0.5  # colour classes are easy even for random features (chance: 1/3)
+
+
+def test_features_are_cached_and_reused(make_image_folder, tiny_zoo: Zoo) -> None:
+    splits = load_data(str(make_image_folder(per_class=4)))
+    first = Ranker(tiny_zoo).fit(splits)
+    second = Ranker(tiny_zoo).fit(splits)
+    assert all(row.images_per_second is not None for row in first.ranking_)
+    assert all(row.images_per_second is None for row in second.ranking_)
+    assert [r.knn_accuracy for r in first.ranking_] == [r.knn_accuracy for r in second.ranking_]
+    resized = Ranker(tiny_zoo, image_size=48).fit(splits)  # another preprocessing is another key
+    assert all(row.images_per_second is not None for row in resized.ranking_)
+
+
+def test_features_match_a_plain_forward_pass(make_image_folder) -> None:
+    images = load_data(str(make_image_folder(per_class=3))).ranking_set
+    loaded = load_model(tiny_spec())
+    features = extract_features(loaded, images, batch_size=4, precision="fp32").values
+    with torch.no_grad():
+        x = prepare_batch(images.images, loaded.preprocessing)
+        expected = loaded.model.forward_head(loaded.model.forward_features(x), pre_logits=True)
+    np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path: Path) -> None:
+    save_file({"nonsense": torch.zeros(3)}, str(tmp_path / "bad.safetensors"))
+    zoo = Zoo("mixed", (tiny_spec(), tiny_spec("broken", weights=f"file:{tmp_path / 'bad.safetensors'}")))
+    ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
+    assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
+    assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
+
+
+def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> None:
+    zoo = Zoo("broken", (tiny_spec("broken", weights=f"file:{tmp_path / 'missing.pth'}"),))
+    with pytest.raises(ZoofitError, match="none of the 1 models"):
+        Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
+
+
+@pytest.mark.parametrize(("options", "message"), [({"k": 100}, "--k"), ({"metric": "l1"}, "--metric")])
+def test_bad_ranking_options_are_errors(make_image_folder, tiny_zoo: Zoo, options, message) -> None:
+    with pytest.raises(ZoofitError, match=message):
+        Ranker(tiny_zoo, **options).fit(load_data(str(make_image_folder(per_class=4))))
+
+
+# ---------------------------------------------------------------- CLI
+
+runner = CliRunner()
+
+
+def write_tiny_zoo_file(folder: Path) -> Path:
+    path = folder / "zoo.yaml"
+    path.write_text(
+        "name: tiny\nmodels:\n"
+        "  - id: tiny_resnet\n    arch: test_resnet\n    weights: random\n"
+        "    preprocessing: {input_size: 32, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}\n"
+    )
+    return path
+
+
+def test_cli_rank_writes_ranking_files(make_image_folder, tmp_path: Path) -> None:
+    root = make_image_folder(per_class=6)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "rank",
+            "--data",
+            str(root),
+            "--zoo",
+            str(write_tiny_zoo_file(tmp_path)),
+            "--out",
+            str(out),
+            "--k",
+            "3",
+            "--metric",
+            "euclidean",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "ranking.json").read_text())
+    assert rows[0]["model"] == "tiny_resnet" and 0 <= rows[0]["knn_accuracy"] <= 1
+    assert {"model", "knn_accuracy", "feature_dim", "seconds"} <= rows[0].keys()
+    assert (out / "ranking.csv").read_text().startswith("model,knn_accuracy,feature_dim,seconds")
+
+
+def test_cli_zoo_list() -> None:
+    result = runner.invoke(app, ["zoo", "list", "--zoo", "demo"])
+    assert result.exit_code == 0 and "efficientnet_lite0" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["rank", "--data", "/no/such/folder"], "does not exist"),
+        (["rank", "--data", "{images}", "--zoo", "nozoo"], "unknown zoo"),
+        (["rank", "--data", "{images}", "--models", "nomodel"], "unknown model id"),
+        (["rank", "--data", "{images}", "--train-per-class", "50"], "larger than class"),
+        (["zoo", "list", "--zoo", "nozoo"], "unknown zoo"),
+    ],
+)
+def test_cli_bad_input_is_one_line(make_image_folder, arguments: list[str], message: str) -> None:
+    images = str(make_image_folder(per_class=4))
+    result = runner.invoke(app, [a.replace("{images}", images) for a in arguments])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(errors) == 1 and message in errors[0]

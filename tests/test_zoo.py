@@ -1,0 +1,215 @@
+"""Zoo files, weight sources (timm hub cache, files, PyPI wheels) and the strict-loading rules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from tests.conftest import tiny_spec
+from zoofit.errors import ModelError, ZoofitError
+from zoofit.zoo import ModelSpec, load_model, load_zoo, preset_names
+from zoofit.zoo.convert import assign_by_position
+
+# ---------------------------------------------------------------- zoo files
+
+
+def test_demo_preset_lists_the_five_real_models() -> None:
+    zoo = load_zoo("demo")
+    assert "demo" in preset_names()
+    assert [spec.scheme for spec in zoo.models] == ["pypi"] * 5
+    assert len({spec.id for spec in zoo.models}) == 5
+
+
+def test_zoo_file_resolves_relative_weight_paths(tmp_path: Path) -> None:
+    (tmp_path / "zoo.yaml").write_text(
+        "models:\n"
+        "  - {id: a, arch: test_resnet, weights: 'file:w/a.safetensors'}\n"
+        "  - {id: b, weights: 'timm:test_vit.r160_in1k', upstream: ImageNet}\n"
+    )
+    zoo = load_zoo(tmp_path / "zoo.yaml")
+    assert zoo.models[0].location == str(tmp_path / "w" / "a.safetensors")
+    assert zoo.models[1].arch == "test_vit"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("models: []", "non-empty list"),
+        ("models:\n  - {id: a, arch: test_resnet}", "missing key"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: random, colour: red}", "unknown key"),
+        ("models:\n  - {id: a, arch: no_such_net, weights: random}", "not a timm architecture"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: 'ftp:x'}", "must start with"),
+        (
+            "models:\n  - {id: a, arch: test_resnet, weights: random}\n  - {id: a, arch: test_vit, weights: random}",
+            "more than once",
+        ),
+        ("models: [", "not valid YAML"),
+    ],
+)
+def test_bad_zoo_files_are_errors(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "zoo.yaml").write_text(content)
+    with pytest.raises(ZoofitError, match=message):
+        load_zoo(tmp_path / "zoo.yaml")
+
+
+def test_unknown_zoo_and_model_id_are_errors() -> None:
+    with pytest.raises(ZoofitError, match="unknown zoo 'zooo'"):
+        load_zoo("zooo")
+    with pytest.raises(ZoofitError, match="unknown timm model"):
+        load_zoo("timm:not_a_model.x")
+    with pytest.raises(ZoofitError, match="unknown model id"):
+        load_zoo("demo").select(["efficientnet_lite9"])
+
+
+# ---------------------------------------------------------------- file: weights
+
+
+def reference_weights(arch: str = "test_resnet", **kwargs) -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    return timm.create_model(arch, **kwargs).state_dict()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_file_weights_load_strictly(tmp_path: Path, suffix: str) -> None:
+    state = reference_weights(num_classes=7)
+    path = tmp_path / f"w{suffix}"
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save({"state_dict": state}, path)
+    loaded = load_model(tiny_spec(weights=f"file:{path}"))
+    assert loaded.model.num_classes == 7  # head size taken from the checkpoint
+    for name, tensor in loaded.model.state_dict().items():
+        torch.testing.assert_close(tensor, state[name])
+
+
+def test_weights_that_do_not_fit_are_a_model_error(tmp_path: Path) -> None:
+    save_file(reference_weights("test_efficientnet"), str(tmp_path / "w.safetensors"))
+    with pytest.raises(ModelError, match="does not fit timm 'test_resnet'"):
+        load_model(tiny_spec(weights=f"file:{tmp_path / 'w.safetensors'}"))
+
+
+def test_missing_weights_file_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tiny_spec(weights=f"file:{tmp_path / 'none.pth'}"))
+
+
+def test_positional_conversion_checks_every_shape() -> None:
+    state = reference_weights()
+    values = [t for n, t in state.items() if not n.endswith("num_batches_tracked")]
+    converted = assign_by_position(state, values, "checkpoint")
+    assert converted.keys() == state.keys()
+    with pytest.raises(ModelError, match="holds"):
+        assign_by_position(state, values[:-1], "checkpoint")
+    with pytest.raises(ModelError, match="has shape"):
+        assign_by_position(state, [values[1], values[0], *values[2:]], "checkpoint")
+
+
+# ---------------------------------------------------------------- timm: weights from a hub-style cache
+
+
+def write_hub_cache(cache: Path, repo: str, state: dict[str, torch.Tensor]) -> None:
+    """The layout huggingface_hub uses: refs/main names a snapshot folder that holds the files."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    revision = "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    (folder / "snapshots" / revision).mkdir(parents=True)
+    save_file(state, str(folder / "snapshots" / revision / "model.safetensors"))
+
+
+CHECK_HUB_LOAD = """
+import sys, torch
+from safetensors.torch import load_file
+from zoofit.zoo import ModelSpec, load_model
+loaded = load_model(ModelSpec(id="hub", arch="test_resnet", weights="timm:test_resnet.r160_in1k"))
+reference = load_file(sys.argv[1])
+same = all(torch.equal(t, reference[n]) for n, t in loaded.model.state_dict().items())
+print("same" if same else "different", loaded.preprocessing.input_size)
+"""
+
+
+def test_timm_weights_come_from_the_local_hub_cache(tmp_path: Path) -> None:
+    state = reference_weights()
+    write_hub_cache(tmp_path / "hub", "timm/test_resnet.r160_in1k", state)
+    snapshot = next((tmp_path / "hub").rglob("model.safetensors"))
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_HUB_LOAD, str(snapshot)], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["same", "160"]
+
+
+def test_timm_weights_absent_offline_are_a_model_error(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelError, match="cannot load timm weights"):
+        load_model(ModelSpec(id="hub", arch="test_resnet", weights="timm:test_resnet.r160_in1k"))
+
+
+# ---------------------------------------------------------------- pypi: weights inside wheels
+
+
+def build_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A minimal valid wheel (pip download accepts it from a local --find-links folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    dist_info = f"{name}-{version}.dist-info"
+    metadata = {
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    entries = {**files, **metadata}
+    record = "".join(f"{path},,\n" for path in entries) + f"{dist_info}/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, content in entries.items():
+            archive.writestr(path, content)
+        archive.writestr(f"{dist_info}/RECORD", record)
+    return wheel
+
+
+def wheel_spec(tmp_path: Path, monkeypatch, sha256: str | None = None) -> tuple[ModelSpec, dict]:
+    state = reference_weights()
+    renamed = {f"layer{i}.{n.rsplit('.', 1)[-1]}": t for i, (n, t) in enumerate(state.items())}
+    torch.save(renamed, tmp_path / "w.pth")
+    wheel = build_wheel(
+        tmp_path / "wheels", "tiny_weights", "1.0", {"tiny_weights/w.pth": (tmp_path / "w.pth").read_bytes()}
+    )
+    monkeypatch.setenv("ZOOFIT_PIP_ARGS", f"--no-index --find-links {wheel.parent}")
+    digest = sha256 or hashlib.sha256(wheel.read_bytes()).hexdigest()
+    spec = ModelSpec(
+        id="tiny_wheel",
+        arch="test_resnet",
+        weights="pypi:tiny-weights==1.0",
+        member="tiny_weights/w.pth",
+        sha256=digest,
+        preprocessing=tiny_spec().preprocessing,
+    )
+    return spec, state
+
+
+def test_wheel_weights_are_verified_converted_and_cached(tmp_path: Path, monkeypatch) -> None:
+    spec, state = wheel_spec(tmp_path, monkeypatch)
+    loaded = load_model(spec)
+    for name, tensor in loaded.model.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            torch.testing.assert_close(tensor, state[name])
+    converted = list(Path(os.environ["ZOOFIT_CACHE_DIR"]).rglob("*.safetensors"))
+    assert len(converted) == 1
+    monkeypatch.setenv("ZOOFIT_PIP_ARGS", "--no-index")  # a second load never downloads
+    load_model(spec)
+
+
+def test_wheel_with_wrong_checksum_is_refused(tmp_path: Path, monkeypatch) -> None:
+    spec, _ = wheel_spec(tmp_path, monkeypatch, sha256="0" * 64)
+    with pytest.raises(ModelError, match="checksum mismatch.*refusing"):
+        load_model(spec)
+    assert not list(Path(os.environ["ZOOFIT_CACHE_DIR"]).rglob("*.safetensors"))
