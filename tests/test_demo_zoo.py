@@ -33,7 +33,8 @@ def test_demo_model_loads_strictly_and_sees_a_cat(spec) -> None:
 def test_rank_demo_on_fashion_mnist(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["rank", "--data", "fashion-mnist", "--zoo", "demo", "--image-size", "64", "--out", str(tmp_path)],
+        ["rank", "--data", "fashion-mnist", "--zoo", "demo", "--image-size", "64", "--out", str(tmp_path)]
+        + ["--cache-dir", str(tmp_path / "cache")],  # fresh conversions and features: nothing reused
     )
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "ranking.json").read_text())
