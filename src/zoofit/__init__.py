@@ -7,13 +7,17 @@
 """
 
 from zoofit.data import DataConfig, ImageSet, Splits, load_data
+from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.pipeline import ZooFit
 from zoofit.rank import RankedModel, Ranker
 from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EnsembleClassifier",
+    "ZooFit",
     "DataConfig",
     "ImageSet",
     "ModelError",

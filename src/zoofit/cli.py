@@ -15,9 +15,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from zoofit.data import DataConfig, load_data
+from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ZoofitError
+from zoofit.pipeline import ZooFit
 from zoofit.rank import Ranker
-from zoofit.report import RichProgress, ranking_table, zoo_table
+from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_table, zoo_table
+from zoofit.store import write_csv, write_json
 from zoofit.zoo import load_zoo
 
 app = typer.Typer(
@@ -33,10 +36,25 @@ console = Console(stderr=True)
 # Tables go to stdout; when it is a file or pipe, keep them wide enough not to truncate model names.
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 
-DataOption = Annotated[
-    str, typer.Option("--data", help="Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.")
-]
-ZooOption = Annotated[str, typer.Option("--zoo", help="Preset name (demo), YAML zoo file, or timm:<name>[,...].")]
+
+def _option(help: str, *names: str) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=help)
+
+
+# Options shared by several commands, declared once.
+Data = Annotated[str, _option("Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.", "--data")]
+ZooName = Annotated[str, _option("Preset name (demo), YAML zoo file, or timm:<name>[,...].", "--zoo")]
+Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
+K = Annotated[int, _option("Neighbours in the leave-one-out kNN.", "--k")]
+Metric = Annotated[str, _option("kNN similarity: cosine or euclidean.")]
+Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
+Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
+TrainPerClass = Annotated[int | None, _option("Draw this many training images per class.")]
+TrainSize = Annotated[int | None, _option("Draw this many training images (stratified).")]
+ValFraction = Annotated[float, _option("Share of the training data held out for validation.")]
+TestFraction = Annotated[float | None, _option("Hold out this share as the test split where the data has none.")]
+Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
+CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
 
 
 @contextmanager
@@ -48,7 +66,7 @@ def user_errors() -> Iterator[None]:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        console.print("interrupted; finished work is kept in the cache")
+        console.print("interrupted; finished work is kept (rerun the same command to resume)")
         raise typer.Exit(130) from None
 
 
@@ -61,47 +79,46 @@ def _setup_logging() -> None:
     logger.propagate = False
 
 
+def _ids(models: str | None) -> list[str] | None:
+    return [m.strip() for m in models.split(",") if m.strip()] if models else None
+
+
+def _numbers(text: str | None, kind: type) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ZoofitError(f"'{text}' is not a comma-separated list of {kind.__name__} values") from None
+
+
 @app.command()
 def rank(
-    data: DataOption,
-    zoo: ZooOption = "demo",
-    out: Annotated[Path, typer.Option(help="Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
-    models: Annotated[str | None, typer.Option(help="Comma-separated model ids of the zoo (default: all).")] = None,
-    k: Annotated[int, typer.Option("--k", help="Neighbours in the leave-one-out kNN.")] = 1,
-    metric: Annotated[str, typer.Option(help="kNN similarity: cosine or euclidean.")] = "cosine",
-    image_size: Annotated[
-        int | None, typer.Option(help="Input resolution for all models (default: each model's own).")
-    ] = None,  # noqa: E501
-    batch_size: Annotated[
-        int | None, typer.Option(help="Images per forward pass (default: 16 on CPU, 256 on GPU).")
-    ] = None,  # noqa: E501
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 where native), fp32 or bf16.")] = "auto",
-    train_per_class: Annotated[int | None, typer.Option(help="Draw this many training images per class.")] = None,
-    train_size: Annotated[int | None, typer.Option(help="Draw this many training images (stratified).")] = None,
-    val_fraction: Annotated[float, typer.Option(help="Share of training data held out for validation.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the subset and split draws.")] = 0,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")
-    ] = None,  # noqa: E501
+    data: Data,
+    zoo: ZooName = "demo",
+    out: Annotated[Path, _option("Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
+    models: Models = None,
+    k: K = 1,
+    metric: Metric = "cosine",
+    image_size: Annotated[int | None, _option("Input resolution for all models (default: each model's own).")] = None,
+    batch_size: Annotated[int | None, _option("Images per forward pass (default: 16 on CPU, 256 on GPU).")] = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+    train_per_class: TrainPerClass = None,
+    train_size: TrainSize = None,
+    val_fraction: ValFraction = 0.2,
+    seed: Seed = 0,
+    cache_dir: CacheDir = None,
 ) -> None:
     """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
     _setup_logging()
     with user_errors():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
-        ids = [m.strip() for m in models.split(",")] if models else None
         ranker = Ranker(
-            zoo,
-            k=k,
-            metric=metric,
-            image_size=image_size,
-            batch_size=batch_size,
-            device=device,
-            precision=precision,
-            models=ids,
-            cache_dir=cache_dir,
-        )
+            zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+            precision=precision, models=_ids(models), cache_dir=cache_dir,
+        )  # fmt: skip
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
@@ -112,8 +129,86 @@ def rank(
         console.print(f"wrote {out}/ranking.json and ranking.csv in {time.perf_counter() - start:.1f} s{skipped}")
 
 
+@app.command()
+def run(
+    data: Data,
+    zoo: ZooName = "demo",
+    out: Annotated[Path, _option("Run folder (rerunning into it resumes and reuses finished work).")] = Path(
+        "runs/run"
+    ),
+    preset: Annotated[str | None, _option("quick (CPU default) or paper (GPU default).")] = None,
+    top_k: Annotated[int | None, _option("Fine-tune this many of the best-ranked models.")] = None,
+    lrs: Annotated[str | None, _option("Learning rates of the sweep, comma-separated.")] = None,
+    steps: Annotated[str | None, _option("Training steps of the sweep, comma-separated.")] = None,
+    batch_size: Annotated[int | None, _option("Training batch size.")] = None,
+    image_size: Annotated[int | None, _option("Input resolution (0: each model's own).")] = None,
+    flip: Annotated[bool | None, _option("Random horizontal flips in training.", "--flip/--no-flip")] = None,
+    max_members: Annotated[int | None, _option("At most this many distinct trials in the ensemble.")] = None,
+    max_gflops: Annotated[float | None, _option("At most this many GFLOPs per image for the ensemble.")] = None,
+    ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
+    seed_baseline: Annotated[int | None, _option("Also ensemble N seeds of the best trial (0: off).")] = None,
+    models: Models = None,
+    k: K = 1,
+    metric: Metric = "cosine",
+    device: Device = "auto",
+    precision: Precision = "auto",
+    train_per_class: TrainPerClass = None,
+    train_size: TrainSize = None,
+    val_fraction: ValFraction = 0.2,
+    test_fraction: TestFraction = None,
+    seed: Seed = 0,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Rank the zoo, fine-tune the best models, ensemble them greedily and evaluate on the test split."""
+    _setup_logging()
+    with user_errors():
+        start = time.perf_counter()
+        config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
+        fit = ZooFit(
+            zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
+            models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=_numbers(lrs, float),
+            steps=_numbers(steps, int), batch_size=batch_size, image_size=image_size, flip=flip,
+            max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
+            seed_baseline=seed_baseline,
+        )  # fmt: skip
+        with RichProgress(console) as progress:
+            splits = load_data(config, progress=progress)
+            console.print(f"data: {splits.describe()}")
+            fit.fit(splits, out, progress=progress)
+        stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
+        stdout.print(run_table(fit.summary_))
+        units = fit.summary_["units"]
+        console.print(
+            f"wrote {out}/summary.json, trials.csv, ensemble.json in {time.perf_counter() - start:.1f} s "
+            f"({units['computed']} units computed, {units['reused']} reused)"
+        )
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
+    top: Annotated[int, _option("Show this many classes per image.", "--top-k")] = 3,
+    output: Annotated[Path | None, _option("Also write the predictions to this .csv or .json file.")] = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Classify images with a finished run's ensemble (no zoo or data needed)."""
+    _setup_logging()
+    with user_errors():
+        if output is not None and output.suffix.lower() not in (".csv", ".json"):
+            raise ZoofitError(f"--output '{output}' must end in .csv or .json")
+        classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
+        probs = classifier.predict_proba(images)
+        rows = prediction_rows(images, probs, classifier.class_names, top)
+        stdout.print(predictions_table(rows))
+        if output is not None:
+            (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)
+            console.print(f"wrote {output}")
+
+
 @zoo_app.command("list")
-def zoo_list(zoo: ZooOption = "demo") -> None:
+def zoo_list(zoo: ZooName = "demo") -> None:
     """List the models of a zoo."""
     with user_errors():
         stdout.print(zoo_table(load_zoo(zoo)))

@@ -21,7 +21,8 @@ class DataConfig:
     """How to read the data and cut it into splits.
 
     ``train_per_class`` / ``train_size`` draw a stratified subset of the training data (at most one of
-    them); ``val_fraction`` of it becomes the validation split unless the source gives one.
+    them); ``val_fraction`` of it becomes the validation split unless the source gives one. Where the source
+    has no test split, ``test_fraction`` of the training data (before subsetting) is held out as one.
     """
 
     source: str
@@ -30,6 +31,7 @@ class DataConfig:
     val_fraction: float = 0.2
     seed: int = 0
     max_side: int = DEFAULT_MAX_SIDE
+    test_fraction: float | None = None
 
     def validate(self) -> None:
         if self.train_per_class is not None and self.train_size is not None:
@@ -40,6 +42,8 @@ class DataConfig:
                 raise ZoofitError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ZoofitError(f"--val-fraction must lie strictly between 0 and 1, not {self.val_fraction}")
+        if self.test_fraction is not None and not 0.0 < self.test_fraction < 1.0:
+            raise ZoofitError(f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}")
         if self.max_side < 16:
             raise ZoofitError(f"max_side must be at least 16 pixels, not {self.max_side}")
 
@@ -51,6 +55,7 @@ def load_data(
     train_size: int | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
+    test_fraction: float | None = None,
     progress: Progress | None = None,
 ) -> Splits:
     """Read a data source and apply the low-data protocol.
@@ -64,7 +69,7 @@ def load_data(
     config = (
         source
         if isinstance(source, DataConfig)
-        else DataConfig(source, train_per_class, train_size, val_fraction, seed)
+        else DataConfig(source, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
     )
     config.validate()
     data = load_source(config.source, max_side=config.max_side, progress=progress)
@@ -78,18 +83,22 @@ def make_splits(data: SourceData, config: DataConfig) -> Splits:
         found = ", ".join(f"'{data.train.class_names[i]}'" for i in present) or "none"
         raise ZoofitError(f"'{data.name}' has fewer than 2 classes with training images (found {found}); add more")
     rng = np.random.default_rng(config.seed)
+    test = data.test
+    pool = data.train
+    if test is None and config.test_fraction is not None:
+        test_mask = stratified_holdout(pool.labels, config.test_fraction, rng)
+        pool, test = pool.subset(np.flatnonzero(~test_mask)), pool.subset(np.flatnonzero(test_mask))
     per_class = config.train_per_class
     if per_class is None and config.train_size is None:
         per_class = DEFAULT_TRAIN_PER_CLASS.get(data.name)
-    pool = data.train
     if per_class is not None:
         pool = pool.subset(stratified_per_class(pool, per_class, rng))
     elif config.train_size is not None:
         pool = pool.subset(stratified_sample(pool, config.train_size, rng))
     if data.val is not None:
-        return Splits(data.name, pool, data.val, data.test)
+        return Splits(data.name, pool, data.val, test)
     val_mask = stratified_holdout(pool.labels, config.val_fraction, rng)
-    return Splits(data.name, pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask)), data.test)
+    return Splits(data.name, pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask)), test)
 
 
 def stratified_per_class(images: ImageSet, per_class: int, rng: np.random.Generator) -> np.ndarray:

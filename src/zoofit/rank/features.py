@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from zoofit.data import ImageSet
-from zoofit.device import autocast, resolve_device, resolve_precision, to_device, to_input
+from zoofit.device import resolve_device, resolve_precision, to_device
 from zoofit.progress import Progress, SilentProgress
 from zoofit.store import Cache, content_key
-from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
+from zoofit.zoo import LoadedModel, Preprocessing
+from zoofit.zoo.inference import forward_batches, pre_logits
 
 FEATURES_VERSION = 1  # bump when extraction changes, so stale cache entries are not reused
 
@@ -31,11 +32,6 @@ def default_batch_size(device: torch.device) -> int:
 
 def feature_key(loaded: LoadedModel, prep: Preprocessing, precision: str, images: ImageSet) -> str:
     return content_key("features", FEATURES_VERSION, loaded.spec.identity(), prep, precision, images.fingerprint)
-
-
-def pre_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """The representation right before the classifier, as timm defines it for every model."""
-    return model.forward_head(model.forward_features(inputs), pre_logits=True).flatten(1)
 
 
 def extract_features(
@@ -60,17 +56,12 @@ def extract_features(
         return Features(stored["features"].numpy(), 0.0, True)
     batch_size = batch_size or default_batch_size(device)
     model = to_device(loaded.model, device).eval()
-    chunks: list[torch.Tensor] = []
     progress = progress or SilentProgress()
     start = time.perf_counter()
-    with progress.task(loaded.spec.id, total=len(images)) as task, torch.inference_mode():
-        for first in range(0, len(images), batch_size):
-            indices = range(first, min(len(images), first + batch_size))
-            inputs = to_input(prepare_batch(images.batch(indices), prep, device))
-            with autocast(device, precision):
-                chunks.append(pre_logits(model, inputs).float().cpu())
-            task.advance(len(indices))
-    values = torch.cat(chunks)
+    with progress.task(loaded.spec.id, total=len(images)) as task:
+        values = forward_batches(
+            model, images.images, prep, pre_logits, device=device, precision=precision, batch_size=batch_size, task=task
+        )
     seconds = time.perf_counter() - start
     if cache is not None:
         cache.save_tensors("features", key, {"features": values})

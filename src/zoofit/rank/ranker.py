@@ -54,6 +54,7 @@ class Ranker:
     Attributes
     ----------
     ranking_ : list of :class:`RankedModel`, best first.
+    zoo_ : the :class:`Zoo` that was ranked (after ``models`` selection).
     skipped_ : list of ``{"model", "reason"}`` for models that could not be used.
 
     Examples
@@ -102,7 +103,7 @@ class Ranker:
     def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
         images = data.ranking_set if isinstance(data, Splits) else data
-        zoo = self._validate(images)
+        zoo = self.zoo_ = self._validate(images)
         device = resolve_device(self.device)
         resolve_precision(self.precision, device)  # fail early on a bad value
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)

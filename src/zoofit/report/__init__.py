@@ -1,5 +1,12 @@
 """Human-facing output: rich progress bars and terminal tables."""
 
-from zoofit.report.console import RichProgress, ranking_table, zoo_table
+from zoofit.report.console import (
+    RichProgress,
+    prediction_rows,
+    predictions_table,
+    ranking_table,
+    run_table,
+    zoo_table,
+)
 
-__all__ = ["RichProgress", "ranking_table", "zoo_table"]
+__all__ = ["RichProgress", "prediction_rows", "predictions_table", "ranking_table", "run_table", "zoo_table"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichBar
@@ -78,4 +81,61 @@ def zoo_table(zoo: Zoo) -> Table:
     for spec in zoo.models:
         size = str(spec.preprocessing.input_size) if spec.preprocessing else "timm default"
         table.add_row(spec.id, spec.arch, spec.weights, size, spec.upstream or "-", spec.license or "-")
+    return table
+
+
+def run_table(summary: dict[str, Any]) -> Table:
+    """The end-of-run comparison: the ensemble against the single-model baselines, on the test split."""
+    table = Table(title=f"Test results ({summary['data']})", title_justify="left")
+    table.add_column("classifier", no_wrap=True)
+    for column in ("accuracy", "NLL", "ECE", "GFLOPs/image"):
+        table.add_column(column, justify="right")
+    table.add_column("members")
+
+    def add(name: str, metrics: dict[str, Any], members: str, style: str | None = None) -> None:
+        table.add_row(
+            name, f"{metrics['test_accuracy']:.4f}", f"{metrics['test_nll']:.4f}", _maybe(metrics.get("test_ece")),
+            f"{metrics['gflops_per_image']:.2f}", members, style=style,
+        )  # fmt: skip
+
+    counts = ", ".join(f"{m['model']} ({_trial_label(m)}) x{m['weight']:.2f}" for m in summary["members"])  # fmt: skip
+    add("greedy ensemble", summary, counts, style="bold")
+    add("best single (by val)", summary["best_single"], summary["best_single"]["model"])
+    add("best of kNN-top model", summary["knn_top"], summary["knn_top"]["model"])
+    if summary.get("seed_baseline"):
+        baseline = summary["seed_baseline"]
+        add(f"{len(baseline['trials'])} seeds of best single", baseline, baseline["model"])
+    return table
+
+
+def _trial_label(member: dict[str, Any]) -> str:
+    return f"lr={member['lr']:g}, seed={member['seed']}"
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def prediction_rows(
+    images: Sequence[Path], probs: np.ndarray, class_names: Sequence[str], top: int
+) -> list[dict[str, Any]]:
+    """Per image, the ``top`` classes with their probabilities, best first."""
+    rows = []
+    for image, row in zip(images, probs, strict=True):
+        best = np.argsort(-row, kind="stable")[:top]
+        entry: dict[str, Any] = {"image": str(image)}
+        for rank, index in enumerate(best, start=1):
+            entry[f"class_{rank}"] = class_names[index]
+            entry[f"probability_{rank}"] = round(float(row[index]), 6)
+        rows.append(entry)
+    return rows
+
+
+def predictions_table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="Predictions", title_justify="left")
+    table.add_column("image", overflow="fold")
+    table.add_column("top classes (probability)")
+    for row in rows:
+        ranks = sorted(int(key.split("_")[1]) for key in row if key.startswith("class_"))
+        table.add_row(row["image"], ", ".join(f"{row[f'class_{r}']} ({row[f'probability_{r}']:.3f})" for r in ranks))
     return table

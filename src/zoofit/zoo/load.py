@@ -53,7 +53,9 @@ def load_model(spec: ModelSpec, cache: Cache | None = None) -> LoadedModel:
     elif spec.scheme == "pypi":
         model = _load_file(spec, converted_weights(spec, cache))
     else:
-        model = _create(spec, spec.num_classes)
+        with torch.random.fork_rng():  # the same random weights every time: results stay reproducible
+            torch.manual_seed(0)
+            model = _create(spec, spec.num_classes)
     model.eval()
     preprocessing = spec.preprocessing or preprocessing_of(model)
     gflops = spec.gflops if spec.gflops is not None else count_gflops(model, preprocessing.input_size)
@@ -75,8 +77,9 @@ def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
 def count_gflops(model: torch.nn.Module, input_size: int) -> float:
     """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs)."""
     counter = FlopCounterMode(display=False)
+    device = next(model.parameters()).device
     with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, input_size, input_size))
+        model(torch.zeros(1, 3, input_size, input_size, device=device))
     return counter.get_total_flops() / 1e9
 
 

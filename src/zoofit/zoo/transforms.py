@@ -19,20 +19,21 @@ def prepare_batch(
     Pixels travel to ``device`` as uint8 and are resized there (a stacked batch in one call).
     """
     if isinstance(images, np.ndarray):
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
-        pixels = _resize_crop(batch.permute(0, 3, 1, 2), prep)
+        pixels = _resize_crop(_to_tensor(images, device).permute(0, 3, 1, 2), prep)
     else:
-        pixels = torch.cat(
-            [
-                _resize_crop(torch.from_numpy(np.ascontiguousarray(i)).to(device).permute(2, 0, 1)[None], prep)
-                for i in images
-            ]
-        )
+        pixels = torch.cat([_resize_crop(_to_tensor(image, device).permute(2, 0, 1)[None], prep) for image in images])
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
     mean = torch.tensor(prep.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(prep.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
     return (pixels - mean) / std
+
+
+def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """uint8 pixels as a tensor on ``device`` (copied where numpy's array is read-only, e.g. memory-mapped)."""
+    if not pixels.flags.writeable or not pixels.flags.c_contiguous:
+        pixels = np.array(pixels, order="C")
+    return torch.from_numpy(pixels).to(device, non_blocking=True)
 
 
 def _resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:

@@ -1,0 +1,104 @@
+"""A finished run's ensemble as a classifier: rebuilt from the run folder alone, no zoo or data needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoofit.data.decode import UnreadableImage, decode_image
+from zoofit.device import resolve_device, resolve_precision, to_device
+from zoofit.errors import ModelError, ZoofitError
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
+from zoofit.zoo.inference import forward_batches, probabilities
+
+MANIFEST = "ensemble.json"
+
+
+@dataclass
+class Member:
+    model: LoadedModel
+    weight: float
+
+
+class EnsembleClassifier:
+    """Weighted average of the ensemble members' probabilities, each with its own preprocessing.
+
+    Examples
+    --------
+    >>> classifier = EnsembleClassifier.load("runs/fm")              # doctest: +SKIP
+    >>> classifier.predict(["shoe.png", "shirt.jpg"])                # doctest: +SKIP
+    ['Sneaker', 'Shirt']
+    """
+
+    def __init__(
+        self, members: list[Member], class_names: Sequence[str], *, device: str = "auto", precision: str = "auto"
+    ) -> None:
+        self.members = members
+        self.class_names = tuple(class_names)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        for member in members:
+            member.model.model = to_device(member.model.model, self.device).eval()
+
+    @classmethod
+    def load(cls, run: str | Path, *, device: str = "auto", precision: str = "auto") -> EnsembleClassifier:
+        """The ensemble of the run folder ``run`` (written by ``zoofit run``)."""
+        root = Path(run)
+        if not root.is_dir():
+            raise ZoofitError(f"run folder '{root}' does not exist; give the --out folder of a 'zoofit run'")
+        manifest = root / MANIFEST
+        if not manifest.is_file():
+            raise ZoofitError(f"run folder '{root}' has no {MANIFEST}: the run has not finished; rerun 'zoofit run'")
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+        members = []
+        for entry in content["members"]:
+            prep = entry["preprocessing"]
+            spec = ModelSpec(
+                id=entry["model"],
+                arch=entry["arch"],
+                weights=f"file:{root / entry['checkpoint']}",
+                arch_kwargs=entry["arch_kwargs"],
+                num_classes=entry["num_classes"],
+                preprocessing=Preprocessing(**{**prep, "mean": tuple(prep["mean"]), "std": tuple(prep["std"])}),
+                gflops=entry["gflops"],
+            )
+            try:
+                members.append(Member(load_model(spec), entry["weight"]))
+            except ModelError as error:
+                raise ZoofitError(f"run folder '{root}' is damaged: {error}") from error
+        return cls(members, content["class_names"], device=device, precision=precision)
+
+    @property
+    def gflops(self) -> float:
+        return sum(member.model.gflops for member in self.members)
+
+    def predict_proba(self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
+        decoded = [_decode(image) for image in images]
+        total = np.zeros((len(decoded), len(self.class_names)), dtype=np.float64)
+        for member in self.members:
+            probs = forward_batches(
+                member.model.model, decoded, member.model.preprocessing, probabilities,
+                device=self.device, precision=self.precision, batch_size=batch_size,
+            )  # fmt: skip
+            total += member.weight * probs.numpy()
+        return total / sum(member.weight for member in self.members)
+
+    def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
+        return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]
+
+
+def _decode(image: str | Path | np.ndarray) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return image if image.ndim == 3 else image[..., None]
+    path = Path(image)
+    if not path.is_file():
+        raise ZoofitError(f"image '{path}' does not exist")
+    try:
+        return decode_image(path)
+    except UnreadableImage as error:
+        raise ZoofitError(f"cannot read image {error}") from error

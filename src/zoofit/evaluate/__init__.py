@@ -1,0 +1,5 @@
+"""Evaluation: metrics of predicted probabilities."""
+
+from zoofit.evaluate.metrics import accuracy, expected_calibration_error, nll, per_class_accuracy, summarize
+
+__all__ = ["accuracy", "expected_calibration_error", "nll", "per_class_accuracy", "summarize"]

@@ -1,0 +1,45 @@
+"""Classification metrics on predicted probabilities: accuracy, NLL, expected calibration error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 15
+_EPS = 1e-12
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(1) == labels))
+
+
+def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true labels (probabilities clipped at 1e-12)."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], _EPS, None))))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: |accuracy - confidence| per equal-width confidence bin, weighted by the bin's share."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 joins the first bin.
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)
+
+
+def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float | None]:
+    """Accuracy on each class's images (None for a class without images)."""
+    predicted = probs.argmax(1)
+    return [float(np.mean(predicted[labels == c] == c)) if np.any(labels == c) else None for c in range(num_classes)]
+
+
+def summarize(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {
+        "accuracy": accuracy(probs, labels),
+        "nll": nll(probs, labels),
+        "ece": expected_calibration_error(probs, labels),
+    }

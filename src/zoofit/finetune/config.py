@@ -1,0 +1,91 @@
+"""Fine-tuning settings: one trial's hyper-parameters, the sweep, and the named presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from zoofit.errors import ZoofitError
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Hyper-parameters of one fine-tuning run (the model and data are given separately)."""
+
+    lr: float
+    steps: int
+    batch_size: int
+    image_size: int | None  # None: the model's own resolution
+    seed: int = 0
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.0
+    flip: bool = True  # random horizontal flips
+    shift: float = 0.125  # random translation, as a fraction of the image size
+
+    def label(self) -> str:
+        return f"lr={self.lr:g},steps={self.steps},seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Which trials to run: the top ``top_k`` ranked models x ``lrs`` x ``steps`` (one seed each), then the
+    greedy ensemble under the budget, and optionally a ``seed_baseline`` of the best trial's seeds."""
+
+    top_k: int = 3
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
+    steps: tuple[int, ...] = (150,)
+    batch_size: int = 32
+    image_size: int | None = 64
+    eval_batch_size: int = 128
+    flip: bool = True
+    seed: int = 0
+    ensemble_steps: int = 20
+    max_members: int | None = None
+    max_gflops: float | None = None
+    seed_baseline: int = 0
+
+    def trials(self) -> list[TrialConfig]:
+        return [
+            TrialConfig(lr, steps, self.batch_size, self.image_size, self.seed, flip=self.flip)
+            for steps in self.steps
+            for lr in self.lrs
+        ]
+
+    def validate(self) -> None:
+        checks = [
+            (self.top_k >= 1, "--top-k must be at least 1"),
+            (bool(self.lrs) and min(self.lrs) > 0, "--lrs must be positive learning rates"),
+            (bool(self.steps) and min(self.steps) >= 1, "--steps must be positive"),
+            (self.batch_size >= 1, "--batch-size must be positive"),
+            (self.image_size is None or self.image_size >= 16, "--image-size must be at least 16 pixels"),
+            (self.ensemble_steps >= 1, "--ensemble-steps must be at least 1"),
+            (self.max_members is None or self.max_members >= 1, "--max-members must be at least 1"),
+            (self.max_gflops is None or self.max_gflops > 0, "--max-gflops must be positive"),
+            (self.seed_baseline == 0 or self.seed_baseline >= 2, "--seed-baseline needs at least 2 seeds (or 0)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ZoofitError(message)
+
+    def override(self, **values: Any) -> SweepConfig:
+        """This config with the given values replaced (``None`` values are ignored)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown sweep settings: {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+#: Named presets. ``quick`` fits the Fashion-MNIST demo into minutes on a 2-core CPU; ``paper`` follows the
+#: published protocol (each model's own resolution, 500 steps at batch 64) and wants a GPU.
+PRESETS: dict[str, SweepConfig] = {
+    "quick": SweepConfig(),
+    "paper": SweepConfig(top_k=5, steps=(500,), batch_size=64, image_size=None, eval_batch_size=256),
+}
+
+
+def preset(name: str) -> SweepConfig:
+    """The named preset."""
+    if name not in PRESETS:
+        raise ZoofitError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

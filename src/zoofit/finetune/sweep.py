@@ -1,0 +1,116 @@
+"""Trials as units of work: keyed by their inputs, stored in the run, never computed twice."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoofit.data import Splits
+from zoofit.evaluate import summarize
+from zoofit.finetune.config import TrialConfig
+from zoofit.finetune.trial import train_trial
+from zoofit.progress import Progress
+from zoofit.store import Cache, RunStore, content_key
+from zoofit.zoo import ModelSpec, load_model
+from zoofit.zoo.load import count_gflops
+
+log = logging.getLogger("zoofit")
+
+TRIAL_VERSION = 1  # bump when training changes, so old trials are not reused
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished trial: its settings, metrics and predictions (loaded from the run store)."""
+
+    key: str
+    model: str
+    config: TrialConfig
+    result: dict[str, Any]
+    val_probs: np.ndarray
+    test_probs: np.ndarray | None
+    reused: bool
+
+    @property
+    def val(self) -> dict[str, float]:
+        return self.result["val"]
+
+    @property
+    def test(self) -> dict[str, float] | None:
+        return self.result["test"]
+
+    @property
+    def gflops(self) -> float:
+        return float(self.result["gflops"])
+
+    def row(self) -> dict[str, Any]:
+        """One line of trials.csv."""
+        row: dict[str, Any] = {"trial": self.key, "model": self.model, **asdict(self.config)}
+        row["input_size"] = self.result["preprocessing"]["input_size"]
+        for split in ("val", "test"):
+            for metric, value in (self.result[split] or {}).items():
+                row[f"{split}_{metric}"] = value
+        row.update(gflops=self.gflops, seconds=self.result["seconds"])
+        return row
+
+
+def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: str) -> str:
+    test = splits.test.fingerprint if splits.test is not None else None
+    return content_key(
+        "trial", TRIAL_VERSION, spec.identity(), asdict(config), precision,
+        splits.train.fingerprint, splits.val.fingerprint, test,
+    )  # fmt: skip
+
+
+def run_trial(
+    spec: ModelSpec,
+    config: TrialConfig,
+    splits: Splits,
+    store: RunStore,
+    *,
+    cache: Cache,
+    device: torch.device,
+    precision: str,
+    eval_batch_size: int,
+    progress: Progress,
+) -> TrialRecord:
+    """The trial's record: from the store where it finished before, else trained now and stored."""
+    key = trial_key(spec, config, splits, precision)
+    if not store.has_trial(key):
+        loaded = load_model(spec, cache)
+        trained = train_trial(
+            loaded, splits, config, device=device, precision=precision, eval_batch_size=eval_batch_size,
+            progress=progress, description=f"{spec.id} {config.label()}",
+        )  # fmt: skip
+        result = {
+            "trial": key,
+            "model": spec.id,
+            "arch": spec.arch,
+            "arch_kwargs": spec.arch_kwargs,
+            "num_classes": splits.train.num_classes,
+            "config": asdict(config),
+            "preprocessing": asdict(trained.preprocessing),
+            "gflops": count_gflops(loaded.model, trained.preprocessing.input_size),
+            "seconds": trained.seconds,
+            "val": summarize(trained.val_probs, splits.val.labels),
+            "test": summarize(trained.test_probs, splits.test.labels) if splits.test is not None else None,
+            "losses": [round(float(x), 5) for x in trained.losses],
+        }
+        predictions = {"val_probs": torch.from_numpy(trained.val_probs)}
+        if trained.test_probs is not None:
+            predictions["test_probs"] = torch.from_numpy(trained.test_probs)
+        store.save_trial(key, result, predictions, trained.state)
+        log.info("trial %s (%s, %s): val accuracy %.4f", key, spec.id, config.label(), result["val"]["accuracy"])
+        reused = False
+    else:
+        reused = True
+    result, predictions = store.load_trial(key)
+    test_probs = predictions.get("test_probs")
+    return TrialRecord(
+        key, spec.id, config, result, predictions["val_probs"].numpy(),
+        None if test_probs is None else test_probs.numpy(), reused,
+    )  # fmt: skip

@@ -1,0 +1,133 @@
+"""One trial: full-network fine-tuning of one model with one set of hyper-parameters and one seed."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoofit.data import ImageSet, Splits
+from zoofit.device import autocast, to_device, to_input
+from zoofit.finetune.config import TrialConfig
+from zoofit.progress import Progress, SilentProgress
+from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
+from zoofit.zoo.inference import forward_batches, probabilities
+
+
+@dataclass
+class TrainedTrial:
+    """What a trial produces: the fine-tuned weights, its predictions and its training curve."""
+
+    state: dict[str, torch.Tensor]
+    preprocessing: Preprocessing
+    val_probs: np.ndarray
+    test_probs: np.ndarray | None
+    losses: np.ndarray  # training loss per step
+    seconds: float
+
+
+def new_head(model: torch.nn.Module, num_classes: int) -> None:
+    """Replace the classifier with a zero-initialised one for ``num_classes`` (as in the paper)."""
+    model.reset_classifier(num_classes)
+    head = model.get_classifier()
+    for parameter in (getattr(head, "weight", None), getattr(head, "bias", None)):
+        if parameter is not None:
+            torch.nn.init.zeros_(parameter)
+
+
+def warmup_cosine(steps: int, warmup_fraction: float):
+    """Learning-rate factor per step: linear warm-up, then cosine decay to zero."""
+    warmup = max(1, round(steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def batch_indices(count: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless batches drawn from shuffled passes over ``count`` images."""
+    queue = np.empty(0, dtype=np.int64)
+    while True:
+        while len(queue) < batch_size:
+            queue = np.concatenate([queue, rng.permutation(count)])
+        yield queue[:batch_size]
+        queue = queue[batch_size:]
+
+
+def augment(inputs: torch.Tensor, config: TrialConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random translation (reflect-padded crop) and optional horizontal flip, per image."""
+    size = inputs.shape[-1]
+    pad = round(size * config.shift)
+    if pad:
+        padded = F.pad(inputs, (pad, pad, pad, pad), mode="reflect")
+        offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
+        inputs = torch.stack([padded[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(offsets)])
+    if config.flip:
+        flips = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
+        inputs = torch.where(flips[:, None, None, None], inputs.flip(-1), inputs)
+    return inputs
+
+
+def train_trial(
+    loaded: LoadedModel,
+    splits: Splits,
+    config: TrialConfig,
+    *,
+    device: torch.device,
+    precision: str,
+    eval_batch_size: int = 128,
+    progress: Progress | None = None,
+    description: str = "trial",
+) -> TrainedTrial:
+    """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine), then predict the
+    validation and test splits. Deterministic on the CPU for a given seed."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = loaded.model
+    new_head(model, splits.train.num_classes)
+    model = to_device(model, device).train()
+    prep = loaded.preprocessing.with_size(config.image_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_fraction))
+    labels = torch.as_tensor(splits.train.labels, device=device)
+    losses: list[torch.Tensor] = []
+    progress = progress or SilentProgress()
+    batches = batch_indices(len(splits.train), config.batch_size, rng)
+    with progress.task(description, total=config.steps) as task:
+        for _ in range(config.steps):
+            indices = next(batches)
+            inputs = augment(prepare_batch(splits.train.batch(indices), prep, device), config, generator)
+            with autocast(device, precision):
+                loss = F.cross_entropy(model(to_input(inputs)).float(), labels[indices])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.detach())
+            task.advance()
+    model.eval()
+    val_probs = predict(model, splits.val, prep, device, precision, eval_batch_size)
+    test_probs = predict(model, splits.test, prep, device, precision, eval_batch_size) if splits.test else None
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    return TrainedTrial(
+        state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start
+    )
+
+
+def predict(
+    model: torch.nn.Module, images: ImageSet, prep: Preprocessing, device: torch.device, precision: str, batch: int
+) -> np.ndarray:
+    return forward_batches(
+        model, images.images, prep, probabilities, device=device, precision=precision, batch_size=batch
+    ).numpy()

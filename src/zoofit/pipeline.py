@@ -1,0 +1,230 @@
+"""The method end to end: rank -> fine-tune sweep -> greedy ensemble -> evaluate, as one estimator."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoofit.data import Splits
+from zoofit.device import resolve_device, resolve_precision
+from zoofit.ensemble import Selection, average, greedy_select
+from zoofit.errors import ZoofitError
+from zoofit.evaluate import per_class_accuracy, summarize
+from zoofit.finetune import SweepConfig, TrialRecord, preset, run_trial
+from zoofit.progress import Progress, SilentProgress
+from zoofit.rank import Ranker
+from zoofit.store import Cache, RunStore, write_csv
+from zoofit.zoo import Zoo
+
+log = logging.getLogger("zoofit")
+
+
+class ZooFit:
+    """Rank a zoo by kNN, fine-tune the top models with a small sweep, and ensemble them greedily.
+
+    Parameters
+    ----------
+    zoo : a preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
+    preset : ``"quick"`` (CPU) or ``"paper"`` (GPU); ``None`` picks by the device.
+    sweep : overrides of the preset (``top_k``, ``lrs``, ``steps``, ``batch_size``, ``image_size`` with 0
+        for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``).
+    k, metric : the kNN ranking.
+    device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
+
+    Attributes
+    ----------
+    preset_ : the name of the preset used.
+    ranker_ : the fitted :class:`~zoofit.Ranker`.
+    trials_ : list of :class:`TrialRecord` of the sweep.
+    selection_ : the greedy :class:`Selection` over ``trials_``.
+    summary_ : the dictionary written to ``summary.json``.
+
+    Examples
+    --------
+    >>> from zoofit import ZooFit, load_data
+    >>> fit = ZooFit("demo", preset="quick").fit(load_data("fashion-mnist"), "runs/fm")  # doctest: +SKIP
+    >>> fit.summary_["test_accuracy"]                                                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        zoo: str | Path | Zoo = "demo",
+        *,
+        preset: str | None = None,
+        k: int = 1,
+        metric: str = "cosine",
+        device: str = "auto",
+        precision: str = "auto",
+        seed: int = 0,
+        models: list[str] | None = None,
+        cache_dir: str | Path | None = None,
+        **sweep: Any,
+    ) -> None:
+        self.zoo = zoo
+        self.preset = preset
+        self.k = k
+        self.metric = metric
+        self.device = device
+        self.precision = precision
+        self.seed = seed
+        self.models = models
+        self.cache_dir = cache_dir
+        self.sweep = sweep
+
+    def preset_name(self, gpu: bool) -> str:
+        return self.preset or ("paper" if gpu else "quick")
+
+    def sweep_config(self, gpu: bool) -> SweepConfig:
+        """The preset with this estimator's overrides, validated."""
+        overrides = dict(self.sweep)
+        config = preset(self.preset_name(gpu))
+        if overrides.get("image_size") == 0:  # 0 asks for each model's own resolution
+            config = replace(config, image_size=None)
+            overrides.pop("image_size")
+        try:
+            config = config.override(seed=self.seed, **overrides)
+        except ValueError as error:
+            raise ZoofitError(str(error)) from error
+        config.validate()
+        return config
+
+    def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
+        """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there)."""
+        start = time.perf_counter()
+        if splits.test is None:
+            raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or --test-fraction")
+        progress = progress or SilentProgress()
+        device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, device)
+        self.preset_ = self.preset_name(gpu=device.type == "cuda")
+        config = self.sweep_config(gpu=device.type == "cuda")
+        store = RunStore(Path(out))
+        cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
+
+        ranker = Ranker(
+            self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
+            precision=precision, models=self.models, cache_dir=self.cache_dir,
+        ).fit(splits, progress=progress)  # fmt: skip
+        ranker.save(store.root)
+        specs = {spec.id: spec for spec in ranker.zoo_.models}
+
+        def trial(model: str, trial_config) -> TrialRecord:
+            return run_trial(
+                specs[model], trial_config, splits, store, cache=cache, device=device, precision=precision,
+                eval_batch_size=config.eval_batch_size, progress=progress,
+            )  # fmt: skip
+
+        top = [row.model for row in ranker.ranking_[: config.top_k]]
+        trials = [trial(model, trial_config) for model in top for trial_config in config.trials()]
+        selection = greedy_select(
+            [t.val_probs for t in trials], splits.val.labels, max_steps=config.ensemble_steps,
+            max_members=config.max_members, max_gflops=config.max_gflops, gflops=[t.gflops for t in trials],
+        )  # fmt: skip
+        best = max(trials, key=_validation_score)
+        knn_top = max((t for t in trials if t.model == top[0]), key=_validation_score)
+        seeds = [best] + [trial(best.model, replace(best.config, seed=best.config.seed + i))
+                          for i in range(1, config.seed_baseline)]  # fmt: skip
+        extra = seeds[1:] if config.seed_baseline else []
+
+        self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
+        summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
+        summary["units"] = _units(ranker, trials + extra)
+        summary["wall_seconds"] = time.perf_counter() - start
+        write_csv(store.root / "trials.csv", [t.row() for t in trials + extra])
+        store.write_json("ensemble.json", _manifest(splits, selection, trials, store))
+        store.write_json("summary.json", summary)
+        self.summary_ = summary
+        return self
+
+    def _summary(
+        self,
+        splits: Splits,
+        config: SweepConfig,
+        selection: Selection,
+        trials: list[TrialRecord],
+        best: TrialRecord,
+        knn_top: TrialRecord,
+        seed_trials: list[TrialRecord],
+    ) -> dict[str, Any]:
+        labels = splits.test.labels
+        probs = average([t.test_probs for t in trials], selection.counts)
+        members = [trials[i] for i in selection.members]
+        summary: dict[str, Any] = {
+            "data": splits.describe(),
+            "preset": self.preset_,
+            "sweep": asdict(config),
+            **{f"test_{name}": value for name, value in summarize(probs, labels).items()},
+            "val_nll": selection.val_nll,
+            "per_class_accuracy": dict(
+                zip(splits.class_names, per_class_accuracy(probs, labels, len(splits.class_names)), strict=True)
+            ),
+            "members": [
+                {"trial": t.key, "model": t.model, "weight": float(w), **asdict(t.config)}
+                for t, w in zip(members, selection.weights[selection.members], strict=True)
+            ],
+            "gflops_per_image": float(sum(t.gflops for t in members)),
+            "best_single": _trial_summary(best),
+            "knn_top": _trial_summary(knn_top),
+            "seed_baseline": None,
+        }
+        if seed_trials:
+            group = [best, *seed_trials]
+            seed_probs = average([t.test_probs for t in group], np.ones(len(group)))
+            metrics = summarize(seed_probs, labels)
+            summary["seed_baseline"] = {
+                "trials": [t.key for t in group],
+                "model": best.model,
+                **{f"test_{name}": value for name, value in metrics.items()},
+                "gflops_per_image": best.gflops * len(group),
+            }
+        return summary
+
+
+def _validation_score(trial: TrialRecord) -> tuple[float, float]:
+    """Best by validation accuracy, then by lower validation NLL."""
+    return (trial.val["accuracy"], -trial.val["nll"])
+
+
+def _trial_summary(trial: TrialRecord) -> dict[str, Any]:
+    test = trial.test or {}
+    return {
+        "trial": trial.key,
+        "model": trial.model,
+        "test_accuracy": test.get("accuracy"),
+        "test_nll": test.get("nll"),
+        "test_ece": test.get("ece"),
+        "gflops_per_image": trial.gflops,
+    }
+
+
+def _units(ranker: Ranker, trials: list[TrialRecord]) -> dict[str, int]:
+    """Units this invocation computed vs found done: per-model features of the ranking, and trials."""
+    reused = sum(row.images_per_second is None for row in ranker.ranking_) + sum(t.reused for t in trials)
+    total = len(ranker.ranking_) + len(trials)
+    return {"computed": total - reused, "reused": reused}
+
+
+def _manifest(splits: Splits, selection: Selection, trials: list[TrialRecord], store: RunStore) -> dict[str, Any]:
+    """What ``zoofit predict`` needs to rebuild the ensemble from the run folder alone."""
+    members = []
+    for index, weight in zip(selection.members, selection.weights[selection.members], strict=True):
+        result = trials[index].result
+        members.append(
+            {
+                "trial": result["trial"],
+                "model": result["model"],
+                "weight": float(weight),
+                "arch": result["arch"],
+                "arch_kwargs": result["arch_kwargs"],
+                "num_classes": result["num_classes"],
+                "preprocessing": result["preprocessing"],
+                "gflops": result["gflops"],
+                "checkpoint": str(store.checkpoint_path(result["trial"]).relative_to(store.root)),
+            }
+        )
+    return {"class_names": list(splits.class_names), "members": members}

@@ -1,0 +1,75 @@
+"""One trial on a tiny model: it learns, it is deterministic, and its pieces behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_spec
+from zoofit.data import load_data
+from zoofit.finetune import SweepConfig, TrialConfig, train_trial
+from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
+from zoofit.zoo import load_model
+
+CPU = torch.device("cpu")
+
+
+def fine_tune(splits, seed: int = 0, steps: int = 30):
+    config = TrialConfig(lr=0.01, steps=steps, batch_size=12, image_size=32, seed=seed)
+    return train_trial(load_model(tiny_spec()), splits, config, device=CPU, precision="fp32")
+
+
+@pytest.fixture
+def easy_splits(make_image_folder):
+    return load_data(str(make_image_folder(per_class=12, layout="split")))
+
+
+def test_a_trial_learns_an_easy_task(easy_splits) -> None:
+    trained = fine_tune(easy_splits)
+    assert trained.losses[-5:].mean() < trained.losses[:5].mean() * 0.7
+    val_accuracy = np.mean(trained.val_probs.argmax(1) == easy_splits.val.labels)
+    assert val_accuracy > 0.5  # chance is 1/3
+    assert trained.test_probs.shape == (len(easy_splits.test), 3)
+    np.testing.assert_allclose(trained.val_probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_a_trial_is_deterministic_on_cpu(easy_splits) -> None:
+    first, second = fine_tune(easy_splits, steps=8), fine_tune(easy_splits, steps=8)
+    np.testing.assert_array_equal(first.losses, second.losses)
+    np.testing.assert_array_equal(first.test_probs, second.test_probs)
+    assert not np.array_equal(first.losses, fine_tune(easy_splits, seed=1, steps=8).losses)
+
+
+def test_new_head_starts_at_zero() -> None:
+    model = load_model(tiny_spec()).model
+    new_head(model, 7)
+    head = model.get_classifier()
+    assert head.out_features == 7 and not head.weight.any() and not head.bias.any()
+
+
+def test_schedule_warms_up_then_decays_to_zero() -> None:
+    factor = warmup_cosine(100, 0.1)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(10) == pytest.approx(1.0) and factor(99) < 0.01
+    assert all(factor(s) >= factor(s + 1) for s in range(10, 99))
+
+
+def test_batches_cover_every_image_each_pass() -> None:
+    batches = batch_indices(10, 4, np.random.default_rng(0))
+    first_pass = np.concatenate([next(batches) for _ in range(5)])  # 20 indices = two passes
+    assert sorted(first_pass[:10]) == list(range(10)) and sorted(first_pass[10:]) == list(range(10))
+
+
+def test_augment_keeps_shape_and_moves_pixels() -> None:
+    inputs = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    config = TrialConfig(lr=0.1, steps=1, batch_size=2, image_size=16, shift=0.25)
+    out = augment(inputs, config, torch.Generator().manual_seed(0))
+    assert out.shape == inputs.shape and not torch.equal(out, inputs)
+
+
+def test_sweep_grid_and_validation() -> None:
+    config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10))
+    assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
+    with pytest.raises(Exception, match="--top-k"):
+        config.override(top_k=0).validate()

@@ -1,0 +1,160 @@
+"""The method end to end on tiny models: outputs, resume (SIGKILL included), determinism, predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.test_rank import write_tiny_zoo_file
+from zoofit import EnsembleClassifier, ZooFit, load_data
+from zoofit.cli import app
+from zoofit.ensemble import average
+
+SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
+
+
+@pytest.fixture
+def splits(make_image_folder):
+    return load_data(str(make_image_folder(per_class=8, layout="split")))
+
+
+def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_path: Path) -> None:
+    first = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single", "knn_top", "gflops_per_image",
+                "units", "wall_seconds"):  # fmt: skip
+        assert key in summary
+    assert {"trial", "test_accuracy", "test_nll"} <= summary["best_single"].keys()
+    assert summary["knn_top"]["model"] == first.ranker_.ranking_[0].model
+    assert sum(m["weight"] for m in summary["members"]) == pytest.approx(1.0)
+    assert summary["units"] == {"computed": 2 + 4 + 1, "reused": 0}  # 2 rankings, 2 models x 2 lrs, 1 extra seed
+    assert len(summary["seed_baseline"]["trials"]) == 2
+    with (tmp_path / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 and {"model", "lr", "seed", "val_accuracy", "test_nll", "seconds"} <= rows[0].keys()
+    assert (tmp_path / "ranking.json").is_file()
+
+    second = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
+    assert second.summary_["units"] == {"computed": 0, "reused": 7}
+    assert second.summary_["test_nll"] == summary["test_nll"]
+
+
+def test_budget_limits_the_ensemble(splits, tiny_zoo, tmp_path: Path) -> None:
+    fit = ZooFit(tiny_zoo, precision="fp32", max_members=1, **SWEEP).fit(splits, tmp_path)
+    assert len(fit.summary_["members"]) == 1
+
+
+def test_predict_round_trip_matches_the_runs_test_predictions(splits, tiny_zoo, tmp_path: Path) -> None:
+    fit = ZooFit(tiny_zoo, precision="fp32", **SWEEP).fit(splits, tmp_path)
+    expected = average([t.test_probs for t in fit.trials_], fit.selection_.counts)
+    classifier = EnsembleClassifier.load(tmp_path, precision="fp32")
+    images = list(splits.test.images)  # decoded arrays, one at a time through the predict path
+    np.testing.assert_allclose(classifier.predict_proba(images), expected, atol=1e-5)
+    assert classifier.predict(images[:2]) == [splits.class_names[i] for i in expected[:2].argmax(1)]
+
+
+# ---------------------------------------------------------------- the CLI, resume and determinism
+
+runner = CliRunner()
+
+
+def run_command(data: Path, zoo: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "zoofit.cli", "run", "--data", str(data), "--zoo", str(zoo), "--out", str(out),
+            "--lrs", "0.003,0.01,0.03", "--steps", "40", "--batch-size", "8", "--image-size", "32"]  # fmt: skip
+
+
+def test_sigkill_then_rerun_finishes_without_redoing_work(make_image_folder, tmp_path: Path) -> None:
+    data, zoo = make_image_folder(per_class=8, layout="split"), write_tiny_zoo_file(tmp_path)
+    out = tmp_path / "killed"
+    process = subprocess.Popen(run_command(data, zoo, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not list(out.glob("trials/*/result.json")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = len(list(out.glob("trials/*/result.json")))
+    assert 1 <= finished_before < 3, "the kill should land between the first and the last trial"
+
+    subprocess.run(run_command(data, zoo, out), check=True, capture_output=True)
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["units"]["reused"] >= finished_before and resumed["units"]["computed"] == 3 - finished_before
+
+    # Determinism: an uninterrupted run with the same command gives the same trials and ensemble.
+    subprocess.run(run_command(data, zoo, tmp_path / "clean"), check=True, capture_output=True)
+    clean = json.loads((tmp_path / "clean" / "summary.json").read_text())
+    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single"):
+        assert resumed[key] == clean[key]
+    assert (out / "trials.csv").read_text().splitlines()[1:] != []
+    strip = lambda text: [line.rsplit(",", 2)[0] for line in text.splitlines()]  # noqa: E731 (seconds differ)
+    assert strip((out / "trials.csv").read_text()) == strip((tmp_path / "clean" / "trials.csv").read_text())
+
+
+def test_cli_run_and_predict(make_image_folder, tmp_path: Path) -> None:
+    data, zoo = make_image_folder(per_class=6, layout="split"), write_tiny_zoo_file(tmp_path)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--data", str(data), "--zoo", str(zoo), "--out", str(out), "--lrs", "0.01",
+                                 "--steps", "5", "--batch-size", "8", "--image-size", "32"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "greedy ensemble" in result.output and "best single" in result.output
+    image = next((data / "test" / "cat").iterdir())
+    result = runner.invoke(app, ["predict", "--run", str(out), str(image), "--output", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "p.json").read_text())
+    assert rows[0]["image"] == str(image) and rows[0]["class_1"] in ("cat", "dog", "fox")
+    assert sum(rows[0][f"probability_{r}"] for r in (1, 2, 3)) == pytest.approx(1.0, abs=1e-4)
+
+
+def error_line(result) -> str:
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and "Traceback" not in result.output and len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
+    image = next(make_image_folder(per_class=1).rglob("*.png"))
+    assert "does not exist" in error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "no"), str(image)]))
+    (tmp_path / "unfinished").mkdir()
+    message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(image)]))
+    assert "has not finished" in message
+
+
+def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
+    ZooFit(tiny_zoo, precision="fp32", **{**SWEEP, "lrs": (0.01,)}).fit(splits, tmp_path / "run")
+    broken = tmp_path / "broken.jpg"
+    Image.new("RGB", (32, 32)).save(broken)
+    broken.write_bytes(broken.read_bytes()[:40])
+    message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "run"), str(broken)]))
+    assert "broken.jpg" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "layout", "message"),
+    [
+        ([], "flat", "no test split"),
+        (["--preset", "huge"], "split", "unknown preset"),
+        (["--lrs", "fast"], "split", "comma-separated list"),
+        (["--max-gflops", "0.000001"], "split", "--max-gflops"),
+    ],
+)
+def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:
+    data, zoo = make_image_folder(per_class=4, layout=layout), write_tiny_zoo_file(tmp_path)
+    arguments = ["run", "--data", str(data), "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--steps", "2",
+                 "--lrs", "0.01", "--image-size", "32", *extra]  # fmt: skip
+    assert message in error_line(runner.invoke(app, arguments))
+
+
+def test_test_fraction_holds_out_a_test_split(make_image_folder) -> None:
+    splits = load_data(str(make_image_folder(per_class=10)), test_fraction=0.2)
+    assert list(splits.test.class_counts()) == [2, 2, 2]
+    assert len(splits.train) + len(splits.val) == 24
