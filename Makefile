@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (install + rank the demo zoo on Fashion-MNIST) and `make test`.
+# Two entry points: `make demo` (install + run the method on the demo zoo and Fashion-MNIST) and `make test`.
 # Everything installs into .venv; Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +19,7 @@ data:
 	bash scripts/install-fashion-mnist.sh
 
 demo: install data
-	$(BIN)/zoofit rank --data fashion-mnist --zoo demo --out runs/demo
+	$(BIN)/zoofit run --data fashion-mnist --zoo demo --out runs/demo
 
 test: install data
 	$(BIN)/python -m pytest

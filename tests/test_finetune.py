@@ -8,7 +8,8 @@ import torch
 
 from tests.conftest import tiny_spec
 from zoofit.data import load_data
-from zoofit.finetune import SweepConfig, TrialConfig, train_trial
+from zoofit.errors import ZoofitError
+from zoofit.finetune import SweepConfig, TrialConfig, preset, train_trial
 from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
 from zoofit.zoo import load_model
 
@@ -69,7 +70,16 @@ def test_augment_keeps_shape_and_moves_pixels() -> None:
 
 
 def test_sweep_grid_and_validation() -> None:
-    config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10))
+    config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10), image_size=32)
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
     with pytest.raises(Exception, match="--top-k"):
         config.override(top_k=0).validate()
+
+
+def test_presets_and_overrides() -> None:
+    quick, paper = preset("quick"), preset("paper")
+    assert quick.image_size is not None and paper.image_size is None  # paper: each model's own resolution
+    assert paper.lrs == (0.003, 0.01, 0.03) and paper.steps == (500,) and paper.batch_size == 64
+    assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
+    with pytest.raises(ZoofitError, match="unknown preset"):
+        preset("huge")

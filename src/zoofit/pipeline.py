@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from zoofit.data import Splits
-from zoofit.device import resolve_device, resolve_precision
+from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import Selection, average, greedy_select
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
@@ -101,6 +101,7 @@ class ZooFit:
         progress = progress or SilentProgress()
         device = resolve_device(self.device)
         precision = resolve_precision(self.precision, device)
+        train_precision = resolve_precision(self.precision, device, training=True)
         self.preset_ = self.preset_name(gpu=device.type == "cuda")
         config = self.sweep_config(gpu=device.type == "cuda")
         store = RunStore(Path(out))
@@ -115,8 +116,9 @@ class ZooFit:
 
         def trial(model: str, trial_config) -> TrialRecord:
             return run_trial(
-                specs[model], trial_config, splits, store, cache=cache, device=device, precision=precision,
-                eval_batch_size=config.eval_batch_size, progress=progress,
+                specs[model], trial_config, splits, store, cache=cache, device=device,
+                precision=train_precision, eval_precision=precision,
+                eval_batch_size=config.eval_batch_size or default_batch_size(device), progress=progress,
             )  # fmt: skip
 
         top = [row.model for row in ranker.ranking_[: config.top_k]]

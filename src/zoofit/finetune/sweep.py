@@ -58,10 +58,10 @@ class TrialRecord:
         return row
 
 
-def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: str) -> str:
+def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: str, eval_precision: str) -> str:
     test = splits.test.fingerprint if splits.test is not None else None
     return content_key(
-        "trial", TRIAL_VERSION, spec.identity(), asdict(config), precision,
+        "trial", TRIAL_VERSION, spec.identity(), asdict(config), precision, eval_precision,
         splits.train.fingerprint, splits.val.fingerprint, test,
     )  # fmt: skip
 
@@ -75,15 +75,17 @@ def run_trial(
     cache: Cache,
     device: torch.device,
     precision: str,
+    eval_precision: str,
     eval_batch_size: int,
     progress: Progress,
 ) -> TrialRecord:
     """The trial's record: from the store where it finished before, else trained now and stored."""
-    key = trial_key(spec, config, splits, precision)
+    key = trial_key(spec, config, splits, precision, eval_precision)
     if not store.has_trial(key):
         loaded = load_model(spec, cache)
         trained = train_trial(
-            loaded, splits, config, device=device, precision=precision, eval_batch_size=eval_batch_size,
+            loaded, splits, config, device=device, precision=precision, eval_precision=eval_precision,
+            eval_batch_size=eval_batch_size,
             progress=progress, description=f"{spec.id} {config.label()}",
         )  # fmt: skip
         result = {

@@ -84,12 +84,15 @@ def train_trial(
     *,
     device: torch.device,
     precision: str,
+    eval_precision: str | None = None,
     eval_batch_size: int = 128,
     progress: Progress | None = None,
     description: str = "trial",
 ) -> TrainedTrial:
     """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine), then predict the
-    validation and test splits. Deterministic on the CPU for a given seed."""
+    validation and test splits (in ``eval_precision``, default ``precision``). Deterministic on the CPU for
+    a given seed."""
+    eval_precision = eval_precision or precision
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -117,8 +120,8 @@ def train_trial(
             losses.append(loss.detach())
             task.advance()
     model.eval()
-    val_probs = predict(model, splits.val, prep, device, precision, eval_batch_size)
-    test_probs = predict(model, splits.test, prep, device, precision, eval_batch_size) if splits.test else None
+    val_probs = predict(model, splits.val, prep, device, eval_precision, eval_batch_size)
+    test_probs = predict(model, splits.test, prep, device, eval_precision, eval_batch_size) if splits.test else None
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     return TrainedTrial(
         state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start

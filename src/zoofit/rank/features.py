@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from zoofit.data import ImageSet
-from zoofit.device import resolve_device, resolve_precision, to_device
+from zoofit.device import default_batch_size, resolve_device, resolve_precision, to_device
 from zoofit.progress import Progress, SilentProgress
 from zoofit.store import Cache, content_key
 from zoofit.zoo import LoadedModel, Preprocessing
@@ -23,11 +23,6 @@ class Features:
     values: np.ndarray  # N x D float32
     seconds: float  # extraction time (0 where it came from the cache)
     cached: bool
-
-
-def default_batch_size(device: torch.device) -> int:
-    """Small batches stay in a CPU's caches (measured fastest on 2 cores); a GPU wants large ones."""
-    return 256 if device.type == "cuda" else 16
 
 
 def feature_key(loaded: LoadedModel, prep: Preprocessing, precision: str, images: ImageSet) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ class RichProgress:
     """One rich progress bar per task, kept on screen when done (with its elapsed time)."""
 
     def __init__(self, console: Console) -> None:
+        self._console = console
         self._bar = RichBar(
             TextColumn("{task.description:<24}"),
             BarColumn(),
@@ -49,7 +51,10 @@ class RichProgress:
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[_Task]:
         task_id = self._bar.add_task(description, total=total)
+        start = time.perf_counter()
         yield _Task(self._bar, task_id)
+        if not self._console.is_terminal:  # no live bars in a log file: one line per finished task instead
+            self._console.print(f"{description}: {total} done in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
 def ranking_table(ranking: Sequence[RankedModel], *, k: int, metric: str) -> Table:
