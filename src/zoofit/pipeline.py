@@ -18,7 +18,7 @@ from zoofit.evaluate import per_class_accuracy, summarize
 from zoofit.finetune import SweepConfig, TrialRecord, preset, run_trial
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import Ranker
-from zoofit.store import Cache, RunStore, write_csv
+from zoofit.store import Cache, RunStore
 from zoofit.zoo import Zoo
 
 log = logging.getLogger("zoofit")
@@ -129,15 +129,15 @@ class ZooFit:
         )  # fmt: skip
         best = max(trials, key=_validation_score)
         knn_top = max((t for t in trials if t.model == top[0]), key=_validation_score)
-        seeds = [best] + [trial(best.model, replace(best.config, seed=best.config.seed + i))
-                          for i in range(1, config.seed_baseline)]  # fmt: skip
-        extra = seeds[1:] if config.seed_baseline else []
+        extra = [
+            trial(best.model, replace(best.config, seed=best.config.seed + i)) for i in range(1, config.seed_baseline)
+        ]
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
         summary["units"] = _units(ranker, trials + extra)
         summary["wall_seconds"] = time.perf_counter() - start
-        write_csv(store.root / "trials.csv", [t.row() for t in trials + extra])
+        store.write_csv("trials.csv", [t.row() for t in trials + extra])
         store.write_json("ensemble.json", _manifest(splits, selection, trials, store))
         store.write_json("summary.json", summary)
         self.summary_ = summary

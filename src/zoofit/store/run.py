@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from zoofit.store.atomic import write_json, write_tensors
+from zoofit.store.atomic import write_csv, write_json, write_tensors
 
 RESULT = "result.json"
 PREDICTIONS = "predictions.safetensors"
@@ -54,4 +54,8 @@ class RunStore:
 
     def write_json(self, name: str, data: Any) -> Path:
         write_json(self.root / name, data)
+        return self.root / name
+
+    def write_csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
+        write_csv(self.root / name, rows)
         return self.root / name
