@@ -1,0 +1,68 @@
+"""Shared pieces of the benchmarks: the machine description, a fresh zoofit invocation, saving figures."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def describe() -> dict[str, object]:
+    """CPU/GPU, versions and date: saved beside every figure."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+    }
+
+
+def run_fresh(arguments: list[str], read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``zoofit ARGUMENTS --out OUT`` with an empty cache (so nothing is reused: weights are fetched
+    and converted, features extracted) and return ``read(OUT)`` with wall time and peak RSS added."""
+    with tempfile.TemporaryDirectory(prefix="zoofit-bench-") as folder:
+        out = Path(folder) / "out"
+        command = ["zoofit", *arguments, "--out", str(out)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env={**os.environ, "ZOOFIT_CACHE_DIR": str(Path(folder) / "cache")})
+        wall = time.perf_counter() - start
+        figures = read(out)
+    return {
+        "command": " ".join(["zoofit", *arguments]),
+        "wall_seconds": round(wall, 1),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),  # KiB -> GiB
+        **figures,
+        "machine": describe(),
+    }
+
+
+def save(name: str, figures: dict[str, Any]) -> Path:
+    """Write ``results/NAME-<cpu|gpu>.json`` and print the figures."""
+    RESULTS.mkdir(exist_ok=True)
+    target = RESULTS / f"{name}-{'gpu' if figures['machine']['gpu'] else 'cpu'}.json"
+    target.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    print(f"wrote {target}")
+    return target
