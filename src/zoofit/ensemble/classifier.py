@@ -97,7 +97,7 @@ def _decode(image: str | Path | np.ndarray) -> np.ndarray:
         return image if image.ndim == 3 else image[..., None]
     path = Path(image)
     if not path.is_file():
-        raise ZoofitError(f"image '{path}' does not exist")
+        raise ZoofitError(f"image '{path}' does not exist or is not a file")
     try:
         return decode_image(path)
     except UnreadableImage as error:
