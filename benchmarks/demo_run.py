@@ -27,6 +27,7 @@ def read_summary(out: Path) -> dict[str, Any]:
         "test_ece": summary["test_ece"],
         "members": [f"{m['model']} lr={m['lr']:g} x{m['weight']:.2f}" for m in summary["members"]],
         "gflops_per_image": summary["gflops_per_image"],
+        "stage_seconds": summary["stage_seconds"],
         "best_single": summary["best_single"],
         "knn_top": summary["knn_top"],
         "ensemble_beats_best_single_nll": summary["test_nll"] < summary["best_single"]["test_nll"],

@@ -112,6 +112,7 @@ class ZooFit:
             precision=precision, models=self.models, cache_dir=self.cache_dir,
         ).fit(splits, progress=progress)  # fmt: skip
         ranker.save(store.root)
+        stages = {"rank": time.perf_counter() - start}
         specs = {spec.id: spec for spec in ranker.zoo_.models}
 
         def trial(model: str, trial_config) -> TrialRecord:
@@ -123,6 +124,7 @@ class ZooFit:
 
         top = [row.model for row in ranker.ranking_[: config.top_k]]
         trials = [trial(model, trial_config) for model in top for trial_config in config.trials()]
+        stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())
         selection = greedy_select(
             [t.val_probs for t in trials], splits.val.labels, max_steps=config.ensemble_steps,
             max_members=config.max_members, max_gflops=config.max_gflops, gflops=[t.gflops for t in trials],
@@ -132,10 +134,12 @@ class ZooFit:
         extra = [
             trial(best.model, replace(best.config, seed=best.config.seed + i)) for i in range(1, config.seed_baseline)
         ]
+        stages["ensemble_evaluate"] = time.perf_counter() - start - sum(stages.values())  # incl. the seed baseline
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
         summary["units"] = _units(ranker, trials + extra)
+        summary["stage_seconds"] = {name: round(seconds, 2) for name, seconds in stages.items()}
         summary["wall_seconds"] = time.perf_counter() - start
         store.write_csv("trials.csv", [t.row() for t in trials + extra])
         store.write_json("ensemble.json", _manifest(splits, selection, trials, store))
