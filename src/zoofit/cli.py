@@ -58,8 +58,10 @@ CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_D
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Show a :class:`ZoofitError` as one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
+def command() -> Iterator[None]:
+    """Run a command's body: log lines to stderr; a :class:`ZoofitError` becomes one line and exit 2;
+    Ctrl-C exits 130 quietly."""
+    _setup_logging()
     try:
         yield
     except ZoofitError as error:
@@ -111,8 +113,7 @@ def rank(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
-    _setup_logging()
-    with user_errors():
+    with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
         ranker = Ranker(
@@ -160,8 +161,7 @@ def run(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank the zoo, fine-tune the best models, ensemble them greedily and evaluate on the test split."""
-    _setup_logging()
-    with user_errors():
+    with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
         fit = ZooFit(
@@ -194,8 +194,7 @@ def predict(
     precision: Precision = "auto",
 ) -> None:
     """Classify images with a finished run's ensemble (no zoo or data needed)."""
-    _setup_logging()
-    with user_errors():
+    with command():
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
         classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
@@ -210,7 +209,7 @@ def predict(
 @zoo_app.command("list")
 def zoo_list(zoo: ZooName = "demo") -> None:
     """List the models of a zoo."""
-    with user_errors():
+    with command():
         stdout.print(zoo_table(load_zoo(zoo)))
 
 
