@@ -198,6 +198,7 @@ def predict(
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
         classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
+        console.print(f"ensemble of {len(classifier.members)} members, {classifier.gflops:.2f} GFLOPs per image")
         probs = classifier.predict_proba(images)
         rows = prediction_rows(images, probs, classifier.class_names, top)
         stdout.print(predictions_table(rows))
