@@ -121,7 +121,8 @@ def train_trial(
             task.advance()
     model.eval()
     val_probs = predict(model, splits.val, prep, device, eval_precision, eval_batch_size)
-    test_probs = predict(model, splits.test, prep, device, eval_precision, eval_batch_size) if splits.test else None
+    test = splits.test
+    test_probs = predict(model, test, prep, device, eval_precision, eval_batch_size) if test is not None else None
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     return TrainedTrial(
         state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start
