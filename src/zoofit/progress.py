@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 
 class Progress(Protocol):
     """Something that shows progress of named tasks (the CLI passes a rich implementation)."""
 
-    def task(self, description: str, total: int) -> Iterator[TaskHandle]: ...
+    def task(self, description: str, total: int) -> AbstractContextManager[TaskHandle]: ...
 
 
 class TaskHandle(Protocol):
