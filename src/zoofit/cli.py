@@ -148,6 +148,9 @@ def run(
     max_gflops: Annotated[float | None, _option("At most this many GFLOPs per image for the ensemble.")] = None,
     ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
     seed_baseline: Annotated[int | None, _option("Also ensemble N seeds of the best trial (0: off).")] = None,
+    workers: Annotated[
+        int | None, _option("Trials trained at once, each in a process (default: CPU cores up to 4; 4 on a GPU).")
+    ] = None,
     models: Models = None,
     k: K = 1,
     metric: Metric = "cosine",
@@ -169,7 +172,7 @@ def run(
             models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=_numbers(lrs, float),
             steps=_numbers(steps, int), batch_size=batch_size, image_size=image_size, flip=flip,
             max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
-            seed_baseline=seed_baseline,
+            seed_baseline=seed_baseline, workers=workers,
         )  # fmt: skip
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)

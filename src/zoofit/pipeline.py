@@ -15,7 +15,7 @@ from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import Selection, average, greedy_select
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
-from zoofit.finetune import SweepConfig, TrialRecord, preset, run_trial
+from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, preset, resolve_workers
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import Ranker
 from zoofit.store import Cache, RunStore
@@ -35,6 +35,8 @@ class ZooFit:
         for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``).
     k, metric : the kNN ranking.
     device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
+    workers : trials trained at once, each in its own process (``None``: one per CPU core up to 4, or 4 on a
+        GPU; 1 trains them one after another in this process).
 
     Attributes
     ----------
@@ -63,6 +65,7 @@ class ZooFit:
         seed: int = 0,
         models: list[str] | None = None,
         cache_dir: str | Path | None = None,
+        workers: int | None = None,
         **sweep: Any,
     ) -> None:
         self.zoo = zoo
@@ -74,6 +77,7 @@ class ZooFit:
         self.seed = seed
         self.models = models
         self.cache_dir = cache_dir
+        self.workers = workers
         self.sweep = sweep
 
     def preset_name(self, gpu: bool) -> str:
@@ -102,6 +106,7 @@ class ZooFit:
         device = resolve_device(self.device)
         precision = resolve_precision(self.precision, device)
         train_precision = resolve_precision(self.precision, device, training=True)
+        workers = resolve_workers(self.workers, device)
         self.preset_ = self.preset_name(gpu=device.type == "cuda")
         config = self.sweep_config(gpu=device.type == "cuda")
         store = RunStore(Path(out))
@@ -115,15 +120,13 @@ class ZooFit:
         stages = {"rank": time.perf_counter() - start}
         specs = {spec.id: spec for spec in ranker.zoo_.models}
 
-        def trial(model: str, trial_config) -> TrialRecord:
-            return run_trial(
-                specs[model], trial_config, splits, store, cache=cache, device=device,
-                precision=train_precision, eval_precision=precision,
-                eval_batch_size=config.eval_batch_size or default_batch_size(device), progress=progress,
-            )  # fmt: skip
-
+        context = TrialContext(
+            splits, store.root, cache.root, str(device), train_precision, precision,
+            config.eval_batch_size or default_batch_size(device),
+        )  # fmt: skip
+        runner = TrialRunner(context, workers=workers, progress=progress)
         top = [row.model for row in ranker.ranking_[: config.top_k]]
-        trials = [trial(model, trial_config) for model in top for trial_config in config.trials()]
+        trials = runner.run([(specs[model], trial_config) for model in top for trial_config in config.trials()])
         stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())
         selection = greedy_select(
             [t.val_probs for t in trials], splits.val.labels, max_steps=config.ensemble_steps,
@@ -131,9 +134,8 @@ class ZooFit:
         )  # fmt: skip
         best = max(trials, key=_validation_score)
         knn_top = max((t for t in trials if t.model == top[0]), key=_validation_score)
-        extra = [
-            trial(best.model, replace(best.config, seed=best.config.seed + i)) for i in range(1, config.seed_baseline)
-        ]
+        seeds = range(1, config.seed_baseline)
+        extra = runner.run([(specs[best.model], replace(best.config, seed=best.config.seed + i)) for i in seeds])
         stages["ensemble_evaluate"] = time.perf_counter() - start - sum(stages.values())  # incl. the seed baseline
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,6 @@ from zoofit.progress import Progress
 from zoofit.store import Cache, RunStore, content_key
 from zoofit.zoo import ModelSpec, load_model
 from zoofit.zoo.load import count_gflops
-
-log = logging.getLogger("zoofit")
 
 TRIAL_VERSION = 1  # bump when training changes, so old trials are not reused
 
@@ -66,53 +64,61 @@ def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: s
     )  # fmt: skip
 
 
-def run_trial(
-    spec: ModelSpec,
-    config: TrialConfig,
-    splits: Splits,
-    store: RunStore,
-    *,
-    cache: Cache,
-    device: torch.device,
-    precision: str,
-    eval_precision: str,
-    eval_batch_size: int,
-    progress: Progress,
-) -> TrialRecord:
-    """The trial's record: from the store where it finished before, else trained now and stored."""
-    key = trial_key(spec, config, splits, precision, eval_precision)
-    if not store.has_trial(key):
-        loaded = load_model(spec, cache)
-        trained = train_trial(
-            loaded, splits, config, device=device, precision=precision, eval_precision=eval_precision,
-            eval_batch_size=eval_batch_size,
-            progress=progress, description=f"{spec.id} {config.label()}",
-        )  # fmt: skip
-        result = {
-            "trial": key,
-            "model": spec.id,
-            "arch": spec.arch,
-            "arch_kwargs": spec.arch_kwargs,
-            "num_classes": splits.train.num_classes,
-            "config": asdict(config),
-            "preprocessing": asdict(trained.preprocessing),
-            "gflops": count_gflops(loaded.model, trained.preprocessing.input_size),
-            "seconds": trained.seconds,
-            "val": summarize(trained.val_probs, splits.val.labels),
-            "test": summarize(trained.test_probs, splits.test.labels) if splits.test is not None else None,
-            "losses": [round(float(x), 5) for x in trained.losses],
-        }
-        predictions = {"val_probs": torch.from_numpy(trained.val_probs)}
-        if trained.test_probs is not None:
-            predictions["test_probs"] = torch.from_numpy(trained.test_probs)
-        store.save_trial(key, result, predictions, trained.state)
-        log.info("trial %s (%s, %s): val accuracy %.4f", key, spec.id, config.label(), result["val"]["accuracy"])
-        reused = False
-    else:
-        reused = True
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a run shares (picklable: worker processes get one copy each)."""
+
+    splits: Splits
+    run_root: Path
+    cache_root: Path
+    device: str
+    precision: str  # training
+    eval_precision: str
+    eval_batch_size: int
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.run_root)
+
+    def key(self, spec: ModelSpec, config: TrialConfig) -> str:
+        return trial_key(spec, config, self.splits, self.precision, self.eval_precision)
+
+
+def train_and_store(spec: ModelSpec, config: TrialConfig, context: TrialContext, progress: Progress) -> str:
+    """Fine-tune ``spec`` with ``config`` and store the trial in the run (atomically); return its key."""
+    key = context.key(spec, config)
+    splits = context.splits
+    loaded = load_model(spec, Cache(context.cache_root))
+    trained = train_trial(
+        loaded, splits, config, device=torch.device(context.device), precision=context.precision,
+        eval_precision=context.eval_precision, eval_batch_size=context.eval_batch_size,
+        progress=progress, description=f"{spec.id} {config.label()}",
+    )  # fmt: skip
+    result = {
+        "trial": key,
+        "model": spec.id,
+        "arch": spec.arch,
+        "arch_kwargs": spec.arch_kwargs,
+        "num_classes": splits.train.num_classes,
+        "config": asdict(config),
+        "preprocessing": asdict(trained.preprocessing),
+        "gflops": count_gflops(loaded.model, trained.preprocessing.input_size),
+        "seconds": trained.seconds,
+        "val": summarize(trained.val_probs, splits.val.labels),
+        "test": summarize(trained.test_probs, splits.test.labels) if splits.test is not None else None,
+        "losses": [round(float(x), 5) for x in trained.losses],
+    }
+    predictions = {"val_probs": torch.from_numpy(trained.val_probs)}
+    if trained.test_probs is not None:
+        predictions["test_probs"] = torch.from_numpy(trained.test_probs)
+    context.store.save_trial(key, result, predictions, trained.state)
+    return key
+
+
+def load_record(store: RunStore, key: str, model: str, config: TrialConfig, reused: bool) -> TrialRecord:
     result, predictions = store.load_trial(key)
     test_probs = predictions.get("test_probs")
     return TrialRecord(
-        key, spec.id, config, result, predictions["val_probs"].numpy(),
+        key, model, config, result, predictions["val_probs"].numpy(),
         None if test_probs is None else test_probs.numpy(), reused,
     )  # fmt: skip

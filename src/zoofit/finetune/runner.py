@@ -1,0 +1,160 @@
+"""Running the trials of a sweep: those not yet stored, one at a time here or several at once in worker processes.
+
+Small models leave a device under-used: on 2 CPU cores two single-threaded trials side by side train 1.26x
+faster than one trial on both cores (mobilenetv2_100, 112 px, batch 32); on a GPU, concurrent trials hide
+each other's Python overhead. Workers are spawned (safe with CUDA), get one copy of the data each, report
+progress through a queue, and die with this process; each trial is stored atomically by its worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
+from multiprocessing import get_context
+from typing import Any
+
+import torch
+
+from zoofit.errors import ZoofitError
+from zoofit.finetune.config import TrialConfig
+from zoofit.finetune.sweep import TrialContext, TrialRecord, load_record, train_and_store
+from zoofit.progress import Progress, SilentProgress, TaskHandle
+from zoofit.zoo import ModelSpec
+
+log = logging.getLogger("zoofit")
+
+Job = tuple[ModelSpec, TrialConfig]
+
+MAX_AUTO_WORKERS = 4
+
+
+def resolve_workers(workers: int | None, device: torch.device) -> int:
+    """``None`` (auto): one worker per CPU core, at most 4; on a GPU, 4 trials share it."""
+    if workers is None:
+        return MAX_AUTO_WORKERS if device.type == "cuda" else max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+    if workers < 1:
+        raise ZoofitError(f"--workers must be at least 1, not {workers}")
+    return workers
+
+
+class TrialRunner:
+    """Runs trials into the run store of ``context`` and returns their records; stored trials are reused."""
+
+    def __init__(self, context: TrialContext, *, workers: int = 1, progress: Progress | None = None) -> None:
+        self.context = context
+        self.workers = workers
+        self.progress = progress or SilentProgress()
+
+    def run(self, jobs: Sequence[Job]) -> list[TrialRecord]:
+        """The records of ``jobs``, in order; the missing trials are trained first."""
+        store = self.context.store
+        keys = [self.context.key(spec, config) for spec, config in jobs]
+        missing = {key: job for key, job in zip(keys, jobs, strict=True) if not store.has_trial(key)}
+        workers = min(self.workers, len(missing))
+        if workers > 1:
+            _run_in_workers(list(missing.values()), self.context, workers, self.progress)
+        else:
+            for spec, config in missing.values():
+                train_and_store(spec, config, self.context, self.progress)
+        records = []
+        for key, (spec, config) in zip(keys, jobs, strict=True):
+            record = load_record(store, key, spec.id, config, reused=key not in missing)
+            if not record.reused:
+                log.info("trial %s (%s, %s): val accuracy %.4f", key, spec.id, config.label(), record.val["accuracy"])
+            records.append(record)
+        return records
+
+
+def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progress: Progress) -> None:
+    spawn = get_context("spawn")
+    events = spawn.Queue()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    forwarder = threading.Thread(target=_forward_progress, args=(events, progress), daemon=True)
+    forwarder.start()
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=_start_worker, initargs=(context, threads, events)
+        ) as pool:
+            futures = [pool.submit(_work, spec, config) for spec, config in jobs]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # stop like a sequential sweep would; trials already running still finish
+                pool.shutdown(cancel_futures=True)
+                raise
+    except BrokenProcessPool as error:
+        raise ZoofitError(
+            f"a trial worker process died (out of memory?); finished trials are kept in {context.run_root} - "
+            "rerun the same command, with --workers 1 to train one trial at a time"
+        ) from error
+    finally:
+        events.put(None)
+        forwarder.join()
+
+
+# --- in the parent: progress events from the workers -> the caller's Progress
+
+
+def _forward_progress(events: Any, progress: Progress) -> None:
+    """Replay ``("start", id, description, total)``, ``("advance", id, n)`` and ``("end", id)`` until ``None``."""
+    with ExitStack() as open_tasks:
+        tasks: dict[str, tuple[ExitStack, TaskHandle]] = {}
+        while (event := events.get()) is not None:
+            kind, task_id, *rest = event
+            if kind == "start":
+                stack = open_tasks.enter_context(ExitStack())
+                tasks[task_id] = (stack, stack.enter_context(progress.task(*rest)))
+            elif kind == "advance":
+                tasks[task_id][1].advance(*rest)
+            else:
+                tasks.pop(task_id)[0].close()
+
+
+# --- in a worker process
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(context: TrialContext, threads: int, events: Any) -> None:
+    if sys.platform == "linux":  # die with the parent, so a killed run leaves no trials training behind
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    torch.set_num_threads(threads)
+    _worker.update(context=context, progress=_QueueProgress(events))
+
+
+def _work(spec: ModelSpec, config: TrialConfig) -> str:
+    return train_and_store(spec, config, _worker["context"], _worker["progress"])
+
+
+class _QueueTask:
+    def __init__(self, events: Any, task_id: str) -> None:
+        self._events, self._id = events, task_id
+
+    def advance(self, amount: int = 1) -> None:
+        self._events.put(("advance", self._id, amount))
+
+
+class _QueueProgress:
+    """A worker's Progress: sends its events to the parent."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+        self._count = 0
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[TaskHandle]:
+        self._count += 1
+        task_id = f"{os.getpid()}-{self._count}"
+        self._events.put(("start", task_id, description, total))
+        try:
+            yield _QueueTask(self._events, task_id)
+        finally:
+            self._events.put(("end", task_id))

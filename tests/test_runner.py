@@ -1,0 +1,80 @@
+"""Trials run in worker processes: the same results as in this process, progress forwarded, stored once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_spec
+from zoofit.data import load_data
+from zoofit.errors import ZoofitError
+from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
+from zoofit.store import cache_root
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.advanced: Counter[str] = Counter()
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[RecordingProgress]:
+        self.totals[description] = total
+        yield _Advance(self, description)
+
+
+class _Advance:
+    def __init__(self, progress: RecordingProgress, description: str) -> None:
+        self.progress, self.description = progress, description
+
+    def advance(self, amount: int = 1) -> None:
+        self.progress.advanced[self.description] += amount
+
+
+@pytest.fixture
+def context_for(make_image_folder):
+    splits = load_data(str(make_image_folder(per_class=8, layout="split")))
+
+    def make(root: Path) -> TrialContext:
+        return TrialContext(splits, root, cache_root(), "cpu", "fp32", "fp32", eval_batch_size=16)
+
+    return make
+
+
+JOBS = [(tiny_spec(), TrialConfig(lr=lr, steps=6, batch_size=8, image_size=32)) for lr in (0.01, 0.03)]
+JOBS.append((tiny_spec("tiny_effnet", "test_efficientnet"), TrialConfig(lr=0.01, steps=6, batch_size=8, image_size=32)))
+
+
+def test_workers_train_what_this_process_trains(context_for, tmp_path: Path) -> None:
+    here = TrialRunner(context_for(tmp_path / "here"), workers=1).run(JOBS)
+    progress = RecordingProgress()
+    pooled = TrialRunner(context_for(tmp_path / "pooled"), workers=2, progress=progress).run(JOBS)
+    assert [r.key for r in pooled] == [r.key for r in here] and not any(r.reused for r in pooled)
+    for a, b in zip(here, pooled, strict=True):  # one thread per worker vs two here: equal up to rounding
+        np.testing.assert_allclose(a.val_probs, b.val_probs, atol=1e-4)
+        np.testing.assert_allclose(a.test_probs, b.test_probs, atol=1e-4)
+    assert len(progress.totals) == 3 and all(progress.advanced[d] == 6 for d in progress.totals)
+
+    again = TrialRunner(context_for(tmp_path / "pooled"), workers=2).run([*JOBS, JOBS[0]])
+    assert all(r.reused for r in again) and again[3].key == again[0].key
+
+
+def test_a_failing_trial_fails_the_run_with_its_message(context_for, tmp_path: Path) -> None:
+    broken = tiny_spec("broken", "test_resnet", weights="file:/nonexistent/weights.safetensors")
+    jobs = [JOBS[0], (broken, JOBS[0][1])]
+    with pytest.raises(ZoofitError, match="broken"):
+        TrialRunner(context_for(tmp_path), workers=2).run(jobs)
+    assert len(list(tmp_path.glob("trials/*/result.json"))) == 1  # the good trial is kept
+
+
+def test_resolve_workers() -> None:
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    assert 1 <= resolve_workers(None, torch.device("cpu")) <= 4
+    with pytest.raises(ZoofitError, match="--workers"):
+        resolve_workers(0, torch.device("cpu"))
