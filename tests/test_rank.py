@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from tests.conftest import tiny_spec
 from zoofit import Ranker, load_data
 from zoofit.cli import app
-from zoofit.errors import ZoofitError
+from zoofit.errors import ModelError, ZoofitError
 from zoofit.rank import extract_features
+from zoofit.rank.ranker import loaded_ahead
 from zoofit.zoo import Zoo, load_model, prepare_batch
 
 
@@ -56,6 +57,18 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
     ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
+
+
+def test_models_load_one_ahead_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
+    specs = [tiny_spec(), tiny_spec("broken", weights=f"file:{tmp_path / 'missing.pth'}"), tiny_spec("last")]
+    seen = []
+    for spec, loading in loaded_ahead(specs, None):
+        if spec.id == "broken":
+            with pytest.raises(ModelError, match="does not exist"):
+                loading.result()
+        else:
+            seen.append(loading.result().spec.id)
+    assert seen == ["tiny_resnet", "last"]
 
 
 def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> None:

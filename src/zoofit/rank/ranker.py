@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
 from zoofit.store import Cache, write_csv, write_json
-from zoofit.zoo import ModelSpec, Zoo, load_model, load_zoo
+from zoofit.zoo import LoadedModel, ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.load import count_gflops
 
 log = logging.getLogger("zoofit")
@@ -29,7 +31,7 @@ class RankedModel:
     model: str
     knn_accuracy: float
     feature_dim: int
-    seconds: float  # wall time for this model: load, features, kNN
+    seconds: float  # wall time on this model: waiting for its load (done ahead), features, kNN
     images_per_second: float | None  # feature extraction throughput (None where features were cached)
     gflops: float  # per image, at input_size
     input_size: int
@@ -110,9 +112,9 @@ class Ranker:
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
-        for spec in zoo.models:
+        for spec, loading in loaded_ahead(zoo.models, cache):
             try:
-                ranking.append(self._rank_one(spec, images, device, cache, progress))
+                ranking.append(self._rank_one(loading, images, device, cache, progress))
             except ModelError as error:
                 log.warning("skipping %s", error)
                 self.skipped_.append({"model": spec.id, "reason": str(error)})
@@ -122,10 +124,11 @@ class Ranker:
         return self
 
     def _rank_one(
-        self, spec: ModelSpec, images: ImageSet, device: torch.device, cache: Cache, progress: Progress
+        self, loading: Future[LoadedModel], images: ImageSet, device: torch.device, cache: Cache, progress: Progress
     ) -> RankedModel:
         start = time.perf_counter()
-        loaded = load_model(spec, cache)
+        loaded = loading.result()
+        spec = loaded.spec
         prep = loaded.preprocessing.with_size(self.image_size)
         features = extract_features(
             loaded,
@@ -159,3 +162,15 @@ class Ranker:
         if self.skipped_:
             write_json(out / "skipped.json", self.skipped_)
         return out
+
+
+def loaded_ahead(specs: Sequence[ModelSpec], cache: Cache | None) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
+    """Each model with its loading, the next model's already under way in a background thread: reading,
+    converting and instantiating weights overlaps the current model's forward passes. At most two models
+    are held at once; a load's error is raised by its ``result()``."""
+    with ThreadPoolExecutor(1, thread_name_prefix="zoofit-load") as loader:
+        current = loader.submit(load_model, specs[0], cache) if specs else None
+        for index, spec in enumerate(specs):
+            following = loader.submit(load_model, specs[index + 1], cache) if index + 1 < len(specs) else None
+            yield spec, current
+            current = following
