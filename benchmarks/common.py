@@ -6,9 +6,9 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,16 +46,61 @@ def run_fresh(arguments: list[str], read: Callable[[Path], dict[str, Any]]) -> d
         out = Path(folder) / "out"
         command = ["zoofit", *arguments, "--out", str(out)]
         start = time.perf_counter()
-        subprocess.run(command, check=True, env={**os.environ, "ZOOFIT_CACHE_DIR": str(Path(folder) / "cache")})
+        process = subprocess.Popen(command, env={**os.environ, "ZOOFIT_CACHE_DIR": str(Path(folder) / "cache")})
+        peak = PeakMemory(process.pid)
+        if process.wait():
+            raise subprocess.CalledProcessError(process.returncode, command)
         wall = time.perf_counter() - start
         figures = read(out)
     return {
         "command": " ".join(["zoofit", *arguments]),
         "wall_seconds": round(wall, 1),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),  # KiB -> GiB
+        "peak_rss_gib": round(peak.stop() / 2**30, 2),
         **figures,
         "machine": describe(),
     }
+
+
+class PeakMemory:
+    """The highest total resident memory of a process and its descendants (trial workers included),
+    sampled from /proc every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.2):
+            self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(self.pid)))
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue += children.get(pid, [])
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError):
+        return 0
 
 
 def save(name: str, figures: dict[str, Any]) -> Path:

@@ -57,37 +57,50 @@ def random_spec(spec: ModelSpec) -> ModelSpec:
                      num_classes=spec.num_classes, preprocessing=spec.preprocessing)  # fmt: skip
 
 
-def feature_extraction(images: ImageSet, size: int, batch: int, rounds: int) -> dict[str, Any]:
-    precision = resolve_precision("auto", CPU)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def feature_extraction(
+    images: ImageSet, size: int | None, batch: int, rounds: int, device: torch.device = CPU, extra: tuple = ()
+) -> dict[str, Any]:
+    """zoofit vs plain per model of the demo zoo and the ``extra`` specs (``size`` None: each model's own)."""
+    precision = resolve_precision("auto", device)
     models = {
-        spec.id: compare_features(spec, images, size, batch, precision, rounds) for spec in load_zoo("demo").models
+        spec.id: compare_features(spec, images, size, batch, precision, rounds, device)
+        for spec in [*load_zoo("demo").models, *extra]
     }
-    return {"resolution": size, "batch_size": batch, "precision": precision, "images": len(images), "models": models}
+    return {"resolution": size or "own", "batch_size": batch, "precision": precision, "images": len(images),
+            "models": models}  # fmt: skip
 
 
 def compare_features(
-    spec: ModelSpec, images: ImageSet, size: int, batch: int, precision: str, rounds: int
+    spec: ModelSpec, images: ImageSet, size: int | None, batch: int, precision: str, rounds: int, device: torch.device
 ) -> dict[str, float]:
     loaded = load_model(random_spec(spec))
     prep = loaded.preprocessing.with_size(size)
 
     def zoofit_path() -> float:
         start = time.perf_counter()
-        extract_features(loaded, images, prep=prep, batch_size=batch, device=CPU, precision=precision)
+        extract_features(loaded, images, prep=prep, batch_size=batch, device=device, precision=precision)
         return len(images) / (time.perf_counter() - start)
 
-    plain_model = timm.create_model(spec.arch, num_classes=0, **spec.arch_kwargs).eval()
+    plain_model = timm.create_model(spec.arch, num_classes=0, **spec.arch_kwargs).eval().to(device)
+    side = prep.input_size
     transform = timm.data.create_transform(
-        input_size=(3, size, size), interpolation=prep.interpolation, mean=prep.mean, std=prep.std,
+        input_size=(3, side, side), interpolation=prep.interpolation, mean=prep.mean, std=prep.std,
         crop_pct=prep.crop_pct,
     )  # fmt: skip
     pictures = [Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image) for image in images.images]
 
     def plain_loop() -> float:  # the usual way: PIL transforms per image, then the model
         start = time.perf_counter()
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             for first in range(0, len(pictures), batch):
-                plain_model(torch.stack([transform(p.convert("RGB")) for p in pictures[first : first + batch]]))
+                batch_pixels = torch.stack([transform(p.convert("RGB")) for p in pictures[first : first + batch]])
+                plain_model(batch_pixels.to(device)).float().cpu()
+        synchronize(device)
         return len(pictures) / (time.perf_counter() - start)
 
     ours, plain = alternate(zoofit_path, plain_loop, rounds)
@@ -98,28 +111,32 @@ def compare_features(
     }
 
 
-def fine_tuning(splits: Splits, size: int, batch: int, steps: int, rounds: int) -> dict[str, Any]:
+def fine_tuning(
+    splits: Splits, size: int, batch: int, steps: int, rounds: int, device: torch.device = CPU
+) -> dict[str, Any]:
     spec = random_spec(load_zoo("demo").select(["mobilenetv2_imagenet"]).models[0])
-    precision = resolve_precision("auto", CPU, training=True)
+    precision = resolve_precision("auto", device, training=True)
     config = TrialConfig(lr=0.01, steps=steps, batch_size=batch, image_size=size)
     no_eval = Splits(splits.name, splits.train, splits.val.subset(np.arange(batch)), None)
 
     def zoofit_trial() -> float:
-        trained = train_trial(load_model(spec), no_eval, config, device=CPU, precision=precision)
+        trained = train_trial(load_model(spec), no_eval, config, device=device, precision=precision)
         return steps * batch / trained.seconds  # includes the (tiny) validation pass
 
-    model = timm.create_model(spec.arch, num_classes=splits.train.num_classes).train()
-    inputs = torch.randn(batch, 3, size, size)
-    labels = torch.randint(0, splits.train.num_classes, (batch,))
+    model = timm.create_model(spec.arch, num_classes=splits.train.num_classes).train().to(device)
+    inputs = torch.randn(batch, 3, size, size, device=device)
+    labels = torch.randint(0, splits.train.num_classes, (batch,), device=device)
 
-    def plain_loop() -> float:
+    def plain_loop() -> float:  # the usual way, on ready tensors: no data loading at all
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         start = time.perf_counter()
         for _ in range(steps):
-            loss = F.cross_entropy(model(inputs), labels)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = F.cross_entropy(model(inputs).float(), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        synchronize(device)
         return steps * batch / (time.perf_counter() - start)
 
     ours, plain = alternate(zoofit_trial, plain_loop, rounds)

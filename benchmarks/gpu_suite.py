@@ -1,0 +1,181 @@
+"""The GPU run of issue 4 in one command (about 6-8 minutes on one H100/H200), saved with the device name.
+
+1. feature extraction, zoofit vs a plain timm loop: the demo zoo plus resnet50 and vit_small (random
+   weights), 1,000 images at each model's own resolution, batch 256, bf16;
+2. fine-tuning, zoofit's trial loop vs a plain train-step loop: mobilenetv2_100, 224 px, batch 64, bf16;
+3. kNN seconds at 1k/10k/50k images;
+4. ranking a 15-architecture zoo (random weights from local safetensors, 1,000 images, 224 px, bf16): a
+   naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time,
+   each in a fresh process; floor: zoofit <= 3x the sum of the steady forward times;
+5. `zoofit run --preset paper` on Fashion-MNIST (800 train / 200 val / 10k test): wall time per stage.
+
+Needs what `make demo` leaves behind: .venv, Fashion-MNIST, and the demo weights in the zoofit cache (the
+GPU machine has no internet; set ZOOFIT_CACHE_DIR to a carried copy). Writes results/gpu_suite-gpu.json.
+
+    python benchmarks/gpu_suite.py            # --smoke: a seconds-long CPU version that checks the script runs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import describe, save  # noqa: E402
+from cpu_suite import feature_extraction, fine_tuning, knn, synchronize  # noqa: E402
+
+from zoofit.data import load_data  # noqa: E402
+from zoofit.device import resolve_device  # noqa: E402
+from zoofit.zoo import ModelSpec  # noqa: E402
+
+ZOO_15 = [
+    "resnet18", "resnet50", "resnet101", "resnetv2_50x1_bit", "efficientnet_b0", "efficientnet_b3", "convnext_tiny",
+    "convnext_base", "regnety_016", "vit_small_patch16_224", "vit_base_patch16_224", "deit_small_patch16_224",
+    "swin_tiny_patch4_window7_224", "mobilenetv3_large_100", "densenet121",
+]  # fmt: skip
+SMOKE_ZOO = ["resnet18", "mobilenetv3_large_100"]
+
+
+def write_random_zoo(archs: list[str], folder: Path) -> Path:
+    """Random-init weights of each architecture as local safetensors, and a zoo file of ``file:`` models."""
+    lines = ["name: random15", "models:"]
+    for arch in archs:
+        path = folder / f"{arch}.safetensors"
+        if not path.exists():
+            save_file(timm.create_model(arch).state_dict(), str(path))
+        lines += [f"  - id: {arch}", f"    arch: {arch}", f"    weights: file:{path}"]
+    zoo = folder / "zoo.yaml"
+    zoo.write_text("\n".join(lines) + "\n")
+    return zoo
+
+
+def naive_zoo_loop(zoo: Path, images: int, size: int, batch: int) -> dict[str, dict[str, float]]:
+    """The usual loop over a zoo: per model, load it, one pass over the images (warm-up), one more (steady)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.ones(1, device=device).sum().item()  # the CUDA context is not any model's cost
+    inputs = torch.randn(images, 3, size, size, device=device)
+    per_model = {}
+    for line in zoo.read_text().splitlines():
+        if not line.strip().startswith("weights: file:"):
+            continue
+        path = Path(line.split("file:", 1)[1])
+        start = time.perf_counter()
+        model = timm.create_model(path.stem)
+        model.load_state_dict(load_file(str(path)))
+        model = model.to(device).eval()
+        synchronize(device)
+        loaded = time.perf_counter()
+        passes = []
+        for _ in range(2):
+            begin = time.perf_counter()
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+                for first in range(0, images, batch):
+                    model.forward_head(model.forward_features(inputs[first : first + batch]), pre_logits=True)
+            synchronize(device)
+            passes.append(time.perf_counter() - begin)
+        per_model[path.stem] = {"load": loaded - start, "first_pass": passes[0], "steady_pass": passes[1]}
+    return per_model
+
+
+def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_size: int | None) -> dict[str, Any]:
+    zoo = write_random_zoo(archs, folder)
+    images = len(load_data("fashion-mnist", train_size=train_size).ranking_set)
+    data_options = ["--train-size", str(train_size)] if train_size else []
+    naive = json.loads(_run_self("--naive-zoo", str(zoo), str(images), str(size), str(batch)))
+    out = folder / "rank"
+    command = ["zoofit", "rank", "--data", "fashion-mnist", "--zoo", str(zoo), "--image-size", str(size),
+               "--batch-size", str(batch), "--out", str(out), *data_options]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env={**os.environ, "ZOOFIT_CACHE_DIR": str(folder / "cache")})
+    process_wall = time.perf_counter() - start
+    rows = json.loads((out / "ranking.json").read_text())
+    ranking_wall = sum(row["seconds"] for row in rows)  # the ranking loop itself: no interpreter start-up
+    steady = sum(model["steady_pass"] for model in naive.values())
+    return {
+        "models": len(archs),
+        "images": images,
+        "resolution": size,
+        "batch_size": batch,
+        "naive_seconds": {
+            part: round(sum(model[part] for model in naive.values()), 2)
+            for part in ("load", "first_pass", "steady_pass")
+        },
+        "naive_total_over_steady": round(sum(sum(m.values()) for m in naive.values()) / steady, 2),
+        "zoofit_ranking_seconds": round(ranking_wall, 2),
+        "zoofit_process_seconds": round(process_wall, 2),
+        "zoofit_over_steady": round(ranking_wall / steady, 2),
+        "naive_per_model": {arch: {k: round(v, 3) for k, v in m.items()} for arch, m in naive.items()},
+    }
+
+
+def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
+    out = folder / "paper"
+    command = ["zoofit", "run", "--data", "fashion-mnist", "--zoo", "demo", "--preset", "paper", "--out", str(out)]
+    start = time.perf_counter()
+    subprocess.run([*command, *extra], check=True)
+    wall = time.perf_counter() - start
+    summary = json.loads((out / "summary.json").read_text())
+    return {
+        "command": " ".join(command[:-2] + extra),
+        "process_wall_seconds": round(wall, 1),
+        "wall_seconds": round(summary["wall_seconds"], 1),
+        "stage_seconds": summary["stage_seconds"],
+        "trials": len(list((out / "trials").iterdir())),
+        "test_accuracy": summary["test_accuracy"],
+        "test_nll": summary["test_nll"],
+        "best_single": summary["best_single"],
+    }
+
+
+def _run_self(*arguments: str) -> str:
+    return subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True, text=True).stdout
+
+
+def main(smoke: bool) -> None:
+    device = resolve_device("auto")
+    if device.type != "cuda" and not smoke:
+        raise SystemExit("no GPU visible: run benchmarks/cpu_suite.py here, or gpu_suite.py --smoke to check it")
+    splits = load_data("fashion-mnist")
+    images = splits.ranking_set
+    extra = [ModelSpec(id=arch, arch=arch, weights="random") for arch in ("resnet50", "vit_small_patch16_224")]
+    with tempfile.TemporaryDirectory(prefix="zoofit-gpu-") as folder:
+        if smoke:
+            figures = {
+                "features": feature_extraction(images.subset(np.arange(16)), 32, 8, 1, device),
+                "fine_tuning": fine_tuning(splits, 32, 8, 2, 1, device),
+                "zoo_ranking": zoo_ranking(Path(folder), SMOKE_ZOO, 32, 8, train_size=40),
+                "paper_run": paper_run(
+                    Path(folder),
+                    ["--top-k", "1", "--lrs", "0.01", "--steps", "2", "--image-size", "32", "--train-size", "40"],
+                ),  # fmt: skip
+            }
+            print(json.dumps(figures, indent=2))
+            return
+        figures = {
+            "features": feature_extraction(images, None, 256, 3, device, extra=tuple(extra)),
+            "fine_tuning": fine_tuning(splits, 224, 64, 50, 3, device),
+            "knn_seconds": knn([1000, 10000, 50000]),
+            "zoo_ranking": zoo_ranking(Path(folder), ZOO_15, 224, 256, train_size=None),
+            "paper_run": paper_run(Path(folder), []),
+            "machine": describe(),
+        }
+    save("gpu_suite", figures)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--naive-zoo"]:
+        zoo, images, size, batch = sys.argv[2:6]
+        print(json.dumps(naive_zoo_loop(Path(zoo), int(images), int(size), int(batch))))
+    else:
+        main("--smoke" in sys.argv)
