@@ -158,3 +158,17 @@ def test_test_fraction_holds_out_a_test_split(make_image_folder) -> None:
     splits = load_data(str(make_image_folder(per_class=10)), test_fraction=0.2)
     assert list(splits.test.class_counts()) == [2, 2, 2]
     assert len(splits.train) + len(splits.val) == 24
+
+
+def test_a_killed_worker_is_a_one_line_error(make_image_folder, tmp_path: Path) -> None:
+    data, zoo = make_image_folder(per_class=8, layout="split"), write_tiny_zoo_file(tmp_path)
+    command = [*run_command(data, zoo, tmp_path / "out"), "--steps", "400", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(workers := children.read_text().split()) < 3:  # 2 workers + tracker
+        time.sleep(0.1)
+    time.sleep(3)  # let the workers start training
+    os.kill(int(max(workers, key=int)), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2 and "a trial worker process died" in stderr and "Traceback" not in stderr, stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,7 @@ from tests.conftest import tiny_spec
 from zoofit.data import load_data
 from zoofit.errors import ZoofitError
 from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
+from zoofit.finetune.sweep import train_and_store
 from zoofit.store import cache_root
 
 
@@ -78,3 +82,38 @@ def test_resolve_workers() -> None:
     assert 1 <= resolve_workers(None, torch.device("cpu")) <= 4
     with pytest.raises(ZoofitError, match="--workers"):
         resolve_workers(0, torch.device("cpu"))
+
+
+def test_workers_take_the_longest_trials_first(context_for, tmp_path: Path, monkeypatch) -> None:
+    submitted = []
+
+    def in_order(jobs, context, workers, progress) -> None:  # the pool, but one job after another, here
+        submitted.extend(jobs)
+        for spec, config in jobs:
+            train_and_store(spec, config, context, progress)
+
+    monkeypatch.setattr("zoofit.finetune.runner._run_in_workers", in_order)
+    records = TrialRunner(context_for(tmp_path), workers=2).run(JOBS, costs=[1.0, 3.0, 2.0])
+    assert submitted == [JOBS[1], JOBS[2], JOBS[0]]
+    assert [(r.model, r.config) for r in records] == [(spec.id, config) for spec, config in JOBS]
+
+
+def test_a_script_without_a_main_guard_runs_workers(make_image_folder, tmp_path: Path) -> None:
+    """Spawned workers must not re-run the caller's script (which would start a sweep in each worker)."""
+    data = make_image_folder(per_class=4, layout="split")
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from tests.conftest import tiny_spec\n"
+        "from zoofit.data import load_data\n"
+        "from zoofit.finetune import TrialConfig, TrialContext, TrialRunner\n"
+        "from zoofit.store import cache_root\n"
+        f"context = TrialContext(load_data({str(data)!r}), Path({str(tmp_path / 'run')!r}), cache_root(), 'cpu',"
+        " 'fp32', 'fp32', 16)\n"
+        "jobs = [(tiny_spec(), TrialConfig(lr=lr, steps=2, batch_size=4, image_size=32)) for lr in (0.01, 0.02)]\n"
+        "print(len(TrialRunner(context, workers=2).run(jobs)), 'trials')\n"
+    )
+    root = Path(__file__).parent.parent
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    assert done.returncode == 0 and "2 trials" in done.stdout, done.stderr

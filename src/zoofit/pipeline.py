@@ -125,15 +125,17 @@ class ZooFit:
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
         runner = TrialRunner(context, workers=workers, progress=progress)
-        top = [row.model for row in ranker.ranking_[: config.top_k]]
-        trials = runner.run([(specs[model], trial_config) for model in top for trial_config in config.trials()])
+        top = ranker.ranking_[: config.top_k]
+        jobs = [(specs[row.model], trial_config) for row in top for trial_config in config.trials()]
+        costs = [row.gflops * trial.steps * trial.batch_size for row in top for trial in config.trials()]
+        trials = runner.run(jobs, costs)
         stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())
         selection = greedy_select(
             [t.val_probs for t in trials], splits.val.labels, max_steps=config.ensemble_steps,
             max_members=config.max_members, max_gflops=config.max_gflops, gflops=[t.gflops for t in trials],
         )  # fmt: skip
         best = max(trials, key=_validation_score)
-        knn_top = max((t for t in trials if t.model == top[0]), key=_validation_score)
+        knn_top = max((t for t in trials if t.model == top[0].model), key=_validation_score)
         seeds = range(1, config.seed_baseline)
         extra = runner.run([(specs[best.model], replace(best.config, seed=best.config.seed + i)) for i in seeds])
         stages["ensemble_evaluate"] = time.perf_counter() - start - sum(stages.values())  # incl. the seed baseline

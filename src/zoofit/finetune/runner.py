@@ -53,14 +53,17 @@ class TrialRunner:
         self.workers = workers
         self.progress = progress or SilentProgress()
 
-    def run(self, jobs: Sequence[Job]) -> list[TrialRecord]:
-        """The records of ``jobs``, in order; the missing trials are trained first."""
+    def run(self, jobs: Sequence[Job], costs: Sequence[float] | None = None) -> list[TrialRecord]:
+        """The records of ``jobs``, in order; the missing trials are trained first. Given each job's relative
+        ``costs``, workers take the most expensive first, so the last trial to finish is a short one."""
         store = self.context.store
         keys = [self.context.key(spec, config) for spec, config in jobs]
         missing = {key: job for key, job in zip(keys, jobs, strict=True) if not store.has_trial(key)}
         workers = min(self.workers, len(missing))
         if workers > 1:
-            _run_in_workers(list(missing.values()), self.context, workers, self.progress)
+            cost = dict(zip(keys, costs or [0.0] * len(keys), strict=True))
+            longest_first = sorted(missing, key=lambda key: -cost[key])
+            _run_in_workers([missing[key] for key in longest_first], self.context, workers, self.progress)
         else:
             for spec, config in missing.values():
                 train_and_store(spec, config, self.context, self.progress)
@@ -83,7 +86,8 @@ def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progre
         with ProcessPoolExecutor(
             workers, mp_context=spawn, initializer=_start_worker, initargs=(context, threads, events)
         ) as pool:
-            futures = [pool.submit(_work, spec, config) for spec, config in jobs]
+            with _main_script_hidden():  # the pool spawns its workers on submit
+                futures = [pool.submit(_work, spec, config) for spec, config in jobs]
             try:
                 for future in futures:
                     future.result()
@@ -98,6 +102,23 @@ def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progre
     finally:
         events.put(None)
         forwarder.join()
+
+
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Spawned processes re-run the caller's main script before they start work; a script without an
+    ``if __name__ == "__main__":`` guard would then start a sweep in every worker (which hangs). Workers need
+    only zoofit, so the main script is hidden from them while they are spawned."""
+    main = sys.modules["__main__"]
+    saved = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
+    main.__spec__ = None
+    if "__file__" in saved:
+        del main.__file__
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 # --- in the parent: progress events from the workers -> the caller's Progress
