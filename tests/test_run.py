@@ -145,6 +145,7 @@ def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
         (["--preset", "huge"], "split", "unknown preset"),
         (["--lrs", "fast"], "split", "comma-separated list"),
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
+        (["--workers", "0"], "split", "--workers must be at least 1"),
     ],
 )
 def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -117,3 +118,12 @@ def test_a_script_without_a_main_guard_runs_workers(make_image_folder, tmp_path:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
     assert done.returncode == 0 and "2 trials" in done.stdout, done.stderr
+
+
+def test_a_trial_redone_on_resume_gives_the_same_numbers(context_for, tmp_path: Path) -> None:
+    first = TrialRunner(context_for(tmp_path), workers=2).run(JOBS)
+    shutil.rmtree(tmp_path / "trials" / first[1].key)  # as if the run had been killed during this trial
+    again = TrialRunner(context_for(tmp_path), workers=2).run(JOBS)
+    assert [r.reused for r in again] == [True, False, True]
+    np.testing.assert_array_equal(again[1].val_probs, first[1].val_probs)
+    assert again[1].result["losses"] == first[1].result["losses"]

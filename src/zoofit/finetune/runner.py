@@ -59,11 +59,10 @@ class TrialRunner:
         store = self.context.store
         keys = [self.context.key(spec, config) for spec, config in jobs]
         missing = {key: job for key, job in zip(keys, jobs, strict=True) if not store.has_trial(key)}
-        workers = min(self.workers, len(missing))
-        if workers > 1:
+        if self.workers > 1 and missing:  # even a single trial: its thread count, and so its numbers, stay put
             cost = dict(zip(keys, costs or [0.0] * len(keys), strict=True))
             longest_first = sorted(missing, key=lambda key: -cost[key])
-            _run_in_workers([missing[key] for key in longest_first], self.context, workers, self.progress)
+            _run_in_workers([missing[key] for key in longest_first], self.context, self.workers, self.progress)
         else:
             for spec, config in missing.values():
                 train_and_store(spec, config, self.context, self.progress)
@@ -77,6 +76,7 @@ class TrialRunner:
 
 
 def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progress: Progress) -> None:
+    """Train ``jobs`` in up to ``workers`` processes, each with its share of the CPU cores as threads."""
     spawn = get_context("spawn")
     events = spawn.Queue()
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -84,7 +84,7 @@ def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progre
     forwarder.start()
     try:
         with ProcessPoolExecutor(
-            workers, mp_context=spawn, initializer=_start_worker, initargs=(context, threads, events)
+            min(workers, len(jobs)), mp_context=spawn, initializer=_start_worker, initargs=(context, threads, events)
         ) as pool:
             with _main_script_hidden():  # the pool spawns its workers on submit
                 futures = [pool.submit(_work, spec, config) for spec, config in jobs]
