@@ -84,7 +84,10 @@ def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progre
     forwarder.start()
     try:
         with ProcessPoolExecutor(
-            min(workers, len(jobs)), mp_context=spawn, initializer=_start_worker, initargs=(context, threads, events)
+            min(workers, len(jobs)),
+            mp_context=spawn,
+            initializer=_start_worker,
+            initargs=(context, threads, events, os.getpid()),
         ) as pool:
             with _main_script_hidden():  # the pool spawns its workers on submit
                 futures = [pool.submit(_work, spec, config) for spec, config in jobs]
@@ -144,9 +147,11 @@ def _forward_progress(events: Any, progress: Progress) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(context: TrialContext, threads: int, events: Any) -> None:
+def _start_worker(context: TrialContext, threads: int, events: Any, parent: int) -> None:
     if sys.platform == "linux":  # die with the parent, so a killed run leaves no trials training behind
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died while this worker was starting (before the line above)
+        os._exit(1)
     torch.set_num_threads(threads)
     _worker.update(context=context, progress=_QueueProgress(events))
 
