@@ -126,9 +126,9 @@ class ZooFit:
         )  # fmt: skip
         runner = TrialRunner(context, workers=workers, progress=progress)
         top = ranker.ranking_[: config.top_k]
-        jobs = [(specs[row.model], trial_config) for row in top for trial_config in config.trials()]
-        costs = [row.gflops * trial.steps * trial.batch_size for row in top for trial in config.trials()]
-        trials = runner.run(jobs, costs)
+        plan = [(row, trial) for row in top for trial in config.trials()]
+        costs = [row.gflops * trial.steps * trial.batch_size for row, trial in plan]
+        trials = runner.run([(specs[row.model], trial) for row, trial in plan], costs)
         stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())
         selection = greedy_select(
             [t.val_probs for t in trials], splits.val.labels, max_steps=config.ensemble_steps,
