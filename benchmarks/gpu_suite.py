@@ -3,22 +3,26 @@
 1. feature extraction, zoofit vs a plain timm loop: the demo zoo plus resnet50 and vit_small (random
    weights), 1,000 images at each model's own resolution, batch 256, bf16;
 2. fine-tuning, zoofit's trial loop vs a plain train-step loop: mobilenetv2_100, 224 px, batch 64, bf16;
-3. kNN seconds at 1k/10k/50k images;
-4. ranking a 15-architecture zoo (random weights from local safetensors, 1,000 images, 224 px, bf16): a
-   naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time,
-   each in a fresh process; floor: zoofit <= 3x the sum of the steady forward times;
-5. `zoofit run --preset paper` on Fashion-MNIST (800 train / 200 val / 10k test): wall time per stage.
+3. ranking a 15-architecture zoo (random weights from local safetensors, 1,000 images, 224 px, bf16): a
+   naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time
+   with and without warming the next model up in the loader thread, each in a fresh process; floor:
+   zoofit <= 3x the sum of the steady forward times;
+4. `zoofit run --preset paper` on Fashion-MNIST (800 train / 200 val / 10k test): wall time per stage;
+5. kNN seconds at 1k/10k/50k images.
 
-Needs what `make demo` leaves behind: .venv, Fashion-MNIST, and the demo weights in the zoofit cache (the
-GPU machine has no internet; set ZOOFIT_CACHE_DIR to a carried copy). Writes results/gpu_suite-gpu.json.
+Needs Fashion-MNIST and the demo weights in the zoofit cache (the GPU machine has no internet: point
+ZOOFIT_FASHION_MNIST_DIR and ZOOFIT_CACHE_DIR at carried copies), and a `zoofit` command on the PATH.
+The figures are saved to results/gpu_suite-gpu.json after every section; a section that breaks is
+recorded as its error and the next one runs.
 
-    python benchmarks/gpu_suite.py            # --smoke: a seconds-long CPU version that checks the script runs
+    python benchmarks/gpu_suite.py [--note TEXT]   # TEXT is saved with the figures (how the run was set up)
+    python benchmarks/gpu_suite.py --smoke         # a CPU version, about a minute, that checks the script runs
 """
 
 from __future__ import annotations
 
+import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 from cpu_suite import feature_extraction, fine_tuning, knn, synchronize  # noqa: E402
 
+import zoofit.rank.ranker as ranker_module  # noqa: E402
+from zoofit import Ranker  # noqa: E402
 from zoofit.data import load_data  # noqa: E402
 from zoofit.device import resolve_device  # noqa: E402
 from zoofit.zoo import ModelSpec  # noqa: E402
@@ -60,10 +66,11 @@ def write_random_zoo(archs: list[str], folder: Path) -> Path:
     return zoo
 
 
-def naive_zoo_loop(zoo: Path, images: int, size: int, batch: int) -> dict[str, dict[str, float]]:
+def naive_zoo_loop(zoo: Path, size: int, batch: int, train_size: int) -> dict[str, dict[str, float]]:
     """The usual loop over a zoo: per model, load it, one pass over the images (warm-up), one more (steady)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.ones(1, device=device).sum().item()  # the CUDA context is not any model's cost
+    images = len(load_data("fashion-mnist", train_size=train_size or None).ranking_set)
     inputs = torch.randn(images, 3, size, size, device=device)
     per_model = {}
     for line in zoo.read_text().splitlines():
@@ -90,21 +97,16 @@ def naive_zoo_loop(zoo: Path, images: int, size: int, batch: int) -> dict[str, d
 
 def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_size: int | None) -> dict[str, Any]:
     zoo = write_random_zoo(archs, folder)
-    images = len(load_data("fashion-mnist", train_size=train_size).ranking_set)
-    data_options = ["--train-size", str(train_size)] if train_size else []
-    naive = json.loads(_run_self("--naive-zoo", str(zoo), str(images), str(size), str(batch)))
-    out = folder / "rank"
-    command = ["zoofit", "rank", "--data", "fashion-mnist", "--zoo", str(zoo), "--image-size", str(size),
-               "--batch-size", str(batch), "--out", str(out), *data_options]  # fmt: skip
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env={**os.environ, "ZOOFIT_CACHE_DIR": str(folder / "cache")})
-    process_wall = time.perf_counter() - start
-    rows = json.loads((out / "ranking.json").read_text())
-    ranking_wall = sum(row["seconds"] for row in rows)  # the ranking loop itself: no interpreter start-up
+    options = [str(zoo), str(size), str(batch), str(train_size or 0)]
+    naive = json.loads(_run_self("--naive-zoo", *options))
     steady = sum(model["steady_pass"] for model in naive.values())
+    zoofit = {
+        name: json.loads(_run_self("--zoofit-rank", *options, str(folder / f"cache-{name}"), str(int(warm))))
+        for name, warm in (("warm_up_ahead", True), ("no_warm_up", False))
+    }
     return {
         "models": len(archs),
-        "images": images,
+        "images": next(iter(zoofit.values()))["images"],
         "resolution": size,
         "batch_size": batch,
         "naive_seconds": {
@@ -112,11 +114,23 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
             for part in ("load", "first_pass", "steady_pass")
         },
         "naive_total_over_steady": round(sum(sum(m.values()) for m in naive.values()) / steady, 2),
-        "zoofit_ranking_seconds": round(ranking_wall, 2),
-        "zoofit_process_seconds": round(process_wall, 2),
-        "zoofit_over_steady": round(ranking_wall / steady, 2),
+        **{f"zoofit_{name}_seconds": round(run["seconds"], 2) for name, run in zoofit.items()},
+        **{f"zoofit_{name}_over_steady": round(run["seconds"] / steady, 2) for name, run in zoofit.items()},
         "naive_per_model": {arch: {k: round(v, 3) for k, v in m.items()} for arch, m in naive.items()},
+        **{f"zoofit_{name}_per_model": run["per_model"] for name, run in zoofit.items()},
     }
+
+
+def zoofit_rank(zoo: Path, size: int, batch: int, train_size: int, cache: Path, warm_up: bool) -> dict[str, Any]:
+    """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process."""
+    ranker_module.WARM_UP_AHEAD = warm_up
+    images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
+    ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache)
+    start = time.perf_counter()
+    ranker.fit(images)
+    seconds = time.perf_counter() - start
+    per_model = {row.model: round(row.seconds, 3) for row in ranker.ranking_}
+    return {"images": len(images), "seconds": seconds, "per_model": per_model}
 
 
 def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
@@ -126,12 +140,18 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
     subprocess.run([*command, *extra], check=True)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
+    with open(out / "trials.csv", newline="") as handle:
+        trials = list(csv.DictReader(handle))
     return {
         "command": " ".join(command[:-2] + extra),
         "process_wall_seconds": round(wall, 1),
         "wall_seconds": round(summary["wall_seconds"], 1),
         "stage_seconds": summary["stage_seconds"],
         "trials": len(list((out / "trials").iterdir())),
+        "trial_seconds": {f"{row['model']} lr={row['lr']}": round(float(row["seconds"]), 1) for row in trials},
+        "rank_seconds": {
+            row["model"]: round(row["seconds"], 2) for row in json.loads((out / "ranking.json").read_text())
+        },
         "test_accuracy": summary["test_accuracy"],
         "test_nll": summary["test_nll"],
         "best_single": summary["best_single"],
@@ -142,40 +162,57 @@ def _run_self(*arguments: str) -> str:
     return subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True, text=True).stdout
 
 
-def main(smoke: bool) -> None:
+def main(smoke: bool, note: str | None) -> None:
+    """Every section in turn; a section that breaks is recorded as its error, and the figures are saved after
+    each one, so a run cut short still leaves what it measured."""
     device = resolve_device("auto")
     if device.type != "cuda" and not smoke:
         raise SystemExit("no GPU visible: run benchmarks/cpu_suite.py here, or gpu_suite.py --smoke to check it")
     splits = load_data("fashion-mnist")
     images = splits.ranking_set
     extra = [ModelSpec(id=arch, arch=arch, weights="random") for arch in ("resnet50", "vit_small_patch16_224")]
+    figures: dict[str, Any] = {"machine": describe(), "note": note}
     with tempfile.TemporaryDirectory(prefix="zoofit-gpu-") as folder:
         if smoke:
-            figures = {
-                "features": feature_extraction(images.subset(np.arange(16)), 32, 8, 1, device),
-                "fine_tuning": fine_tuning(splits, 32, 8, 2, 1, device),
-                "zoo_ranking": zoo_ranking(Path(folder), SMOKE_ZOO, 32, 8, train_size=40),
-                "paper_run": paper_run(
+            sections = {
+                "features": lambda: feature_extraction(images.subset(np.arange(16)), 32, 8, 1, device),
+                "fine_tuning": lambda: fine_tuning(splits, 32, 8, 2, 1, device),
+                "zoo_ranking": lambda: zoo_ranking(Path(folder), SMOKE_ZOO, 32, 8, train_size=40),
+                "paper_run": lambda: paper_run(
                     Path(folder),
                     ["--top-k", "1", "--lrs", "0.01", "--steps", "2", "--image-size", "32", "--train-size", "40"],
                 ),  # fmt: skip
             }
-            print(json.dumps(figures, indent=2))
-            return
-        figures = {
-            "features": feature_extraction(images, None, 256, 3, device, extra=tuple(extra)),
-            "fine_tuning": fine_tuning(splits, 224, 64, 50, 3, device),
-            "knn_seconds": knn([1000, 10000, 50000]),
-            "zoo_ranking": zoo_ranking(Path(folder), ZOO_15, 224, 256, train_size=None),
-            "paper_run": paper_run(Path(folder), []),
-            "machine": describe(),
-        }
-    save("gpu_suite", figures)
+        else:
+            sections = {
+                "features": lambda: feature_extraction(images, None, 256, 3, device, extra=tuple(extra)),
+                "fine_tuning": lambda: fine_tuning(splits, 224, 64, 100, 3, device),
+                "zoo_ranking": lambda: zoo_ranking(Path(folder), ZOO_15, 224, 256, train_size=None),
+                "paper_run": lambda: paper_run(Path(folder), []),
+                "knn_seconds": lambda: knn([1000, 10000, 50000]),
+            }
+        for name, measure in sections.items():
+            start = time.perf_counter()
+            try:
+                figures[name] = measure()
+            except Exception as error:  # noqa: BLE001 - recorded, and the next section still runs
+                figures[name] = {"error": f"{type(error).__name__}: {error}"}
+            print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+            if smoke:
+                print(json.dumps(figures[name], indent=2))
+            else:
+                save("gpu_suite", figures)
+        if smoke and any("error" in value for value in figures.values() if isinstance(value, dict)):
+            raise SystemExit("a section failed (see its error above)")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--naive-zoo"]:
-        zoo, images, size, batch = sys.argv[2:6]
-        print(json.dumps(naive_zoo_loop(Path(zoo), int(images), int(size), int(batch))))
+        zoo, size, batch, train_size = sys.argv[2:6]
+        print(json.dumps(naive_zoo_loop(Path(zoo), int(size), int(batch), int(train_size))))
+    elif sys.argv[1:2] == ["--zoofit-rank"]:
+        zoo, size, batch, train_size, cache, warm = sys.argv[2:8]
+        print(json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache), warm == "1")))
     else:
-        main("--smoke" in sys.argv)
+        note = sys.argv[sys.argv.index("--note") + 1] if "--note" in sys.argv else None
+        main("--smoke" in sys.argv, note)

@@ -62,7 +62,7 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
 def test_models_load_one_ahead_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
     specs = [tiny_spec(), tiny_spec("broken", weights=f"file:{tmp_path / 'missing.pth'}"), tiny_spec("last")]
     seen = []
-    for spec, loading in loaded_ahead(specs, None):
+    for spec, loading in loaded_ahead(specs, load_model):
         if spec.id == "broken":
             with pytest.raises(ModelError, match="does not exist"):
                 loading.result()

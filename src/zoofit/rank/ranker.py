@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from zoofit.data import ImageSet, Splits
-from zoofit.device import resolve_device, resolve_precision
+from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.progress import Progress, SilentProgress
-from zoofit.rank.features import extract_features
+from zoofit.rank.features import extract_features, feature_key, warm_up
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.load import count_gflops
 
 log = logging.getLogger("zoofit")
+
+WARM_UP_AHEAD = True  # on a GPU, warm each model up in the loader thread (benchmarks/gpu_suite.py measures both)
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,13 @@ class Ranker:
         images = data.ranking_set if isinstance(data, Splits) else data
         zoo = self.zoo_ = self._validate(images)
         device = resolve_device(self.device)
-        resolve_precision(self.precision, device)  # fail early on a bad value
+        precision = resolve_precision(self.precision, device)
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
-        for spec, loading in loaded_ahead(zoo.models, cache):
+        load = partial(self._load, images=images, device=device, precision=precision, cache=cache)
+        for spec, loading in loaded_ahead(zoo.models, load):
             try:
                 ranking.append(self._rank_one(loading, images, device, cache, progress))
             except ModelError as error:
@@ -122,6 +126,20 @@ class Ranker:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
         self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
         return self
+
+    def _load(
+        self, spec: ModelSpec, images: ImageSet, device: torch.device, precision: str, cache: Cache
+    ) -> LoadedModel:
+        """``spec`` loaded onto ``device``; on a GPU also warmed up for extraction unless its features are cached."""
+        loaded = load_model(spec, cache, device)
+        prep = loaded.preprocessing.with_size(self.image_size)
+        if (
+            device.type == "cuda"
+            and WARM_UP_AHEAD
+            and not cache.has_tensors("features", feature_key(loaded, prep, precision, images))
+        ):
+            warm_up(loaded, prep, min(self.batch_size or default_batch_size(device), len(images)), device, precision)
+        return loaded
 
     def _rank_one(
         self, loading: Future[LoadedModel], images: ImageSet, device: torch.device, cache: Cache, progress: Progress
@@ -147,7 +165,9 @@ class Ranker:
             feature_dim=features.values.shape[1],
             seconds=time.perf_counter() - start,
             images_per_second=None if features.cached else len(images) / max(features.seconds, 1e-9),
-            gflops=loaded.gflops if self.image_size is None else count_gflops(loaded.model, prep.input_size),
+            gflops=loaded.gflops
+            if prep.input_size == loaded.preprocessing.input_size
+            else count_gflops(loaded.model, prep.input_size),
             input_size=prep.input_size,
             arch=spec.arch,
             weights=spec.weights,
@@ -164,13 +184,15 @@ class Ranker:
         return out
 
 
-def loaded_ahead(specs: Sequence[ModelSpec], cache: Cache | None) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
-    """Each model with its loading, the next model's already under way in a background thread: reading,
-    converting and instantiating weights overlaps the current model's forward passes. At most two models
-    are held at once; a load's error is raised by its ``result()``."""
+def loaded_ahead(
+    specs: Sequence[ModelSpec], load: Callable[[ModelSpec], LoadedModel]
+) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
+    """Each model with its ``load(spec)``, the next model's already under way in a background thread:
+    reading, converting, instantiating (and on a GPU warming up) overlaps the current model's forward
+    passes. At most two models are held at once; a load's error is raised by its ``result()``."""
     with ThreadPoolExecutor(1, thread_name_prefix="zoofit-load") as loader:
-        current = loader.submit(load_model, specs[0], cache) if specs else None
+        current = loader.submit(load, specs[0]) if specs else None
         for index, spec in enumerate(specs):
-            following = loader.submit(load_model, specs[index + 1], cache) if index + 1 < len(specs) else None
+            following = loader.submit(load, specs[index + 1]) if index + 1 < len(specs) else None
             yield spec, current
             current = following

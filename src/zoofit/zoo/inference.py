@@ -27,17 +27,18 @@ def forward_batches(
     task: TaskHandle | None = None,
 ) -> torch.Tensor:
     """``forward(model, inputs)`` over ``images`` in batches (model already on ``device``, eval mode),
-    concatenated on the CPU as float32."""
+    concatenated on the CPU as float32. Outputs stay on ``device`` until the last batch, so a GPU is never
+    made to wait for the host between batches."""
     outputs: list[torch.Tensor] = []
     with torch.inference_mode():
         for first in range(0, len(images), batch_size):
             batch = images[first : first + batch_size]
             inputs = to_input(prepare_batch(batch, prep, device))
             with autocast(device, precision):
-                outputs.append(forward(model, inputs).float().cpu())
+                outputs.append(forward(model, inputs))
             if task is not None:
                 task.advance(len(batch))
-    return torch.cat(outputs)
+    return torch.cat(outputs).float().cpu()
 
 
 def pre_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ log = logging.getLogger("zoofit")
 
 @dataclass
 class LoadedModel:
-    """A ready timm model (eval mode, on CPU) with the preprocessing and cost that go with it."""
+    """A ready timm model (eval mode, on the device it was loaded to) with its preprocessing and cost."""
 
     spec: ModelSpec
     model: torch.nn.Module
@@ -40,22 +40,26 @@ class LoadedModel:
         return int(self.model.num_features)
 
 
-def load_model(spec: ModelSpec, cache: Cache | None = None) -> LoadedModel:
-    """Build ``spec``'s timm model with its pre-trained weights loaded strictly.
+def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device | str = "cpu") -> LoadedModel:
+    """Build ``spec``'s timm model on ``device`` with its pre-trained weights loaded strictly.
 
+    Built on a GPU, the model's random initialisation (overwritten by the weights at once) costs
+    milliseconds instead of up to a second of CPU time. ``random`` weights are always drawn on the CPU,
+    so they are the same whichever device a model is used on.
     Raises :class:`ModelError` (one line) where the weights cannot be had or do not fit.
     """
     cache = cache or Cache()
-    if spec.scheme == "timm":
-        model = _load_timm(spec)
-    elif spec.scheme == "file":
-        model = _load_file(spec, Path(spec.location))
-    elif spec.scheme == "pypi":
-        model = _load_file(spec, converted_weights(spec, cache))
-    else:
+    if spec.scheme == "random":
         with torch.random.fork_rng():  # the same random weights every time: results stay reproducible
             torch.manual_seed(0)
-            model = _create(spec, spec.num_classes)
+            model = _create(spec, spec.num_classes).to(device)
+    else:
+        weights = converted_weights(spec, cache) if spec.scheme == "pypi" else None  # converted once, on the CPU
+        with torch.device(device):
+            if spec.scheme == "timm":
+                model = _load_timm(spec)
+            else:
+                model = _load_file(spec, weights or Path(spec.location))
     model.eval()
     preprocessing = spec.preprocessing or preprocessing_of(model)
     gflops = spec.gflops if spec.gflops is not None else count_gflops(model, preprocessing.input_size)
