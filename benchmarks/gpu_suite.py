@@ -4,14 +4,13 @@
    weights), 1,000 images at each model's own resolution, batch 256, bf16;
 2. fine-tuning, zoofit's trial loop vs a plain train-step loop: mobilenetv2_100, 224 px, batch 64, bf16;
 3. ranking a 15-architecture zoo (random weights from local safetensors, 1,000 images, 224 px, bf16): a
-   naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time
-   with and without warming the next model up in the loader thread, each in a fresh process; floor:
-   zoofit <= 3x the sum of the steady forward times;
+   naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time,
+   each in a fresh process; floor: zoofit <= 3x the sum of the steady forward times;
 4. `zoofit run --preset paper` on Fashion-MNIST (800 train / 200 val / 10k test): wall time per stage;
 5. kNN seconds at 1k/10k/50k images.
 
-Needs Fashion-MNIST and the demo weights in the zoofit cache (the GPU machine has no internet: point
-ZOOFIT_FASHION_MNIST_DIR and ZOOFIT_CACHE_DIR at carried copies), and a `zoofit` command on the PATH.
+Needs Fashion-MNIST and the demo weights in the zoofit cache, and a `zoofit` command on the PATH; for a GPU
+machine without internet, benchmarks/device_bundle.py packs them with a run.sh that sets this up.
 The figures are saved to results/gpu_suite-gpu.json after every section; a section that breaks is
 recorded as its error and the next one runs.
 
@@ -39,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 from cpu_suite import feature_extraction, fine_tuning, knn, synchronize  # noqa: E402
 
-import zoofit.rank.ranker as ranker_module  # noqa: E402
 from zoofit import Ranker  # noqa: E402
 from zoofit.data import load_data  # noqa: E402
 from zoofit.device import resolve_device  # noqa: E402
@@ -100,13 +98,10 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
     options = [str(zoo), str(size), str(batch), str(train_size or 0)]
     naive = json.loads(_run_self("--naive-zoo", *options))
     steady = sum(model["steady_pass"] for model in naive.values())
-    zoofit = {
-        name: json.loads(_run_self("--zoofit-rank", *options, str(folder / f"cache-{name}"), str(int(warm))))
-        for name, warm in (("warm_up_ahead", True), ("no_warm_up", False))
-    }
+    zoofit = json.loads(_run_self("--zoofit-rank", *options, str(folder / "cache")))
     return {
         "models": len(archs),
-        "images": next(iter(zoofit.values()))["images"],
+        "images": zoofit["images"],
         "resolution": size,
         "batch_size": batch,
         "naive_seconds": {
@@ -114,16 +109,15 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
             for part in ("load", "first_pass", "steady_pass")
         },
         "naive_total_over_steady": round(sum(sum(m.values()) for m in naive.values()) / steady, 2),
-        **{f"zoofit_{name}_seconds": round(run["seconds"], 2) for name, run in zoofit.items()},
-        **{f"zoofit_{name}_over_steady": round(run["seconds"] / steady, 2) for name, run in zoofit.items()},
+        "zoofit_seconds": round(zoofit["seconds"], 2),
+        "zoofit_over_steady": round(zoofit["seconds"] / steady, 2),
         "naive_per_model": {arch: {k: round(v, 3) for k, v in m.items()} for arch, m in naive.items()},
-        **{f"zoofit_{name}_per_model": run["per_model"] for name, run in zoofit.items()},
+        "zoofit_per_model": zoofit["per_model"],
     }
 
 
-def zoofit_rank(zoo: Path, size: int, batch: int, train_size: int, cache: Path, warm_up: bool) -> dict[str, Any]:
+def zoofit_rank(zoo: Path, size: int, batch: int, train_size: int, cache: Path) -> dict[str, Any]:
     """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process."""
-    ranker_module.WARM_UP_AHEAD = warm_up
     images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
     ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache)
     start = time.perf_counter()
@@ -211,8 +205,8 @@ if __name__ == "__main__":
         zoo, size, batch, train_size = sys.argv[2:6]
         print(json.dumps(naive_zoo_loop(Path(zoo), int(size), int(batch), int(train_size))))
     elif sys.argv[1:2] == ["--zoofit-rank"]:
-        zoo, size, batch, train_size, cache, warm = sys.argv[2:8]
-        print(json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache), warm == "1")))
+        zoo, size, batch, train_size, cache = sys.argv[2:7]
+        print(json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache))))
     else:
         note = sys.argv[sys.argv.index("--note") + 1] if "--note" in sys.argv else None
         main("--smoke" in sys.argv, note)

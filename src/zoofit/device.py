@@ -58,10 +58,17 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     return nullcontext()
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on a CPU, where convolutions run fastest in it; NCHW on a GPU, where channels_last
+    costs a depthwise-convolution model seconds of first use per process and shape (efficientnet_b0 on an
+    H200: 8.8 s vs 1.0 s) for a few percent of steady speed (benchmarks/results/gpu_probe-gpu.json)."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move ``model`` to ``device`` in channels_last, the fast layout for convolutions on CPU and GPU."""
-    return model.to(device=device, memory_format=torch.channels_last)
+    """Move ``model`` to ``device`` in the device's fast memory format."""
+    return model.to(device=device, memory_format=memory_format(device))
 
 
 def to_input(batch: torch.Tensor) -> torch.Tensor:
-    return batch.contiguous(memory_format=torch.channels_last)
+    return batch.contiguous(memory_format=memory_format(batch.device))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from zoofit.data import ImageSet
-from zoofit.device import autocast, default_batch_size, resolve_device, resolve_precision, to_device, to_input
+from zoofit.device import default_batch_size, resolve_device, resolve_precision, to_device
 from zoofit.progress import Progress, SilentProgress
 from zoofit.store import Cache, content_key
 from zoofit.zoo import LoadedModel, Preprocessing
@@ -41,8 +41,8 @@ def extract_features(
     progress: Progress | None = None,
 ) -> Features:
     """Pre-logit features of ``images``; reused from ``cache`` where the same model, preprocessing and
-    images were seen before. The model runs channels_last, under bf16 autocast where the device
-    computes bf16 natively (``precision="auto"``)."""
+    images were seen before. The model runs in the device's memory format (``device.memory_format``), under
+    bf16 autocast where the device computes bf16 natively (``precision="auto"``)."""
     prep = prep or loaded.preprocessing
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -61,15 +61,3 @@ def extract_features(
     if cache is not None:
         cache.save_tensors("features", key, {"features": values})
     return Features(values.numpy(), seconds, False)
-
-
-def warm_up(loaded: LoadedModel, prep: Preprocessing, batch_size: int, device: torch.device, precision: str) -> None:
-    """One untimed pass of a zeros batch shaped like extraction's, on a side CUDA stream: the first-use costs
-    of a model on a GPU (lazy kernel loading, cuDNN's choice of algorithms) are paid here, in the loader
-    thread, while the GPU still serves the previous model."""
-    model = to_device(loaded.model, device).eval()
-    stream = torch.cuda.Stream(device)
-    stream.wait_stream(torch.cuda.current_stream(device))  # the weights were written on the default stream
-    with torch.cuda.stream(stream), torch.inference_mode(), autocast(device, precision):
-        pre_logits(model, to_input(torch.zeros(batch_size, 3, prep.input_size, prep.input_size, device=device)))
-    stream.synchronize()

@@ -13,18 +13,16 @@ from pathlib import Path
 import torch
 
 from zoofit.data import ImageSet, Splits
-from zoofit.device import default_batch_size, resolve_device, resolve_precision
+from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.progress import Progress, SilentProgress
-from zoofit.rank.features import extract_features, feature_key, warm_up
+from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.load import count_gflops
 
 log = logging.getLogger("zoofit")
-
-WARM_UP_AHEAD = True  # on a GPU, warm each model up in the loader thread (benchmarks/gpu_suite.py measures both)
 
 
 @dataclass(frozen=True)
@@ -110,12 +108,12 @@ class Ranker:
         images = data.ranking_set if isinstance(data, Splits) else data
         zoo = self.zoo_ = self._validate(images)
         device = resolve_device(self.device)
-        precision = resolve_precision(self.precision, device)
+        resolve_precision(self.precision, device)  # fail early on a bad value
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
-        load = partial(self._load, images=images, device=device, precision=precision, cache=cache)
+        load = partial(load_model, cache=cache, device=device)
         for spec, loading in loaded_ahead(zoo.models, load):
             try:
                 ranking.append(self._rank_one(loading, images, device, cache, progress))
@@ -126,20 +124,6 @@ class Ranker:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
         self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
         return self
-
-    def _load(
-        self, spec: ModelSpec, images: ImageSet, device: torch.device, precision: str, cache: Cache
-    ) -> LoadedModel:
-        """``spec`` loaded onto ``device``; on a GPU also warmed up for extraction unless its features are cached."""
-        loaded = load_model(spec, cache, device)
-        prep = loaded.preprocessing.with_size(self.image_size)
-        if (
-            device.type == "cuda"
-            and WARM_UP_AHEAD
-            and not cache.has_tensors("features", feature_key(loaded, prep, precision, images))
-        ):
-            warm_up(loaded, prep, min(self.batch_size or default_batch_size(device), len(images)), device, precision)
-        return loaded
 
     def _rank_one(
         self, loading: Future[LoadedModel], images: ImageSet, device: torch.device, cache: Cache, progress: Progress
@@ -188,8 +172,7 @@ def loaded_ahead(
     specs: Sequence[ModelSpec], load: Callable[[ModelSpec], LoadedModel]
 ) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
     """Each model with its ``load(spec)``, the next model's already under way in a background thread:
-    reading, converting, instantiating (and on a GPU warming up) overlaps the current model's forward
-    passes. At most two models are held at once; a load's error is raised by its ``result()``."""
+    reading, converting and instantiating overlaps the current model's forward passes. At most two models are held at once; a load's error is raised by its ``result()``."""
     with ThreadPoolExecutor(1, thread_name_prefix="zoofit-load") as loader:
         current = loader.submit(load, specs[0]) if specs else None
         for index, spec in enumerate(specs):

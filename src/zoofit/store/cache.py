@@ -37,15 +37,13 @@ class Cache:
     def path(self, kind: str, name: str) -> Path:
         return self.root / kind / name
 
-    def has_tensors(self, kind: str, key: str) -> bool:
-        return self.path(kind, f"{key}.safetensors").is_file()
-
     def load_tensors(self, kind: str, key: str) -> dict[str, torch.Tensor] | None:
         """The tensors stored under ``key``, or None where absent or unreadable (then recomputed)."""
-        if not self.has_tensors(kind, key):
+        path = self.path(kind, f"{key}.safetensors")
+        if not path.is_file():
             return None
         try:
-            return load_file(str(self.path(kind, f"{key}.safetensors")))
+            return load_file(str(path))
         except (SafetensorError, OSError):
             return None
 
