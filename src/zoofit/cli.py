@@ -149,7 +149,8 @@ def run(
     ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
     seed_baseline: Annotated[int | None, _option("Also ensemble N seeds of the best trial (0: off).")] = None,
     workers: Annotated[
-        int | None, _option("Trials trained at once, each in a process (default: CPU cores up to 4; 4 on a GPU).")
+        int | None,
+        _option("Trials trained at once: here and in N-1 processes (default: CPU cores up to 4; 4 on a GPU)."),
     ] = None,
     models: Models = None,
     k: K = 1,

@@ -35,8 +35,8 @@ class ZooFit:
         for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``).
     k, metric : the kNN ranking.
     device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
-    workers : trials trained at once, each in its own process (``None``: one per CPU core up to 4, or 4 on a
-        GPU; 1 trains them one after another in this process).
+    workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
+        (``None``: one per CPU core up to 4, or 4 on a GPU; 1 trains them one after another in this process).
 
     Attributes
     ----------
