@@ -84,10 +84,12 @@ def main() -> None:
     for kind, variants in (("first_pass", FIRST_PASS), ("training", TRAINING)):
         for arch, layout, tuned in variants:
             name = f"{arch} {layout} {'cudnn-benchmark' if tuned else 'heuristics'}"
-            run = subprocess.run(
-                [sys.executable, __file__, kind, arch, layout, str(int(tuned))], capture_output=True, text=True
-            )
-            figures[kind][name] = json.loads(run.stdout) if run.returncode == 0 else {"error": run.stderr[-300:]}
+            command = [sys.executable, __file__, kind, arch, layout, str(int(tuned))]
+            try:
+                run = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+                figures[kind][name] = json.loads(run.stdout)
+            except (subprocess.SubprocessError, json.JSONDecodeError) as error:
+                figures[kind][name] = {"error": f"{error} {getattr(error, 'stderr', '') or ''}"[-300:]}
             save("gpu_probe", figures)
 
 

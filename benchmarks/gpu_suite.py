@@ -153,7 +153,11 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
 
 
 def _run_self(*arguments: str) -> str:
-    return subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True, text=True).stdout
+    """This script's stdout in a fresh process; a failure raises with the end of its stderr."""
+    run = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"{arguments[0]} failed: {run.stderr[-500:]}")
+    return run.stdout
 
 
 def main(smoke: bool, note: str | None) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,3 +128,19 @@ def test_a_trial_redone_on_resume_gives_the_same_numbers(context_for, tmp_path: 
     assert [r.reused for r in again] == [True, False, True]
     np.testing.assert_array_equal(again[1].val_probs, first[1].val_probs)
     assert again[1].result["losses"] == first[1].result["losses"]
+
+
+def test_workers_end_normally_after_the_sweep(context_for, tmp_path: Path, monkeypatch) -> None:
+    """A worker is spawned from a lane thread, whose end would SIGKILL it (PR_SET_PDEATHSIG) if the pool
+    had not shut it down first."""
+    processes = {}
+    submit = ProcessPoolExecutor.submit
+
+    def recording_submit(pool, *args, **kwargs):
+        future = submit(pool, *args, **kwargs)
+        processes.update(pool._processes or {})
+        return future
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", recording_submit)
+    TrialRunner(context_for(tmp_path), workers=2).run(JOBS)
+    assert processes and all(process.exitcode == 0 for process in processes.values())

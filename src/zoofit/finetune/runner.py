@@ -88,23 +88,26 @@ def _run_in_workers(jobs: list[Job], context: TrialContext, workers: int, progre
     forwarder = threading.Thread(target=_forward_progress, args=(events, progress), daemon=True)
     forwarder.start()
     try:
+        # The lanes (threads) outlive the pool: a worker is spawned by the lane that first submits to it, and
+        # its PR_SET_PDEATHSIG fires when that *thread* ends, so the pool must be shut down before they do.
         with (
+            ThreadPoolExecutor(workers - 1, thread_name_prefix="zoofit-lane") as lanes,
             ProcessPoolExecutor(
                 workers - 1,
                 mp_context=spawn,
                 initializer=_start_worker,
                 initargs=(context, threads, events, os.getpid()),
             ) as pool,
-            ThreadPoolExecutor(workers - 1, thread_name_prefix="zoofit-lane") as lanes,
         ):
-            local = pending.popleft()  # the most expensive job starts at once, here, while the workers spawn
-            remote = [lanes.submit(_drive, pool, pending) for _ in range(workers - 1)]
             try:
+                local = _next(pending)  # the most expensive job starts at once, here, while the workers spawn
+                remote = [lanes.submit(_drive, pool, pending) for _ in range(workers - 1)]
+                _release_cached_gpu_memory(context.device)
                 with _torch_threads(threads):
                     while local is not None:
                         train_and_store(*local, context, progress)
                         local = _next(pending)
-                for lane in remote:
+                for lane in remote:  # the first failure found is raised; another lane's may be lost with it
                     lane.result()
             except BaseException:  # stop like a sequential sweep would; trials already running still finish
                 pending.clear()
@@ -138,6 +141,12 @@ def _drive(pool: ProcessPoolExecutor, pending: deque[Job]) -> None:
         except BaseException:
             pending.clear()
             raise
+
+
+def _release_cached_gpu_memory(device: str) -> None:
+    """Hand the GPU memory this process cached (the ranking's) back, for the workers."""
+    if torch.device(device).type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @contextmanager

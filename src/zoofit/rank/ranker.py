@@ -172,7 +172,8 @@ def loaded_ahead(
     specs: Sequence[ModelSpec], load: Callable[[ModelSpec], LoadedModel]
 ) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
     """Each model with its ``load(spec)``, the next model's already under way in a background thread:
-    reading, converting and instantiating overlaps the current model's forward passes. At most two models are held at once; a load's error is raised by its ``result()``."""
+    reading, converting and instantiating overlaps the current model's forward passes. At most two models
+    are held at once; a load's error is raised by its ``result()``."""
     with ThreadPoolExecutor(1, thread_name_prefix="zoofit-load") as loader:
         current = loader.submit(load, specs[0]) if specs else None
         for index, spec in enumerate(specs):

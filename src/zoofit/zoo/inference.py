@@ -35,10 +35,10 @@ def forward_batches(
             batch = images[first : first + batch_size]
             inputs = to_input(prepare_batch(batch, prep, device))
             with autocast(device, precision):
-                outputs.append(forward(model, inputs))
+                outputs.append(forward(model, inputs).to(torch.float32, copy=True))  # not a view of the batch
             if task is not None:
                 task.advance(len(batch))
-    return torch.cat(outputs).float().cpu()
+    return torch.cat(outputs).cpu()
 
 
 def pre_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -43,9 +43,10 @@ class LoadedModel:
 def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device | str = "cpu") -> LoadedModel:
     """Build ``spec``'s timm model on ``device`` with its pre-trained weights loaded strictly.
 
-    Built on a GPU, the model's random initialisation (overwritten by the weights at once) costs
-    milliseconds instead of up to a second of CPU time. ``random`` weights are always drawn on the CPU,
-    so they are the same whichever device a model is used on.
+    ``file:`` and ``pypi:`` models are built on ``device`` directly: on a GPU their random initialisation
+    (overwritten by the weights at once) costs milliseconds instead of up to a second of CPU time. ``timm:``
+    models are built and loaded by timm on the CPU (its checkpoint filters expect CPU tensors), then moved;
+    ``random`` weights are drawn on the CPU, so they are the same whichever device a model is used on.
     Raises :class:`ModelError` (one line) where the weights cannot be had or do not fit.
     """
     cache = cache or Cache()
@@ -53,13 +54,12 @@ def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device
         with torch.random.fork_rng():  # the same random weights every time: results stay reproducible
             torch.manual_seed(0)
             model = _create(spec, spec.num_classes).to(device)
+    elif spec.scheme == "timm":
+        model = _load_timm(spec).to(device)
     else:
-        weights = converted_weights(spec, cache) if spec.scheme == "pypi" else None  # converted once, on the CPU
+        weights = converted_weights(spec, cache) if spec.scheme == "pypi" else Path(spec.location)
         with torch.device(device):
-            if spec.scheme == "timm":
-                model = _load_timm(spec)
-            else:
-                model = _load_file(spec, weights or Path(spec.location))
+            model = _load_file(spec, weights)
     model.eval()
     preprocessing = spec.preprocessing or preprocessing_of(model)
     gflops = spec.gflops if spec.gflops is not None else count_gflops(model, preprocessing.input_size)
