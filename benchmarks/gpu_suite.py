@@ -7,7 +7,9 @@
    naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time,
    each in a fresh process; floor: zoofit <= 3x the sum of the steady forward times;
 4. `zoofit run --preset paper` on Fashion-MNIST (800 train / 200 val / 10k test): wall time per stage;
-5. kNN seconds at 1k/10k/50k images.
+5. kNN seconds at 1k/10k/50k images;
+6. scaling: ranking wall time against the number of random-init models (1/2/4/8, 250 images) and of images
+   (250 ... 4,000, the 1,000 images repeated), 224 px: slopes and the fixed cost per model.
 
 Needs Fashion-MNIST and the demo weights in the zoofit cache, and a `zoofit` command on the PATH; for a GPU
 machine without internet, benchmarks/device_bundle.py packs them with a run.sh that sets this up.
@@ -36,10 +38,10 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
-from cpu_suite import feature_extraction, fine_tuning, knn, synchronize  # noqa: E402
+from cpu_suite import feature_extraction, fine_tuning, knn, scaling, synchronize  # noqa: E402
 
 from zoofit import Ranker  # noqa: E402
-from zoofit.data import load_data  # noqa: E402
+from zoofit.data import ImageSet, load_data  # noqa: E402
 from zoofit.device import resolve_device  # noqa: E402
 from zoofit.zoo import ModelSpec  # noqa: E402
 
@@ -49,6 +51,12 @@ ZOO_15 = [
     "swin_tiny_patch4_window7_224", "mobilenetv3_large_100", "densenet121",
 ]  # fmt: skip
 SMOKE_ZOO = ["resnet18", "mobilenetv3_large_100"]
+IMAGE_COUNTS = [250, 500, 1000, 2000, 4000]
+
+
+def repeated(images: ImageSet, count: int) -> ImageSet:
+    """``count`` images: ``images`` over and over (the GPU machine carries only the 1,000 sampled ones)."""
+    return images.subset(np.arange(count) % len(images))
 
 
 def write_random_zoo(archs: list[str], folder: Path) -> Path:
@@ -180,6 +188,7 @@ def main(smoke: bool, note: str | None) -> None:
                     Path(folder),
                     ["--top-k", "1", "--lrs", "0.01", "--steps", "2", "--image-size", "32", "--train-size", "40"],
                 ),  # fmt: skip
+                "scaling": lambda: scaling(images, 32, [1, 2], [16, 32], Path(folder)),
             }
         else:
             sections = {
@@ -188,6 +197,7 @@ def main(smoke: bool, note: str | None) -> None:
                 "zoo_ranking": lambda: zoo_ranking(Path(folder), ZOO_15, 224, 256, train_size=None),
                 "paper_run": lambda: paper_run(Path(folder), []),
                 "knn_seconds": lambda: knn([1000, 10000, 50000]),
+                "scaling": lambda: scaling(repeated(images, 4000), 224, [1, 2, 4, 8], IMAGE_COUNTS, Path(folder)),
             }
         for name, measure in sections.items():
             start = time.perf_counter()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,19 @@ def test_positional_conversion_checks_every_shape() -> None:
         assign_by_position(state, values[:-1], "checkpoint")
     with pytest.raises(ModelError, match="has shape"):
         assign_by_position(state, [values[1], values[0], *values[2:]], "checkpoint")
+
+
+def test_gflops_are_counted_when_asked_once_per_size_and_the_spec_figure_wins(monkeypatch) -> None:
+    import zoofit.zoo.load as load
+
+    counted: list[int] = []
+    monkeypatch.setattr(load, "count_gflops", lambda model, size: counted.append(size) or size / 100)
+    loaded = load_model(tiny_spec())
+    assert counted == []  # loading alone counts nothing
+    assert loaded.gflops_at(64) == loaded.gflops_at(64) == 0.64 and loaded.gflops == 0.32
+    assert counted == [64, 32]
+    given = load_model(replace(tiny_spec(), gflops=1.5))
+    assert given.gflops == 1.5 and given.gflops_at(64) == 0.64
 
 
 # ---------------------------------------------------------------- timm: weights from a hub-style cache

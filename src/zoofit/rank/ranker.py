@@ -20,7 +20,6 @@ from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Zoo, load_model, load_zoo
-from zoofit.zoo.load import count_gflops
 
 log = logging.getLogger("zoofit")
 
@@ -113,8 +112,7 @@ class Ranker:
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
-        load = partial(load_model, cache=cache, device=device)
-        for spec, loading in loaded_ahead(zoo.models, load):
+        for spec, loading in loaded_ahead(zoo.models, partial(self._load, cache=cache, device=device)):
             try:
                 ranking.append(self._rank_one(loading, images, device, cache, progress))
             except ModelError as error:
@@ -124,6 +122,12 @@ class Ranker:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
         self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
         return self
+
+    def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> LoadedModel:
+        """``spec`` loaded, with its GFLOPs at the ranking's resolution counted (in the loader's thread)."""
+        loaded = load_model(spec, cache, device)
+        loaded.gflops_at(loaded.preprocessing.with_size(self.image_size).input_size)
+        return loaded
 
     def _rank_one(
         self, loading: Future[LoadedModel], images: ImageSet, device: torch.device, cache: Cache, progress: Progress
@@ -149,9 +153,7 @@ class Ranker:
             feature_dim=features.values.shape[1],
             seconds=time.perf_counter() - start,
             images_per_second=None if features.cached else len(images) / max(features.seconds, 1e-9),
-            gflops=loaded.gflops
-            if prep.input_size == loaded.preprocessing.input_size
-            else count_gflops(loaded.model, prep.input_size),
+            gflops=loaded.gflops_at(prep.input_size),
             input_size=prep.input_size,
             arch=spec.arch,
             weights=spec.weights,

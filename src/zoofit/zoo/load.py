@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
@@ -33,11 +33,25 @@ class LoadedModel:
     spec: ModelSpec
     model: torch.nn.Module
     preprocessing: Preprocessing
-    gflops: float
+    _gflops: dict[int, float] = field(default_factory=dict, repr=False)
 
     @property
     def feature_dim(self) -> int:
         return int(self.model.num_features)
+
+    @property
+    def gflops(self) -> float:
+        """Forward GFLOPs per image at the model's own resolution."""
+        return self.gflops_at(self.preprocessing.input_size)
+
+    def gflops_at(self, input_size: int) -> float:
+        """Forward GFLOPs per image at ``input_size``: the spec's figure where it gives one for the model's own
+        resolution, else counted (a one-image forward pass, once per size: only when asked for)."""
+        if input_size == self.preprocessing.input_size and self.spec.gflops is not None:
+            return self.spec.gflops
+        if input_size not in self._gflops:
+            self._gflops[input_size] = count_gflops(self.model, input_size)
+        return self._gflops[input_size]
 
 
 def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device | str = "cpu") -> LoadedModel:
@@ -61,9 +75,7 @@ def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device
         with torch.device(device):
             model = _load_file(spec, weights)
     model.eval()
-    preprocessing = spec.preprocessing or preprocessing_of(model)
-    gflops = spec.gflops if spec.gflops is not None else count_gflops(model, preprocessing.input_size)
-    return LoadedModel(spec, model, preprocessing, gflops)
+    return LoadedModel(spec, model, spec.preprocessing or preprocessing_of(model))
 
 
 def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
