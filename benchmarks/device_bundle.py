@@ -4,7 +4,8 @@ Writes the ignored folder ``.device_bundle/`` (about 48 MB): the demo weights fr
 copies (loaded into fp32 models; half the size of the 85 MB of fp32 ones), Fashion-MNIST with only the 1,000
 training images the default protocol samples left in (the others zeroed, so the splits are identical), and
 ``run.sh``, which sets the environment up (a ``zoofit`` command without pip) and runs the suite. Run it after
-``make demo`` has filled the cache; then, on the device, ``bash .device_bundle/run.sh [gpu_suite.py|gpu_probe.py] [--smoke]``.
+``make demo`` has filled the cache; then, on the device, ``bash .device_bundle/run.sh [gpu_suite.py [--smoke]]``
+or ``bash .device_bundle/run.sh gpu_probe.py [GROUP ...]`` (``LIMIT=seconds`` caps the run, default 540).
 
     python benchmarks/device_bundle.py
 """

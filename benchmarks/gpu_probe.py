@@ -1,21 +1,30 @@
-"""What a model's first pass and a training step cost on a GPU, by memory format (channels_last or NCHW)
-and cuDNN autotuning (on or off), each variant in a fresh process so no kernel is loaded beforehand.
+"""What a model's first pass and a training step cost on a GPU, each variant in a fresh process so no kernel
+is loaded beforehand:
+
+- first_pass: by memory format (channels_last or NCHW) and cuDNN autotuning (on or off);
+- training: the same, and the whole step (forward, backward, SGD) captured once as a CUDA graph and replayed;
+- lanes: 1, 2, 4 or 8 processes training at once on the one GPU (the sweep's workers), images/s of them all.
 
 It explains the figures of gpu_suite.py (issue 4): which first-use costs zoofit's ranking pays per model, and
-which settings make a trial's training step fastest. A plain timm loop on random inputs, 224 px, bf16.
-Writes results/gpu_probe-gpu.json after every variant; all 17 variants take about 6 minutes on an H200 (the
-committed run was cut at 4 minutes, after the first three training variants).
+what would make the paper preset's trials (small models at batch 64, launch-bound) faster. A plain timm loop
+on random inputs, 224 px, bf16. Writes results/gpu_probe-gpu.json after every variant. first_pass and the
+eager training variants took about 6 minutes on an H200 (the committed run was cut at 4 minutes); graph and
+lanes are expected to take 2-3 minutes more.
 
-    python benchmarks/gpu_probe.py
+    python benchmarks/gpu_probe.py [first_pass] [training] [lanes] [--note TEXT]   # groups (default: all)
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -26,8 +35,10 @@ from common import describe, save  # noqa: E402
 
 FIRST_PASS = [(arch, layout, tuned) for arch in ("efficientnet_b0", "mobilenetv3_large_100", "convnext_tiny")
               for layout, tuned in (("nchw", False), ("channels_last", False), ("channels_last", True))]  # fmt: skip
-TRAINING = [(arch, layout, tuned) for arch in ("mobilenetv2_100", "efficientnet_b0")
+TRAINING = [(arch, layout, tuned, "eager") for arch in ("mobilenetv2_100", "efficientnet_b0")
             for layout, tuned in (("nchw", False), ("channels_last", False), ("nchw", True), ("channels_last", True))]  # fmt: skip
+TRAINING += [(arch, "nchw", False, "graph") for arch in ("mobilenetv2_100", "efficientnet_b0")]
+LANES = [(count,) for count in (1, 2, 4, 8)]
 
 
 def _prepare(arch: str, layout: str, tuned: bool, training: bool) -> tuple[torch.nn.Module, torch.device]:
@@ -59,43 +70,118 @@ def first_pass(arch: str, layout: str, tuned: bool, images: int = 1000, batch: i
     return {"first_pass": round(seconds[0], 3), "steady_pass": round(seconds[1], 3)}
 
 
-def training(arch: str, layout: str, tuned: bool, batch: int = 64, steps: int = 40) -> dict[str, float]:
-    """Images per second of SGD steps after 10 untimed ones (bf16 autocast, one fixed batch)."""
+def training(arch: str, layout: str, tuned: bool, mode: str, batch: int = 64, steps: int = 40) -> dict[str, float]:
+    """Images per second of SGD steps after 10 untimed ones (bf16 autocast, one fixed batch); ``mode``
+    "graph" replays the whole step captured as one CUDA graph."""
+    step = _training_step(arch, layout, tuned, mode, batch)
+    return {"images_per_s": round(steps * batch / _seconds(step, steps), 1)}
+
+
+def _training_step(arch: str, layout: str, tuned: bool, mode: str, batch: int) -> Callable[[], None]:
+    """One SGD step of ``arch`` on a fixed random batch, warmed up (and captured, for "graph")."""
     model, device = _prepare(arch, layout, tuned, training=True)
     inputs = _layout(torch.randn(batch, 3, 224, 224, device=device), layout)
     labels = torch.randint(0, 10, (batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    start = 0.0
-    for step in range(10 + steps):
-        if step == 10:
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=mode != "graph"):
             loss = F.cross_entropy(model(inputs).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
+        if mode != "graph":
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+    side = torch.cuda.Stream()  # warm-up off the default stream, as capture requires
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(10):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    if mode != "graph":
+        return step
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)  # backward in the graph allocates the gradients from its pool
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def _seconds(step: Callable[[], None], steps: int) -> float:
     torch.cuda.synchronize()
-    return {"images_per_s": round(steps * batch / (time.perf_counter() - start), 1)}
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
-def main() -> None:
-    figures: dict = {"machine": describe(), "first_pass": {}, "training": {}}
-    for kind, variants in (("first_pass", FIRST_PASS), ("training", TRAINING)):
-        for arch, layout, tuned in variants:
-            name = f"{arch} {layout} {'cudnn-benchmark' if tuned else 'heuristics'}"
-            command = [sys.executable, __file__, kind, arch, layout, str(int(tuned))]
+def lanes(count: int, steps: int = 60, batch: int = 64) -> dict[str, float]:
+    """Images per second of ``count`` processes training mobilenetv2_100 (NCHW, eager) at once."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, seconds = spawn.Barrier(count), spawn.Queue()
+    workers = [spawn.Process(target=_lane, args=(ready, seconds, steps, batch)) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    results = [seconds.get(timeout=170) for _ in workers]
+    for worker in workers:
+        worker.join()
+    failures = [result for result in results if isinstance(result, str)]
+    if failures:
+        raise RuntimeError(failures[0])
+    slowest = max(results)
+    return {"images_per_s": round(count * steps * batch / slowest, 1), "slowest_lane_seconds": round(slowest, 2)}
+
+
+def _lane(ready: Any, seconds: Any, steps: int, batch: int) -> None:
+    """One lane of :func:`lanes`: puts its seconds, or its error as text (after releasing the others)."""
+    try:
+        step = _training_step("mobilenetv2_100", "nchw", False, "eager", batch)
+        torch.cuda.synchronize()
+    except Exception as error:  # noqa: BLE001 - reported by the parent
+        ready.abort()
+        seconds.put(f"{type(error).__name__}: {error}")
+        return
+    try:
+        ready.wait()  # every lane warmed up: they start together
+    except threading.BrokenBarrierError:
+        seconds.put("another lane failed")
+        return
+    seconds.put(_seconds(step, steps))
+
+
+def main(groups: list[str], note: str | None) -> None:
+    figures: dict = {"machine": describe(), "note": note, **{group: {} for group in groups}}
+    for group in groups:
+        for variant in GROUPS[group]:
+            name = " ".join(VARIANT_NAMES.get(str(part), str(part)) for part in variant)
+            command = [sys.executable, __file__, "--variant", group, *map(str, variant)]
             try:
                 run = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
-                figures[kind][name] = json.loads(run.stdout)
+                figures[group][name] = json.loads(run.stdout)
             except (subprocess.SubprocessError, json.JSONDecodeError) as error:
-                figures[kind][name] = {"error": f"{error} {getattr(error, 'stderr', '') or ''}"[-300:]}
+                figures[group][name] = {"error": f"{error} {getattr(error, 'stderr', '') or ''}"[-300:]}
             save("gpu_probe", figures)
 
 
+GROUPS = {"first_pass": FIRST_PASS, "training": TRAINING, "lanes": LANES}
+MEASURES = {"first_pass": first_pass, "training": training, "lanes": lanes}
+VARIANT_NAMES = {"True": "cudnn-benchmark", "False": "heuristics"}
+
+
+def _parse(text: str) -> object:
+    return {"True": True, "False": False}.get(text, int(text) if text.isdigit() else text)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 5:
-        measure = {"first_pass": first_pass, "training": training}[sys.argv[1]]
-        print(json.dumps(measure(sys.argv[2], sys.argv[3], sys.argv[4] == "1")))
+    if sys.argv[1:2] == ["--variant"]:
+        print(json.dumps(MEASURES[sys.argv[2]](*map(_parse, sys.argv[3:]))))
     else:
-        main()
+        arguments = sys.argv[1:]
+        note = arguments.pop(arguments.index("--note") + 1) if "--note" in arguments else None
+        chosen = [argument for argument in arguments if argument != "--note"] or list(GROUPS)
+        unknown = set(chosen) - set(GROUPS)
+        if unknown:
+            raise SystemExit(f"unknown groups {sorted(unknown)}; choose from {', '.join(GROUPS)}")
+        main(chosen, note)
