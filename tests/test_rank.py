@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,13 @@ def test_cli_rank_writes_ranking_files(make_image_folder, tmp_path: Path) -> Non
     assert rows[0]["model"] == "tiny_resnet" and 0 <= rows[0]["knn_accuracy"] <= 1
     assert {"model", "knn_accuracy", "feature_dim", "seconds"} <= rows[0].keys()
     assert (out / "ranking.csv").read_text().startswith("model,knn_accuracy,feature_dim,seconds")
+
+
+def test_cli_help_answers_without_loading_torch_or_timm() -> None:
+    check = "import sys; from zoofit.cli import main; sys.argv = ['zoofit', '--help']\ntry: main()\nexcept SystemExit: pass\n"
+    check += "print(sorted({'torch', 'timm'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert "rank" in result.stdout and result.stdout.strip().endswith("[]")
 
 
 def test_cli_zoo_list() -> None:

@@ -6,29 +6,49 @@
 >>> [(row.model, round(row.knn_accuracy, 3)) for row in ranker.ranking_]  # doctest: +SKIP
 """
 
-from zoofit.data import DataConfig, ImageSet, Splits, load_data
-from zoofit.ensemble import EnsembleClassifier
-from zoofit.errors import ModelError, ZoofitError
-from zoofit.pipeline import ZooFit
-from zoofit.rank import RankedModel, Ranker
-from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EnsembleClassifier",
-    "ZooFit",
-    "DataConfig",
-    "ImageSet",
-    "ModelError",
-    "ModelSpec",
-    "Preprocessing",
-    "RankedModel",
-    "Ranker",
-    "Splits",
-    "Zoo",
-    "ZoofitError",
-    "load_data",
-    "load_model",
-    "load_zoo",
-]
+# Imported on first use, so that ``import zoofit`` (and ``zoofit --help``) does not load torch and timm.
+_HOMES = {
+    "DataConfig": "zoofit.data",
+    "ImageSet": "zoofit.data",
+    "Splits": "zoofit.data",
+    "load_data": "zoofit.data",
+    "EnsembleClassifier": "zoofit.ensemble",
+    "ModelError": "zoofit.errors",
+    "ZoofitError": "zoofit.errors",
+    "ZooFit": "zoofit.pipeline",
+    "RankedModel": "zoofit.rank",
+    "Ranker": "zoofit.rank",
+    "ModelSpec": "zoofit.zoo",
+    "Preprocessing": "zoofit.zoo",
+    "Zoo": "zoofit.zoo",
+    "load_model": "zoofit.zoo",
+    "load_zoo": "zoofit.zoo",
+}
+__all__ = sorted(_HOMES)
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from zoofit.data import DataConfig, ImageSet, Splits, load_data  # noqa: F401
+    from zoofit.ensemble import EnsembleClassifier  # noqa: F401
+    from zoofit.errors import ModelError, ZoofitError  # noqa: F401
+    from zoofit.pipeline import ZooFit  # noqa: F401
+    from zoofit.rank import RankedModel, Ranker  # noqa: F401
+    from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo  # noqa: F401
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'zoofit' has no attribute '{name}'")
+    value = getattr(import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -1,4 +1,7 @@
-"""The ``zoofit`` command: parses options, calls the library, prints. Nothing else lives here."""
+"""The ``zoofit`` command: parses options, calls the library, prints. Nothing else lives here.
+
+The library parts that load torch and timm (about 5 s) are imported inside the commands that use them, so
+``zoofit --help`` answers at once."""
 
 from __future__ import annotations
 
@@ -15,13 +18,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from zoofit.data import DataConfig, load_data
-from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ZoofitError
-from zoofit.pipeline import ZooFit
-from zoofit.rank import Ranker
 from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_table, zoo_table
-from zoofit.store import write_csv, write_json
-from zoofit.zoo import load_zoo
 
 app = typer.Typer(
     add_completion=False,
@@ -113,6 +111,8 @@ def rank(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
+    from zoofit.rank import Ranker
+
     with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
@@ -165,6 +165,8 @@ def run(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank the zoo, fine-tune the best models, ensemble them greedily and evaluate on the test split."""
+    from zoofit.pipeline import ZooFit
+
     with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
@@ -198,6 +200,9 @@ def predict(
     precision: Precision = "auto",
 ) -> None:
     """Classify images with a finished run's ensemble (no zoo or data needed)."""
+    from zoofit.ensemble import EnsembleClassifier
+    from zoofit.store import write_csv, write_json
+
     with command():
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
@@ -214,6 +219,8 @@ def predict(
 @zoo_app.command("list")
 def zoo_list(zoo: ZooName = "demo") -> None:
     """List the models of a zoo."""
+    from zoofit.zoo import load_zoo
+
     with command():
         stdout.print(zoo_table(load_zoo(zoo)))
 

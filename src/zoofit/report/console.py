@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -14,8 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from zoofit.rank import RankedModel
-from zoofit.zoo import Zoo
+if TYPE_CHECKING:  # only named in annotations: the report needs neither torch nor timm
+    from zoofit.rank import RankedModel
+    from zoofit.zoo import Zoo
 
 
 class _Task:
