@@ -138,8 +138,9 @@ def zoofit_rank(zoo: Path, size: int, batch: int, train_size: int, cache: Path) 
 def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
     out = folder / "paper"
     command = ["zoofit", "run", "--data", "fashion-mnist", "--zoo", "demo", "--preset", "paper", "--out", str(out)]
+    zoofit = [sys.executable, "-m", "zoofit.cli"]  # the zoofit of this interpreter, whatever PATH holds
     start = time.perf_counter()
-    subprocess.run([*command, *extra], check=True)
+    subprocess.run([*zoofit, *command[1:], *extra], check=True)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     with open(out / "trials.csv", newline="") as handle:

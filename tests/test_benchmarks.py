@@ -1,4 +1,5 @@
-"""A seconds-long smoke run of the CPU benchmark suite, so the benchmarks keep working (they are not timed here)."""
+"""Seconds-long smoke runs of the benchmark suites (the GPU one on the CPU), so the benchmarks keep working; they are
+not timed here."""
 
 import sys
 from pathlib import Path
@@ -16,3 +17,13 @@ def test_cpu_suite_smoke(capsys) -> None:
     cpu_suite.main(smoke=True)
     printed = capsys.readouterr().out
     assert "zoofit_images_per_s" in printed and "ratio" in printed
+
+
+def test_gpu_suite_smoke_runs_every_section_on_the_cpu(capsys) -> None:
+    import gpu_suite
+
+    gpu_suite.main(smoke=True, note=None)  # exits with an error where a section broke
+    printed = capsys.readouterr().out
+    for section in ("features", "fine_tuning", "zoo_ranking", "paper_run", "scaling"):
+        assert f"{section}: " in printed
+    assert "naive_seconds" in printed and "fixed_seconds_per_model" in printed
