@@ -3,7 +3,7 @@
 Writes the ignored folder ``.device_bundle/`` (about 48 MB): the demo weights from the zoofit cache as fp16
 copies (loaded into fp32 models; half the size of the 85 MB of fp32 ones), Fashion-MNIST with only the 1,000
 training images the default protocol samples left in (the others zeroed, so the splits are identical), and
-``run.sh``, which sets the environment up (a ``zoofit`` command without pip) and runs the suite. Run it after
+``run.sh``, which sets the environment up (zoofit from the source tree, without pip) and runs the suite. Run it after
 ``make demo`` has filled the cache; then, on the device, ``bash .device_bundle/run.sh [gpu_suite.py [--smoke]]``
 or ``bash .device_bundle/run.sh gpu_probe.py [GROUP ...]`` (``LIMIT=seconds`` caps the run, default 540).
 
@@ -28,15 +28,13 @@ BUNDLE = Path(__file__).resolve().parent.parent / ".device_bundle"
 RUN = """#!/bin/bash
 # Runs a benchmark of benchmarks/ on the GPU machine with what device_bundle.py packed.
 cd "$(dirname "$0")/.." || exit 1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" /tmp/bin
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; touch /tmp/started
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1
 export ZOOFIT_CACHE_DIR=$PWD/.device_bundle/cache ZOOFIT_FASHION_MNIST_DIR=$PWD/.device_bundle/fashion-mnist
-printf '#!/bin/sh\\nexec %s -c "import sys; from zoofit.cli import main; sys.argv[0] = \\\\"zoofit\\\\"; main()" "$@"\\n' \\
-  "$(command -v python3)" > /tmp/bin/zoofit && chmod +x /tmp/bin/zoofit && export PATH=/tmp/bin:$PATH
 NOTE="demo weights carried as fp16 copies (no internet there); Fashion-MNIST with only the sampled training images"
 script=${1:-gpu_suite.py}
 timeout "${LIMIT:-540}" python3 "benchmarks/$script" --note "$NOTE" "${@:2}" 2>&1 | tee "$OUT/${script%.py}.log"
-cp "benchmarks/results/${script%.py}-gpu.json" "$OUT/"
+find benchmarks/results -name "${script%.py}*-gpu.json" -newer /tmp/started -exec cp {} "$OUT/" \\;
 """
 
 

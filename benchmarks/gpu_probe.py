@@ -1,15 +1,15 @@
 """What a model's first pass and a training step cost on a GPU, each variant in a fresh process so no kernel
 is loaded beforehand:
 
-- first_pass: by memory format (channels_last or NCHW) and cuDNN autotuning (on or off);
+- first_pass: by memory format (channels_last or NCHW) and cuDNN (heuristics, autotuning, or off);
 - training: the same, and the whole step (forward, backward, SGD) captured once as a CUDA graph and replayed;
 - lanes: 1, 2, 4 or 8 processes training at once on the one GPU (the sweep's workers), images/s of them all.
 
 It explains the figures of gpu_suite.py (issue 4): which first-use costs zoofit's ranking pays per model, and
-what would make the paper preset's trials (small models at batch 64, launch-bound) faster. A plain timm loop
-on random inputs, 224 px, bf16. Writes results/gpu_probe-gpu.json after every variant. first_pass and the
-eager training variants took about 6 minutes on an H200 (the committed run was cut at 4 minutes); graph and
-lanes are expected to take 2-3 minutes more.
+what would make the paper preset's trials (small models at batch 64, launch-bound) faster. A plain timm loop on
+random inputs, 224 px, bf16. Writes results/gpu_probe-gpu.json after every variant (gpu_probe-GROUP...-gpu.json
+when only some groups run). first_pass and the eager training variants took about 6 minutes on an H200 (the
+committed run was cut at 4 minutes); cuDNN off, the graphs and the lanes are expected to add 3-4 minutes.
 
     python benchmarks/gpu_probe.py [first_pass] [training] [lanes] [--note TEXT]   # groups (default: all)
 """
@@ -33,18 +33,21 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 
-FIRST_PASS = [(arch, layout, tuned) for arch in ("efficientnet_b0", "mobilenetv3_large_100", "convnext_tiny")
-              for layout, tuned in (("nchw", False), ("channels_last", False), ("channels_last", True))]  # fmt: skip
-TRAINING = [(arch, layout, tuned, "eager") for arch in ("mobilenetv2_100", "efficientnet_b0")
-            for layout, tuned in (("nchw", False), ("channels_last", False), ("nchw", True), ("channels_last", True))]  # fmt: skip
-TRAINING += [(arch, "nchw", False, "graph") for arch in ("mobilenetv2_100", "efficientnet_b0")]
+# cuDNN: "heuristics" (zoofit's setting), "benchmark" (autotuning) or "off" (PyTorch's own kernels).
+FIRST_PASS = [(arch, layout, cudnn) for arch in ("efficientnet_b0", "mobilenetv3_large_100", "convnext_tiny")
+              for layout, cudnn in (("nchw", "heuristics"), ("nchw", "off"), ("channels_last", "heuristics"),
+                                    ("channels_last", "benchmark"))]  # fmt: skip
+TRAINING = [(arch, layout, cudnn, "eager") for arch in ("mobilenetv2_100", "efficientnet_b0")
+            for layout in ("nchw", "channels_last") for cudnn in ("heuristics", "benchmark")]  # fmt: skip
+TRAINING += [(arch, "nchw", "heuristics", "graph") for arch in ("mobilenetv2_100", "efficientnet_b0")]
 LANES = [(count,) for count in (1, 2, 4, 8)]
 
 
-def _prepare(arch: str, layout: str, tuned: bool, training: bool) -> tuple[torch.nn.Module, torch.device]:
+def _prepare(arch: str, layout: str, cudnn: str, training: bool) -> tuple[torch.nn.Module, torch.device]:
     device = torch.device("cuda")
     torch.ones(1, device=device).sum().item()  # the CUDA context is no model's cost
-    torch.backends.cudnn.benchmark = tuned
+    torch.backends.cudnn.enabled = cudnn != "off"
+    torch.backends.cudnn.benchmark = cudnn == "benchmark"
     model = timm.create_model(arch, num_classes=10).to(device).train(training)
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
@@ -55,9 +58,9 @@ def _layout(inputs: torch.Tensor, layout: str) -> torch.Tensor:
     return inputs.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else inputs
 
 
-def first_pass(arch: str, layout: str, tuned: bool, images: int = 1000, batch: int = 256) -> dict[str, float]:
+def first_pass(arch: str, layout: str, cudnn: str, images: int = 1000, batch: int = 256) -> dict[str, float]:
     """Seconds of the first and of a second pass over ``images`` random images (bf16, no grad)."""
-    model, device = _prepare(arch, layout, tuned, training=False)
+    model, device = _prepare(arch, layout, cudnn, training=False)
     inputs = _layout(torch.randn(images, 3, 224, 224, device=device), layout)
     seconds = []
     for _ in range(2):
@@ -70,16 +73,16 @@ def first_pass(arch: str, layout: str, tuned: bool, images: int = 1000, batch: i
     return {"first_pass": round(seconds[0], 3), "steady_pass": round(seconds[1], 3)}
 
 
-def training(arch: str, layout: str, tuned: bool, mode: str, batch: int = 64, steps: int = 40) -> dict[str, float]:
+def training(arch: str, layout: str, cudnn: str, mode: str, batch: int = 64, steps: int = 40) -> dict[str, float]:
     """Images per second of SGD steps after 10 untimed ones (bf16 autocast, one fixed batch); ``mode``
     "graph" replays the whole step captured as one CUDA graph."""
-    step = _training_step(arch, layout, tuned, mode, batch)
+    step = _training_step(arch, layout, cudnn, mode, batch)
     return {"images_per_s": round(steps * batch / _seconds(step, steps), 1)}
 
 
-def _training_step(arch: str, layout: str, tuned: bool, mode: str, batch: int) -> Callable[[], None]:
+def _training_step(arch: str, layout: str, cudnn: str, mode: str, batch: int) -> Callable[[], None]:
     """One SGD step of ``arch`` on a fixed random batch, warmed up (and captured, for "graph")."""
-    model, device = _prepare(arch, layout, tuned, training=True)
+    model, device = _prepare(arch, layout, cudnn, training=True)
     inputs = _layout(torch.randn(batch, 3, 224, 224, device=device), layout)
     labels = torch.randint(0, 10, (batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -137,7 +140,7 @@ def lanes(count: int, steps: int = 60, batch: int = 64) -> dict[str, float]:
 def _lane(ready: Any, seconds: Any, steps: int, batch: int) -> None:
     """One lane of :func:`lanes`: puts its seconds, or its error as text (after releasing the others)."""
     try:
-        step = _training_step("mobilenetv2_100", "nchw", False, "eager", batch)
+        step = _training_step("mobilenetv2_100", "nchw", "heuristics", "eager", batch)
         torch.cuda.synchronize()
     except Exception as error:  # noqa: BLE001 - reported by the parent
         ready.abort()
@@ -155,23 +158,22 @@ def main(groups: list[str], note: str | None) -> None:
     figures: dict = {"machine": describe(), "note": note, **{group: {} for group in groups}}
     for group in groups:
         for variant in GROUPS[group]:
-            name = " ".join(VARIANT_NAMES.get(str(part), str(part)) for part in variant)
+            name = " ".join(map(str, variant))
             command = [sys.executable, __file__, "--variant", group, *map(str, variant)]
             try:
                 run = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
                 figures[group][name] = json.loads(run.stdout)
             except (subprocess.SubprocessError, json.JSONDecodeError) as error:
                 figures[group][name] = {"error": f"{error} {getattr(error, 'stderr', '') or ''}"[-300:]}
-            save("gpu_probe", figures)
+            save("-".join(["gpu_probe", *groups]) if groups != list(GROUPS) else "gpu_probe", figures)
 
 
 GROUPS = {"first_pass": FIRST_PASS, "training": TRAINING, "lanes": LANES}
 MEASURES = {"first_pass": first_pass, "training": training, "lanes": lanes}
-VARIANT_NAMES = {"True": "cudnn-benchmark", "False": "heuristics"}
 
 
-def _parse(text: str) -> object:
-    return {"True": True, "False": False}.get(text, int(text) if text.isdigit() else text)
+def _parse(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 if __name__ == "__main__":
