@@ -126,11 +126,19 @@ def test_cli_rank_writes_ranking_files(make_image_folder, tmp_path: Path) -> Non
     assert (out / "ranking.csv").read_text().startswith("model,knn_accuracy,feature_dim,seconds")
 
 
-def test_cli_help_answers_without_loading_torch_or_timm() -> None:
-    check = "import sys; from zoofit.cli import main; sys.argv = ['zoofit', '--help']\ntry: main()\nexcept SystemExit: pass\n"
-    check += "print(sorted({'torch', 'timm'} & set(sys.modules)))"
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--help"], "rank"),
+        (["run", "--data", "/no/such/folder"], "does not exist"),
+        (["rank", "--data", "/no/such/folder"], "does not exist"),
+    ],
+)
+def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: list[str], expected: str) -> None:
+    check = f"import sys; from zoofit.cli import main; sys.argv = ['zoofit', *{arguments!r}]\ntry: main()\n"
+    check += "except SystemExit: pass\nprint(sorted({'torch', 'timm'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
-    assert "rank" in result.stdout and result.stdout.strip().endswith("[]")
+    assert expected in result.stdout + result.stderr and result.stdout.strip().endswith("[]")
 
 
 def test_cli_zoo_list() -> None:

@@ -1,7 +1,7 @@
 """The ``zoofit`` command: parses options, calls the library, prints. Nothing else lives here.
 
-The library parts that load torch and timm (about 5 s) are imported inside the commands that use them, so
-``zoofit --help`` answers at once."""
+The library parts that load torch and timm (about 5 s) are imported inside the commands that use them, after
+the data is read, so ``zoofit --help`` and a bad ``--data`` answer at once."""
 
 from __future__ import annotations
 
@@ -111,19 +111,19 @@ def rank(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
-    from zoofit.rank import Ranker
-
     with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
-        ranker = Ranker(
-            zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
-            precision=precision, models=_ids(models), cache_dir=cache_dir,
-        )  # fmt: skip
+        model_ids = _ids(models)
         with RichProgress(console) as progress:
-            splits = load_data(config, progress=progress)
+            splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
-            ranker.fit(splits, progress=progress)
+            from zoofit.rank import Ranker
+
+            ranker = Ranker(
+                zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+                precision=precision, models=model_ids, cache_dir=cache_dir,
+            ).fit(splits, progress=progress)  # fmt: skip
         ranker.save(out)
         stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
@@ -165,22 +165,21 @@ def run(
     cache_dir: CacheDir = None,
 ) -> None:
     """Rank the zoo, fine-tune the best models, ensemble them greedily and evaluate on the test split."""
-    from zoofit.pipeline import ZooFit
-
     with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
-        fit = ZooFit(
-            zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
-            models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=_numbers(lrs, float),
-            steps=_numbers(steps, int), batch_size=batch_size, image_size=image_size, flip=flip,
-            max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
-            seed_baseline=seed_baseline, workers=workers,
-        )  # fmt: skip
+        model_ids, lr_values, step_values = _ids(models), _numbers(lrs, float), _numbers(steps, int)
         with RichProgress(console) as progress:
-            splits = load_data(config, progress=progress)
+            splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
             console.print(f"data: {splits.describe()}")
-            fit.fit(splits, out, progress=progress)
+            from zoofit.pipeline import ZooFit
+
+            fit = ZooFit(
+                zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
+                models=model_ids, cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
+                batch_size=batch_size, image_size=image_size, flip=flip, max_members=max_members,
+                max_gflops=max_gflops, ensemble_steps=ensemble_steps, seed_baseline=seed_baseline, workers=workers,
+            ).fit(splits, out, progress=progress)  # fmt: skip
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
         stdout.print(run_table(fit.summary_))
         units = fit.summary_["units"]
