@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from zoofit import Ranker, load_data
 from zoofit.cli import app
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.rank import extract_features
-from zoofit.rank.ranker import loaded_ahead
+from zoofit.rank.ranker import loaded_and_ranked
 from zoofit.zoo import Zoo, load_model, prepare_batch
 
 
@@ -61,16 +63,39 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
     assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
 
 
-def test_models_load_one_ahead_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
+def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
     specs = [tiny_spec(), tiny_spec("broken", weights=f"file:{tmp_path / 'missing.pth'}"), tiny_spec("last")]
     seen = []
-    for spec, loading in loaded_ahead(specs, load_model):
+    for spec, ranked in loaded_and_ranked(specs, load_model, lambda loaded: loaded.spec.id):
         if spec.id == "broken":
             with pytest.raises(ModelError, match="does not exist"):
-                loading.result()
+                ranked.result()
         else:
-            seen.append(loading.result().spec.id)
+            seen.append(ranked.result())
     assert seen == ["tiny_resnet", "last"]
+
+
+def test_models_are_ranked_at_once_but_no_more_than_asked() -> None:
+    both_running = threading.Barrier(2, timeout=10)  # broken (an error) unless two ranks overlap
+    running, most = [], []
+
+    def rank(loaded: str) -> str:
+        running.append(loaded)
+        most.append(len(running))
+        both_running.wait()
+        time.sleep(0.05)
+        running.remove(loaded)
+        return loaded
+
+    specs = [tiny_spec(f"m{i}") for i in range(4)]
+    ranked = [future.result() for _, future in loaded_and_ranked(specs, lambda spec: spec.id, rank, at_once=2)]
+    assert ranked == ["m0", "m1", "m2", "m3"] and max(most) == 2
+
+
+def test_ranking_several_models_at_once_gives_the_same_ranking(make_image_folder, tiny_zoo: Zoo) -> None:
+    splits = load_data(str(make_image_folder(per_class=8)))
+    one, two = (Ranker(tiny_zoo, models_at_once=n).fit(splits).ranking_ for n in (1, 2))
+    assert [(r.model, r.knn_accuracy) for r in one] == [(r.model, r.knn_accuracy) for r in two]
 
 
 def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> None:
@@ -79,7 +104,10 @@ def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> No
         Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
 
 
-@pytest.mark.parametrize(("options", "message"), [({"k": 100}, "--k"), ({"metric": "l1"}, "--metric")])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"k": 100}, "--k"), ({"metric": "l1"}, "--metric"), ({"models_at_once": 0}, "models_at_once")],
+)
 def test_bad_ranking_options_are_errors(make_image_folder, tiny_zoo: Zoo, options, message) -> None:
     with pytest.raises(ZoofitError, match=message):
         Ranker(tiny_zoo, **options).fit(load_data(str(make_image_folder(per_class=4))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +32,7 @@ class RankedModel:
     model: str
     knn_accuracy: float
     feature_dim: int
-    seconds: float  # wall time on this model: waiting for its load (done ahead), features, kNN
+    seconds: float  # wall time of its features and kNN (its load ran ahead, in another thread)
     images_per_second: float | None  # feature extraction throughput (None where features were cached)
     gflops: float  # per image, at input_size
     input_size: int
@@ -52,6 +53,8 @@ class Ranker:
     models : ids of the zoo to rank (``None``: all).
     cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
         ``~/.cache/zoofit``).
+    models_at_once : models ranked at the same time, in threads (``None``: one on a CPU, up to 4 on a GPU;
+        see :func:`default_models_at_once`).
 
     Attributes
     ----------
@@ -79,6 +82,7 @@ class Ranker:
         precision: str = "auto",
         models: list[str] | None = None,
         cache_dir: str | Path | None = None,
+        models_at_once: int | None = None,
     ) -> None:
         self.zoo = zoo
         self.k = k
@@ -89,6 +93,7 @@ class Ranker:
         self.precision = precision
         self.models = models
         self.cache_dir = cache_dir
+        self.models_at_once = models_at_once
 
     def _validate(self, images: ImageSet) -> Zoo:
         if self.metric not in METRICS:
@@ -97,6 +102,8 @@ class Ranker:
             raise ZoofitError(f"--k must lie between 1 and {len(images) - 1} (images - 1), not {self.k}")
         if self.image_size is not None and self.image_size < 16:
             raise ZoofitError(f"--image-size must be at least 16 pixels, not {self.image_size}")
+        if self.models_at_once is not None and self.models_at_once < 1:
+            raise ZoofitError(f"models_at_once must be at least 1, not {self.models_at_once}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ZoofitError(f"--batch-size must be positive, not {self.batch_size}")
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
@@ -112,9 +119,12 @@ class Ranker:
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
-        for spec, loading in loaded_ahead(zoo.models, partial(self._load, cache=cache, device=device)):
+        load = partial(self._load, cache=cache, device=device)
+        rank = partial(self._rank_one, images=images, device=device, cache=cache, progress=progress)
+        at_once = self.models_at_once or default_models_at_once(device)
+        for spec, ranked in loaded_and_ranked(zoo.models, load, rank, at_once):
             try:
-                ranking.append(self._rank_one(loading, images, device, cache, progress))
+                ranking.append(ranked.result())
             except ModelError as error:
                 log.warning("skipping %s", error)
                 self.skipped_.append({"model": spec.id, "reason": str(error)})
@@ -130,10 +140,9 @@ class Ranker:
         return loaded
 
     def _rank_one(
-        self, loading: Future[LoadedModel], images: ImageSet, device: torch.device, cache: Cache, progress: Progress
+        self, loaded: LoadedModel, images: ImageSet, device: torch.device, cache: Cache, progress: Progress
     ) -> RankedModel:
         start = time.perf_counter()
-        loaded = loading.result()
         spec = loaded.spec
         prep = loaded.preprocessing.with_size(self.image_size)
         features = extract_features(
@@ -170,15 +179,36 @@ class Ranker:
         return out
 
 
-def loaded_ahead(
-    specs: Sequence[ModelSpec], load: Callable[[ModelSpec], LoadedModel]
-) -> Iterator[tuple[ModelSpec, Future[LoadedModel]]]:
-    """Each model with its ``load(spec)``, the next model's already under way in a background thread:
-    reading, converting and instantiating overlaps the current model's forward passes. At most two models
-    are held at once; a load's error is raised by its ``result()``."""
-    with ThreadPoolExecutor(1, thread_name_prefix="zoofit-load") as loader:
-        current = loader.submit(load, specs[0]) if specs else None
-        for index, spec in enumerate(specs):
-            following = loader.submit(load, specs[index + 1]) if index + 1 < len(specs) else None
-            yield spec, current
-            current = following
+def default_models_at_once(device: torch.device) -> int:
+    """How many models are ranked at the same time: one on a CPU, whose cores one model's passes already
+    use; on a GPU up to 4 (one per 8 GiB of its memory), so that each model's host-bound first use (cuDNN
+    set-up, kernel loading, Python) overlaps the others' work."""
+    if device.type != "cuda":
+        return 1
+    memory = torch.cuda.get_device_properties(device).total_memory
+    return max(1, min(4, memory // 2**33))
+
+
+def loaded_and_ranked(
+    specs: Sequence[ModelSpec],
+    load: Callable[[ModelSpec], LoadedModel],
+    rank: Callable[[LoadedModel], RankedModel],
+    at_once: int = 1,
+) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
+    """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
+    models are ranked at the same time, each in its own thread, while one more thread loads the next model:
+    reading, converting and instantiating overlaps the forward passes, and at most ``at_once + 1`` models are
+    held at once. A model's error is raised by its ``result()``; models not yet started when the caller stops
+    are not started."""
+    gate = threading.Semaphore(at_once)
+
+    def load_then_rank(spec: ModelSpec) -> RankedModel:
+        loaded = load(spec)
+        with gate:
+            return rank(loaded)
+
+    pool = ThreadPoolExecutor(at_once + 1, thread_name_prefix="zoofit-rank")
+    try:
+        yield from zip(specs, [pool.submit(load_then_rank, spec) for spec in specs], strict=True)
+    finally:
+        pool.shutdown(cancel_futures=True)
