@@ -69,6 +69,16 @@ def test_augment_keeps_shape_and_moves_pixels() -> None:
     assert out.shape == inputs.shape and not torch.equal(out, inputs)
 
 
+def test_augment_crops_each_image_at_its_own_offset() -> None:
+    inputs = torch.randn(5, 3, 12, 12)
+    config = TrialConfig(lr=0.1, steps=1, batch_size=5, image_size=12, shift=0.25, flip=False)
+    out = augment(inputs, config, torch.Generator().manual_seed(3))
+    offsets = torch.randint(0, 7, (5, 2), generator=torch.Generator().manual_seed(3))  # the same draws
+    padded = torch.nn.functional.pad(inputs, (3, 3, 3, 3), mode="reflect")
+    for image, (y, x) in enumerate(offsets.tolist()):
+        assert torch.equal(out[image], padded[image, :, y : y + 12, x : x + 12])
+
+
 def test_sweep_grid_and_validation() -> None:
     config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10), image_size=32)
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]

@@ -52,9 +52,11 @@ def resolve_precision(precision: str, device: torch.device, *, training: bool = 
     return precision
 
 
-def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+def autocast(device: torch.device, precision: str, *, cache: bool = True) -> AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``; ``cache=False`` while a CUDA graph is captured (its casts must
+    be part of the graph)."""
     if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return nullcontext()
 
 

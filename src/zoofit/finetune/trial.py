@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,8 @@ from zoofit.finetune.config import TrialConfig
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
 from zoofit.zoo.inference import forward_batches, probabilities
+
+log = logging.getLogger("zoofit")
 
 
 @dataclass
@@ -64,13 +69,17 @@ def batch_indices(count: int, batch_size: int, rng: np.random.Generator) -> Iter
 
 
 def augment(inputs: torch.Tensor, config: TrialConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random translation (reflect-padded crop) and optional horizontal flip, per image."""
-    size = inputs.shape[-1]
+    """Random translation (reflect-padded crop) and optional horizontal flip, per image. The crops are two
+    gathers, not a slice per image: on a GPU that is two kernel launches instead of one per image."""
+    count, channels, size = inputs.shape[0], inputs.shape[1], inputs.shape[-1]
     pad = round(size * config.shift)
     if pad:
         padded = F.pad(inputs, (pad, pad, pad, pad), mode="reflect")
-        offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
-        inputs = torch.stack([padded[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(offsets)])
+        offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator).to(inputs.device)
+        span = torch.arange(size, device=inputs.device)
+        rows, columns = (offsets[:, axis, None] + span for axis in (0, 1))  # count x size, each
+        inputs = padded.gather(2, rows[:, None, :, None].expand(-1, channels, -1, size + 2 * pad))
+        inputs = inputs.gather(3, columns[:, None, None, :].expand(-1, channels, size, -1))
     if config.flip:
         flips = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
         inputs = torch.where(flips[:, None, None, None], inputs.flip(-1), inputs)
@@ -88,10 +97,12 @@ def train_trial(
     eval_batch_size: int = 128,
     progress: Progress | None = None,
     description: str = "trial",
+    cuda_graphs: bool = True,
 ) -> TrainedTrial:
     """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine), then predict the
     validation and test splits (in ``eval_precision``, default ``precision``). Deterministic on the CPU for
-    a given seed."""
+    a given seed. On a GPU the forward and backward passes are replayed from CUDA graphs (see
+    :func:`cuda_graphs_of`; ``cuda_graphs=False`` runs them eagerly)."""
     eval_precision = eval_precision or precision
     start = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -103,22 +114,27 @@ def train_trial(
     prep = loaded.preprocessing.with_size(config.image_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_fraction))
-    labels = torch.as_tensor(splits.train.labels, device=device)
     losses: list[torch.Tensor] = []
     progress = progress or SilentProgress()
     batches = batch_indices(len(splits.train), config.batch_size, rng)
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        indices = next(batches)
+        inputs = augment(prepare_batch(splits.train.batch(indices), prep, device), config, generator)
+        return to_input(inputs), torch.as_tensor(splits.train.labels[indices]).to(device)
+
     with progress.task(description, total=config.steps) as task:
-        for _ in range(config.steps):
-            indices = next(batches)
-            inputs = augment(prepare_batch(splits.train.batch(indices), prep, device), config, generator)
-            with autocast(device, precision):
-                loss = F.cross_entropy(model(to_input(inputs)).float(), labels[indices])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.detach())
-            task.advance()
+        first = next_batch()  # also the example the CUDA graphs are captured for
+        with cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs):
+            for inputs, labels in itertools.chain([first], (next_batch() for _ in range(config.steps - 1))):
+                with autocast(device, precision):
+                    loss = F.cross_entropy(model(inputs).float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.detach())
+                task.advance()
     model.eval()
     val_probs = predict(model, splits.val, prep, device, eval_precision, eval_batch_size)
     test = splits.test
@@ -127,6 +143,36 @@ def train_trial(
     return TrainedTrial(
         state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start
     )
+
+
+@contextmanager
+def cuda_graphs_of(
+    model: torch.nn.Module, example: torch.Tensor, precision: str, description: str, *, enabled: bool = True
+) -> Iterator[None]:
+    """Within: ``model`` (on a GPU, in training mode) runs its forward and backward passes by replaying CUDA
+    graphs, captured once for inputs shaped like ``example``; a small model at batch 64 otherwise spends most
+    of a step launching kernels. The loss, the optimizer and evaluation (in eval mode) stay eager. Capture
+    runs a few passes, so the normalisation statistics are put back afterwards; a model that cannot be
+    captured (an operation that waits for the host, say) runs eagerly, with a log line. Nothing happens on a
+    CPU or with ``enabled=False``."""
+    if not enabled or example.device.type != "cuda":
+        yield
+        return
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    try:
+        with autocast(example.device, precision, cache=False):
+            torch.cuda.make_graphed_callables(model, (example,))  # replaces model.forward
+    except (RuntimeError, AssertionError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        log.info("%s: trained without CUDA graphs (%s)", description, reason)
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(saved[name])
+    try:
+        yield
+    finally:
+        model.__dict__.pop("forward", None)  # the class's forward again; the graphs and their memory go
 
 
 def predict(
