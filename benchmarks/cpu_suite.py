@@ -119,9 +119,14 @@ def fine_tuning(
     config = TrialConfig(lr=0.01, steps=steps, batch_size=batch, image_size=size)
     no_eval = Splits(splits.name, splits.train, splits.val.subset(np.arange(batch)), None)
 
-    def zoofit_trial() -> float:
-        trained = train_trial(load_model(spec), no_eval, config, device=device, precision=precision)
-        return steps * batch / trained.seconds  # includes the (tiny) validation pass
+    losses = {}
+
+    def zoofit_trial(cuda_graphs: bool = True) -> float:
+        trained = train_trial(
+            load_model(spec), no_eval, config, device=device, precision=precision, cuda_graphs=cuda_graphs
+        )
+        losses[cuda_graphs] = float(trained.losses[-10:].mean())
+        return steps * batch / trained.seconds  # includes the (tiny) validation pass, and capturing graphs
 
     model = timm.create_model(spec.arch, num_classes=splits.train.num_classes).train().to(device)
     inputs = torch.randn(batch, 3, size, size, device=device)
@@ -140,9 +145,14 @@ def fine_tuning(
         return steps * batch / (time.perf_counter() - start)
 
     ours, plain = alternate(zoofit_trial, plain_loop, rounds)
-    return {"model": spec.arch, "resolution": size, "batch_size": batch, "steps": steps, "precision": precision,
-            "zoofit_images_per_s": round(ours, 1), "plain_images_per_s": round(plain, 1),
-            "ratio": round(ours / plain, 2)}  # fmt: skip
+    figures = {"model": spec.arch, "resolution": size, "batch_size": batch, "steps": steps, "precision": precision,
+               "zoofit_images_per_s": round(ours, 1), "plain_images_per_s": round(plain, 1),
+               "ratio": round(ours / plain, 2)}  # fmt: skip
+    if device.type == "cuda":  # what the CUDA graphs buy, and that they train the same (last 10 losses)
+        eager = statistics.median(zoofit_trial(cuda_graphs=False) for _ in range(rounds))
+        figures.update(zoofit_eager_images_per_s=round(eager, 1), graphs_over_eager=round(ours / eager, 2),
+                       final_loss_graphs=round(losses[True], 4), final_loss_eager=round(losses[False], 4))  # fmt: skip
+    return figures
 
 
 def knn(sizes: list[int], dim: int = 1280) -> dict[str, float]:

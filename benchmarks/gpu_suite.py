@@ -17,6 +17,7 @@ The figures are saved to results/gpu_suite-gpu.json after every section; a secti
 recorded as its error and the next one runs.
 
     python benchmarks/gpu_suite.py [--note TEXT]   # TEXT is saved with the figures (how the run was set up)
+    python benchmarks/gpu_suite.py --sections zoo_ranking,paper_run   # only these; the others' figures stay
     python benchmarks/gpu_suite.py --smoke         # a CPU version, about 30 s, that checks the script runs
 """
 
@@ -37,7 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, save  # noqa: E402
+from common import RESULTS, describe, save  # noqa: E402
 from cpu_suite import feature_extraction, fine_tuning, knn, scaling, synchronize  # noqa: E402
 
 from zoofit import Ranker  # noqa: E402
@@ -106,7 +107,15 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
     options = [str(zoo), str(size), str(batch), str(train_size or 0)]
     naive = json.loads(_run_self("--naive-zoo", *options))
     steady = sum(model["steady_pass"] for model in naive.values())
-    zoofit = json.loads(_run_self("--zoofit-rank", *options, str(folder / "cache")))
+    zoofit = json.loads(_run_self("--zoofit-rank", *options, str(folder / "cache"), "0", "on"))
+    variants = {  # what ranking models at once buys, and what cuDNN's set-up per shape costs a one-off pass
+        "one_model_at_a_time": ("1", "on"),
+        "cudnn_off": ("0", "off"),
+    }
+    variant_seconds = {
+        name: round(json.loads(_run_self("--zoofit-rank", *options, str(folder / name), *flags))["seconds"], 2)
+        for name, flags in variants.items()
+    }
     return {
         "models": len(archs),
         "images": zoofit["images"],
@@ -119,17 +128,22 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
         "naive_total_over_steady": round(sum(sum(m.values()) for m in naive.values()) / steady, 2),
         "zoofit_seconds": round(zoofit["seconds"], 2),
         "zoofit_over_steady": round(zoofit["seconds"] / steady, 2),
+        "zoofit_variant_seconds": variant_seconds,
         "naive_per_model": {arch: {k: round(v, 3) for k, v in m.items()} for arch, m in naive.items()},
         "zoofit_per_model": zoofit["per_model"],
     }
 
 
-def zoofit_rank(zoo: Path, size: int, batch: int, train_size: int, cache: Path) -> dict[str, Any]:
-    """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process."""
+def zoofit_rank(
+    zoo: Path, size: int, batch: int, train_size: int, cache: Path, at_once: int, cudnn: str
+) -> dict[str, Any]:
+    """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process;
+    ``at_once`` 0 is zoofit's default, ``cudnn`` "off" disables cuDNN."""
     images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
-    ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache)
+    ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache, models_at_once=at_once or None)
     start = time.perf_counter()
-    ranker.fit(images)
+    with torch.backends.cudnn.flags(enabled=cudnn == "on"):
+        ranker.fit(images)
     seconds = time.perf_counter() - start
     per_model = {row.model: round(row.seconds, 3) for row in ranker.ranking_}
     return {"images": len(images), "seconds": seconds, "per_model": per_model}
@@ -139,7 +153,7 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
     out = folder / "paper"
     arguments = ["run", "--data", "fashion-mnist", "--zoo", "demo", "--preset", "paper", *extra]
     start = time.perf_counter()  # the zoofit of this interpreter, whatever PATH holds
-    subprocess.run([sys.executable, "-m", "zoofit.cli", *arguments, "--out", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "zoofit.cli", *arguments, "--out", str(out)], check=True, timeout=360)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     with open(out / "trials.csv", newline="") as handle:
@@ -162,15 +176,16 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
 
 def _run_self(*arguments: str) -> str:
     """This script's stdout in a fresh process; a failure raises with the end of its stderr."""
-    run = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, timeout=240)
     if run.returncode:
         raise RuntimeError(f"{arguments[0]} failed: {run.stderr[-500:]}")
     return run.stdout
 
 
-def main(smoke: bool, note: str | None) -> None:
-    """Every section in turn; a section that breaks is recorded as its error, and the figures are saved after
-    each one, so a run cut short still leaves what it measured."""
+def main(smoke: bool, note: str | None, chosen: list[str] | None = None) -> None:
+    """Every section in turn (or the ``chosen`` ones: their figures replace those of the saved results); a
+    section that breaks is recorded as its error, and the figures are saved after each one, so a run cut
+    short still leaves what it measured."""
     device = resolve_device("auto")
     if device.type != "cuda" and not smoke:
         raise SystemExit("no GPU visible: run benchmarks/cpu_suite.py here, or gpu_suite.py --smoke to check it")
@@ -199,6 +214,15 @@ def main(smoke: bool, note: str | None) -> None:
                 "knn_seconds": lambda: knn([1000, 10000, 50000]),
                 "scaling": lambda: scaling(repeated(images, 4000), 224, [1, 2, 4, 8], IMAGE_COUNTS, Path(folder)),
             }
+        if chosen:
+            unknown = set(chosen) - set(sections)
+            if unknown:
+                raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {', '.join(sections)}")
+            sections = {name: sections[name] for name in chosen}
+            saved = RESULTS / "gpu_suite-gpu.json"
+            if saved.exists() and not smoke:
+                earlier = json.loads(saved.read_text())
+                figures = {**earlier, **figures, "rerun": {"sections": chosen, "others_from": earlier["machine"]}}
         for name, measure in sections.items():
             start = time.perf_counter()
             try:
@@ -219,8 +243,11 @@ if __name__ == "__main__":
         zoo, size, batch, train_size = sys.argv[2:6]
         print(json.dumps(naive_zoo_loop(Path(zoo), int(size), int(batch), int(train_size))))
     elif sys.argv[1:2] == ["--zoofit-rank"]:
-        zoo, size, batch, train_size, cache = sys.argv[2:7]
-        print(json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache))))
+        zoo, size, batch, train_size, cache, at_once, cudnn = sys.argv[2:9]
+        print(
+            json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache), int(at_once), cudnn))
+        )
     else:
         note = sys.argv[sys.argv.index("--note") + 1] if "--note" in sys.argv else None
-        main("--smoke" in sys.argv, note)
+        sections = sys.argv[sys.argv.index("--sections") + 1].split(",") if "--sections" in sys.argv else None
+        main("--smoke" in sys.argv, note, sections)
