@@ -3,13 +3,17 @@ is loaded beforehand:
 
 - first_pass: by memory format (channels_last or NCHW) and cuDNN (heuristics, autotuning, or off);
 - training: the same, and the whole step (forward, backward, SGD) captured once as a CUDA graph and replayed;
-- lanes: 1, 2, 4 or 8 processes training at once on the one GPU (the sweep's workers), images/s of them all.
+- lanes: several MobileNetV2s training at once on the one GPU, images/s of them all: in 1, 2 or 4 processes
+  (the sweep's workers today; the GPU time-slices between processes), or in 1-8 threads of one process, each on
+  its own CUDA stream (kernels of different streams can run side by side), eager or replaying graphs.
 
 It explains the figures of gpu_suite.py (issue 4): which first-use costs zoofit's ranking pays per model, and
-what would make the paper preset's trials (small models at batch 64, launch-bound) faster. A plain timm loop on
-random inputs, 224 px, bf16. Writes results/gpu_probe-gpu.json after every variant (gpu_probe-GROUP...-gpu.json
-when only some groups run). first_pass and the eager training variants took about 6 minutes on an H200 (the
-committed run was cut at 4 minutes); cuDNN off, the graphs and the lanes are expected to add 3-4 minutes.
+what would make the paper preset's trials (small models at batch 64) faster. A plain timm loop on random
+inputs, 224 px, bf16. Writes results/gpu_probe-gpu.json after every variant (gpu_probe-GROUP...-gpu.json when
+only some groups run). On an H200 the training group ran 4.4 minutes (cut before efficientnet_b0's graph):
+MobileNetV2 trains at 2,188 images/s eagerly and 2,297 replaying the whole step as one graph, so
+its step is bound by the GPU's ~28 ms of small kernels in a row, not by launching them. lanes is new: it asks
+whether streams of one process overlap those kernels where processes cannot.
 
     python benchmarks/gpu_probe.py [first_pass] [training] [lanes] [--note TEXT]   # groups (default: all)
 """
@@ -40,7 +44,8 @@ FIRST_PASS = [(arch, layout, cudnn) for arch in ("efficientnet_b0", "mobilenetv3
 TRAINING = [(arch, layout, cudnn, "eager") for arch in ("mobilenetv2_100", "efficientnet_b0")
             for layout in ("nchw", "channels_last") for cudnn in ("heuristics", "benchmark")]  # fmt: skip
 TRAINING += [(arch, "nchw", "heuristics", "graph") for arch in ("mobilenetv2_100", "efficientnet_b0")]
-LANES = [(count,) for count in (1, 2, 4, 8)]
+LANES = [(count, "processes", "eager") for count in (1, 2, 4)]
+LANES += [(count, "threads", mode) for mode in ("graph", "eager") for count in (1, 2, 4, 8)]
 
 
 def _prepare(arch: str, layout: str, cudnn: str, training: bool) -> tuple[torch.nn.Module, torch.device]:
@@ -81,7 +86,8 @@ def training(arch: str, layout: str, cudnn: str, mode: str, batch: int = 64, ste
 
 
 def _training_step(arch: str, layout: str, cudnn: str, mode: str, batch: int) -> Callable[[], None]:
-    """One SGD step of ``arch`` on a fixed random batch, warmed up (and captured, for "graph")."""
+    """One SGD step of ``arch`` on a fixed random batch, warmed up (and captured, for "graph"); a graph
+    replays on the stream current when it is called."""
     model, device = _prepare(arch, layout, cudnn, training=True)
     inputs = _layout(torch.randn(batch, 3, 224, 224, device=device), layout)
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -120,8 +126,12 @@ def _seconds(step: Callable[[], None], steps: int) -> float:
     return time.perf_counter() - start
 
 
-def lanes(count: int, steps: int = 60, batch: int = 64) -> dict[str, float]:
-    """Images per second of ``count`` processes training mobilenetv2_100 (NCHW, eager) at once."""
+def lanes(count: int, kind: str, mode: str, steps: int = 60, batch: int = 64) -> dict[str, float]:
+    """Images per second of ``count`` mobilenetv2_100 models (NCHW) training at once: in as many processes
+    (time-sliced on the GPU), or in threads of this process, each on its own CUDA stream (their kernels can
+    run side by side), eager or replaying CUDA graphs."""
+    if kind == "threads":
+        return _thread_lanes(count, mode, steps, batch)
     spawn = multiprocessing.get_context("spawn")
     ready, seconds = spawn.Barrier(count), spawn.Queue()
     workers = [spawn.Process(target=_lane, args=(ready, seconds, steps, batch)) for _ in range(count)]
@@ -135,6 +145,32 @@ def lanes(count: int, steps: int = 60, batch: int = 64) -> dict[str, float]:
         raise RuntimeError(failures[0])
     slowest = max(results)
     return {"images_per_s": round(count * steps * batch / slowest, 1), "slowest_lane_seconds": round(slowest, 2)}
+
+
+def _thread_lanes(count: int, mode: str, steps: int, batch: int) -> dict[str, float]:
+    streams = [torch.cuda.Stream() for _ in range(count)]
+    step_functions = []
+    for stream in streams:  # built and captured one after another, each on its own stream
+        with torch.cuda.stream(stream):
+            step_functions.append(_training_step("mobilenetv2_100", "nchw", "heuristics", mode, batch))
+    torch.cuda.synchronize()
+    ready = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        with torch.cuda.stream(streams[index]):
+            ready.wait()
+            for _ in range(steps):
+                step_functions[index]()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"images_per_s": round(count * steps * batch / seconds, 1), "seconds": round(seconds, 2)}
 
 
 def _lane(ready: Any, seconds: Any, steps: int, batch: int) -> None:
