@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -17,8 +18,9 @@ from safetensors.torch import save_file
 
 from tests.conftest import tiny_spec
 from zoofit.errors import ModelError, ZoofitError
-from zoofit.zoo import ModelSpec, load_model, load_zoo, preset_names
+from zoofit.zoo import ModelSpec, Preprocessing, load_model, load_zoo, prepare_batch, preset_names
 from zoofit.zoo.convert import assign_by_position
+from zoofit.zoo.transforms import _channel_scales
 
 # ---------------------------------------------------------------- zoo files
 
@@ -227,3 +229,14 @@ def test_wheel_with_wrong_checksum_is_refused(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(ModelError, match="checksum mismatch.*refusing"):
         load_model(spec)
     assert not list(Path(os.environ["ZOOFIT_CACHE_DIR"]).rglob("*.safetensors"))
+
+
+def test_normalisation_is_made_once_and_also_serves_training() -> None:
+    prep = Preprocessing(16, (0.25, 0.5, 0.75), (0.2, 0.3, 0.4), "bilinear", 1.0)  # a fresh cache entry
+    images = np.full((2, 16, 16, 3), 255, dtype=np.uint8)
+    with torch.inference_mode():
+        prepare_batch(images, prep)  # the per-channel scales are made here, then reused
+    scales = _channel_scales(prep.mean, prep.std, torch.device("cpu"))
+    assert all(not scale.is_inference() for scale in scales)  # may be saved for backward later
+    expected = (1.0 - torch.tensor([0.25, 0.5, 0.75])) / torch.tensor([0.2, 0.3, 0.4])
+    torch.testing.assert_close(prepare_batch(images, prep)[0, :, 0, 0], expected)

@@ -72,5 +72,15 @@ def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model.to(device=device, memory_format=memory_format(device))
 
 
+def upload(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A CPU tensor on ``device``. To a GPU it goes through pinned memory, without waiting: a copy from
+    ordinary (pageable) memory first waits for all the work queued on the GPU, so the host could not prepare
+    the next batch, or launch the next step, while the GPU computes."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def to_input(batch: torch.Tensor) -> torch.Tensor:
     return batch.contiguous(memory_format=memory_format(batch.device))

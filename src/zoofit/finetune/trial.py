@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from zoofit.data import ImageSet, Splits
-from zoofit.device import autocast, to_device, to_input
+from zoofit.device import autocast, to_device, to_input, upload
 from zoofit.finetune.config import TrialConfig
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
@@ -75,13 +75,13 @@ def augment(inputs: torch.Tensor, config: TrialConfig, generator: torch.Generato
     pad = round(size * config.shift)
     if pad:
         padded = F.pad(inputs, (pad, pad, pad, pad), mode="reflect")
-        offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator).to(inputs.device)
+        offsets = upload(torch.randint(0, 2 * pad + 1, (count, 2), generator=generator), inputs.device)
         span = torch.arange(size, device=inputs.device)
         rows, columns = (offsets[:, axis, None] + span for axis in (0, 1))  # count x size, each
         inputs = padded.gather(2, rows[:, None, :, None].expand(-1, channels, -1, size + 2 * pad))
         inputs = inputs.gather(3, columns[:, None, None, :].expand(-1, channels, size, -1))
     if config.flip:
-        flips = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
+        flips = upload(torch.rand(len(inputs), generator=generator) < 0.5, inputs.device)
         inputs = torch.where(flips[:, None, None, None], inputs.flip(-1), inputs)
     return inputs
 
@@ -121,7 +121,7 @@ def train_trial(
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         indices = next(batches)
         inputs = augment(prepare_batch(splits.train.batch(indices), prep, device), config, generator)
-        return to_input(inputs), torch.as_tensor(splits.train.labels[indices]).to(device)
+        return to_input(inputs), upload(torch.as_tensor(splits.train.labels[indices]), device)
 
     with progress.task(description, total=config.steps) as task:
         first = next_batch()  # also the example the CUDA graphs are captured for

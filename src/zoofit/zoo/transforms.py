@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoofit.device import upload
 from zoofit.zoo.spec import Preprocessing
 
 
@@ -24,16 +26,26 @@ def prepare_batch(
         pixels = torch.cat([_resize_crop(_to_tensor(image, device).permute(2, 0, 1)[None], prep) for image in images])
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
-    mean = torch.tensor(prep.mean, device=pixels.device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(prep.std, device=pixels.device).view(1, 3, 1, 1) * 255.0
+    mean, std = _channel_scales(tuple(prep.mean), tuple(prep.std), pixels.device)
     return (pixels - mean) / std
+
+
+@functools.cache
+def _channel_scales(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of 0..255 pixels per channel, on ``device``: made once per device, since making them
+    there is a copy that would wait for the GPU at every batch."""
+    with torch.inference_mode(False):  # ordinary tensors, also when first asked for under inference mode
+        scales = torch.tensor([mean, std], dtype=torch.float32).view(2, 1, 3, 1, 1) * 255.0
+        return tuple(upload(scales, device).unbind(0))  # type: ignore[return-value]
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """uint8 pixels as a tensor on ``device`` (copied where numpy's array is read-only, e.g. memory-mapped)."""
     if not pixels.flags.writeable or not pixels.flags.c_contiguous:
         pixels = np.array(pixels, order="C")
-    return torch.from_numpy(pixels).to(device, non_blocking=True)
+    return upload(torch.from_numpy(pixels), device)
 
 
 def _resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
