@@ -156,13 +156,17 @@ def _thread_lanes(count: int, mode: str, steps: int, batch: int) -> dict[str, fl
         with torch.cuda.stream(stream):
             step_functions.append(_training_step("mobilenetv2_100", "nchw", "heuristics", mode, batch))
     torch.cuda.synchronize()
-    ready = threading.Barrier(count)
+    ready, errors = threading.Barrier(count), []
 
     def run(index: int) -> None:
-        with torch.cuda.stream(streams[index]):
-            ready.wait()
-            for _ in range(steps):
-                step_functions[index]()
+        try:
+            with torch.cuda.stream(streams[index]):
+                ready.wait()
+                for _ in range(steps):
+                    step_functions[index]()
+        except Exception as error:  # noqa: BLE001 - raised below, after every lane has stopped
+            errors.append(f"lane {index}: {type(error).__name__}: {error}")
+            ready.abort()
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
     start = time.perf_counter()
@@ -172,6 +176,8 @@ def _thread_lanes(count: int, mode: str, steps: int, batch: int) -> dict[str, fl
         thread.join()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(errors[0])
     return {"images_per_s": round(count * steps * batch / seconds, 1), "seconds": round(seconds, 2)}
 
 

@@ -75,9 +75,16 @@ def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Pat
     assert seen == ["tiny_resnet", "last"]
 
 
-def test_models_are_ranked_at_once_but_no_more_than_asked() -> None:
+def test_models_are_ranked_at_once_but_no_more_than_asked_and_load_one_at_a_time() -> None:
     both_running = threading.Barrier(2, timeout=10)  # broken (an error) unless two ranks overlap
-    running, most = [], []
+    running, most, loading, most_loading = [], [], [], []
+
+    def load(spec) -> str:
+        loading.append(spec.id)
+        most_loading.append(len(loading))
+        time.sleep(0.02)
+        loading.remove(spec.id)
+        return spec.id
 
     def rank(loaded: str) -> str:
         running.append(loaded)
@@ -88,13 +95,16 @@ def test_models_are_ranked_at_once_but_no_more_than_asked() -> None:
         return loaded
 
     specs = [tiny_spec(f"m{i}") for i in range(4)]
-    ranked = [future.result() for _, future in loaded_and_ranked(specs, lambda spec: spec.id, rank, at_once=2)]
-    assert ranked == ["m0", "m1", "m2", "m3"] and max(most) == 2
+    ranked = [future.result() for _, future in loaded_and_ranked(specs, load, rank, at_once=2)]
+    assert ranked == ["m0", "m1", "m2", "m3"] and max(most) == 2 and max(most_loading) == 1
 
 
-def test_ranking_several_models_at_once_gives_the_same_ranking(make_image_folder, tiny_zoo: Zoo) -> None:
+def test_ranking_several_models_at_once_gives_the_same_ranking(
+    make_image_folder, tiny_zoo: Zoo, tmp_path: Path
+) -> None:
     splits = load_data(str(make_image_folder(per_class=8)))
-    one, two = (Ranker(tiny_zoo, models_at_once=n).fit(splits).ranking_ for n in (1, 2))
+    one, two = (Ranker(tiny_zoo, models_at_once=n, cache_dir=tmp_path / str(n)).fit(splits).ranking_ for n in (1, 2))
+    assert all(row.images_per_second is not None for row in one + two)  # extracted each time, not cached
     assert [(r.model, r.knn_accuracy) for r in one] == [(r.model, r.knn_accuracy) for r in two]
 
 

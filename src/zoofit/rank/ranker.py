@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -32,7 +33,7 @@ class RankedModel:
     model: str
     knn_accuracy: float
     feature_dim: int
-    seconds: float  # wall time of its features and kNN (its load ran ahead, in another thread)
+    seconds: float  # wall time of its features and kNN (its load came before; on a GPU, shared with other models)
     images_per_second: float | None  # feature extraction throughput (None where features were cached)
     gflops: float  # per image, at input_size
     input_size: int
@@ -196,19 +197,23 @@ def loaded_and_ranked(
     at_once: int = 1,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
-    models are ranked at the same time, each in its own thread, while one more thread loads the next model:
-    reading, converting and instantiating overlaps the forward passes, and at most ``at_once + 1`` models are
-    held at once. A model's error is raised by its ``result()``; models not yet started when the caller stops
-    are not started."""
-    gate = threading.Semaphore(at_once)
+    models are ranked at the same time, each in its own thread, while the next model loads in one more:
+    reading, converting and instantiating overlaps the forward passes. Loads run one at a time (random weights
+    are drawn from the process-wide generator, and conversions are memory-hungry), and at most ``at_once + 1``
+    models are held at once. A model's error is raised by its ``result()``; models not yet started when the
+    caller stops are not started."""
+    loading, ranking = threading.Lock(), threading.Semaphore(at_once)
 
     def load_then_rank(spec: ModelSpec) -> RankedModel:
-        loaded = load(spec)
-        with gate:
+        with loading:
+            loaded = load(spec)
+        with ranking:
             return rank(loaded)
 
     pool = ThreadPoolExecutor(at_once + 1, thread_name_prefix="zoofit-rank")
     try:
-        yield from zip(specs, [pool.submit(load_then_rank, spec) for spec in specs], strict=True)
+        futures = deque(pool.submit(load_then_rank, spec) for spec in specs)
+        for spec in specs:
+            yield spec, futures.popleft()  # not kept here: a failed model's error (and the model) can go
     finally:
         pool.shutdown(cancel_futures=True)

@@ -35,10 +35,11 @@ def _channel_scales(
     mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of 0..255 pixels per channel, on ``device``: made once per device, since making them
-    there is a copy that would wait for the GPU at every batch."""
+    there is a copy that would wait for the GPU at every batch (a blocking copy here, so that any thread or
+    stream may use them at once)."""
     with torch.inference_mode(False):  # ordinary tensors, also when first asked for under inference mode
         scales = torch.tensor([mean, std], dtype=torch.float32).view(2, 1, 3, 1, 1) * 255.0
-        return tuple(upload(scales, device).unbind(0))  # type: ignore[return-value]
+        return tuple(scales.to(device).unbind(0))  # type: ignore[return-value]
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
