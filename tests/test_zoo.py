@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -240,3 +241,11 @@ def test_normalisation_is_made_once_and_also_serves_training() -> None:
     assert all(not scale.is_inference() for scale in scales)  # may be saved for backward later
     expected = (1.0 - torch.tensor([0.25, 0.5, 0.75])) / torch.tensor([0.2, 0.3, 0.4])
     torch.testing.assert_close(prepare_batch(images, prep)[0, :, 0, 0], expected)
+
+
+def test_random_weights_are_the_same_when_threads_load_at_once() -> None:
+    spec = tiny_spec()
+    expected = load_model(spec).model.state_dict()
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: load_model(spec).model.state_dict(), range(8)))
+    assert all(all(torch.equal(state[k], expected[k]) for k in expected) for state in loaded)

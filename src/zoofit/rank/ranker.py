@@ -197,12 +197,11 @@ def loaded_and_ranked(
     at_once: int = 1,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
-    models are ranked at the same time, each in its own thread, while the next model loads in one more:
-    reading, converting and instantiating overlaps the forward passes. Loads run one at a time (random weights
-    are drawn from the process-wide generator, and conversions are memory-hungry), and at most ``at_once + 1``
-    models are held at once. A model's error is raised by its ``result()``; models not yet started when the
-    caller stops are not started."""
-    loading, ranking = threading.Lock(), threading.Semaphore(at_once)
+    models are ranked at the same time, each in its own thread, and one more thread starts loading the next:
+    reading, converting and instantiating overlaps the forward passes. Loads, too, run at most ``at_once`` at
+    a time (one on a CPU, as ranks do), and at most ``at_once + 1`` models are held at once. A model's error
+    is raised by its ``result()``; models not yet started when the caller stops are not started."""
+    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
 
     def load_then_rank(spec: ModelSpec) -> RankedModel:
         with loading:

