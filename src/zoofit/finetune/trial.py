@@ -152,10 +152,9 @@ def cuda_graphs_of(
     """Within: ``model`` (on a GPU, in training mode) runs its forward and backward passes by replaying CUDA
     graphs, captured once for inputs shaped like ``example``, instead of launching each kernel from Python
     (a MobileNetV2 trial on an H200: 1.17x, benchmarks/results/gpu_suite-gpu.json). The loss, the optimizer
-    and evaluation (in eval mode) stay eager. Capture
-    runs a few passes, so the normalisation statistics are put back afterwards; a model that cannot be
-    captured (an operation that waits for the host, say) runs eagerly, with a log line. Nothing happens on a
-    CPU or with ``enabled=False``."""
+    and evaluation (in eval mode) stay eager. Capture runs a few passes, so the normalisation statistics are
+    put back afterwards; a model that cannot be captured (an operation that waits for the host, say) runs
+    eagerly, with a log line. Nothing happens on a CPU or with ``enabled=False``."""
     if not enabled or example.device.type != "cuda":
         yield
         return
