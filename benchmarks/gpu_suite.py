@@ -1,5 +1,6 @@
-"""The GPU run of issue 4 in one command, saved with the device name. While the paper run takes 341 s on an
-H200 the whole suite needs about 10 minutes, more than one device command may run: split it with --sections.
+"""The GPU run of issue 4 in one command, saved with the device name. The whole suite may need more than the
+10 minutes one device command may run (the paper run alone took 341 s on an H200 at 224 px): split it with
+--sections.
 Sections, in the order they run:
 
 1. feature extraction, zoofit vs a plain timm loop: the demo zoo plus resnet50 and vit_small (random
@@ -8,8 +9,8 @@ Sections, in the order they run:
    GPU also zoofit's loop without CUDA graphs, and the last losses of both);
 3. ranking a 15-architecture zoo (random weights from local safetensors, 1,000 images, 224 px, bf16): a
    naive loop's load / first pass (warm-up) / steady pass per model, against zoofit's ranking wall time
-   (and one or eight models at once, and cuDNN off), each in a fresh process; floor: zoofit <= 3x the sum
-   of the steady forward times;
+   (and one or eight models at once, and depthwise convolutions kept off cuDNN, in either layout), each in
+   a fresh process; floor: zoofit <= 3x the sum of the steady forward times;
 4. kNN seconds at 1k/10k/50k images;
 5. scaling: ranking wall time against the number of random-init models (1/2/4/8, 250 images) and of images
    (250 ... 4,000, the 1,000 images repeated), 224 px: slopes and the fixed cost per model;
@@ -111,17 +112,20 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
     options = [str(zoo), str(size), str(batch), str(train_size or 0)]
     naive = json.loads(_run_self("--naive-zoo", *options))
     steady = sum(model["steady_pass"] for model in naive.values())
-    zoofit = json.loads(_run_self("--zoofit-rank", *options, str(folder / "cache"), "0", "on"))
-    variants = {  # what ranking models at once buys, and what cuDNN's set-up per shape costs a one-off pass
-        "one_model_at_a_time": ("1", "on"),
-        "eight_at_once": ("8", "on"),
-        "cudnn_off": ("0", "off"),
+    zoofit = json.loads(_run_self("--zoofit-rank", *options, str(folder / "cache"), "0", "none"))
+    variants = {  # what ranking models at once buys, and what first uses of cuDNN cost a one-off pass
+        "one_model_at_a_time": ("1", "none"),
+        "eight_at_once": ("8", "none"),
+        "native_depthwise": ("0", "native_depthwise"),
+        "channels_last_native_depthwise": ("0", "channels_last,native_depthwise"),
     }
     variant_seconds: dict[str, float | str] = {}
+    variant_per_model: dict[str, dict[str, float]] = {}
     for name, flags in variants.items():
         try:
-            seconds = json.loads(_run_self("--zoofit-rank", *options, str(folder / name), *flags))["seconds"]
-            variant_seconds[name] = round(seconds, 2)
+            variant = json.loads(_run_self("--zoofit-rank", *options, str(folder / name), *flags))
+            variant_seconds[name] = round(variant["seconds"], 2)
+            variant_per_model[name] = variant["per_model"]
         except (RuntimeError, subprocess.TimeoutExpired) as error:  # the main figures above still count
             variant_seconds[name] = f"{type(error).__name__}: {error}"[-300:]
     return {
@@ -139,22 +143,42 @@ def zoo_ranking(folder: Path, archs: list[str], size: int, batch: int, train_siz
         "zoofit_variant_seconds": variant_seconds,
         "naive_per_model": {arch: {k: round(v, 3) for k, v in m.items()} for arch, m in naive.items()},
         "zoofit_per_model": zoofit["per_model"],
+        "variant_per_model": variant_per_model,
     }
 
 
 def zoofit_rank(
-    zoo: Path, size: int, batch: int, train_size: int, cache: Path, at_once: int, cudnn: str
+    zoo: Path, size: int, batch: int, train_size: int, cache: Path, at_once: int, tweaks: str
 ) -> dict[str, Any]:
     """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process;
-    ``at_once`` 0 is zoofit's default, ``cudnn`` "off" disables cuDNN."""
+    ``at_once`` 0 is zoofit's default. ``tweaks`` ("none" or a comma list) tries what zoofit does not (yet):
+    ``cudnn_off``; ``channels_last`` models and inputs; ``native_depthwise``, depthwise convolutions on NCHW
+    tensors, which PyTorch runs with its own kernel instead of cuDNN's (bf16 NCHW only)."""
+    import zoofit.device
+    import zoofit.rank.features
+
     images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
     ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache, models_at_once=at_once or None)
+    if "channels_last" in tweaks:
+        zoofit.device.memory_format = lambda device: torch.channels_last
+    if "native_depthwise" in tweaks:
+        to_device = zoofit.rank.features.to_device
+        zoofit.rank.features.to_device = lambda model, device: native_depthwise(to_device(model, device))
     start = time.perf_counter()
-    with torch.backends.cudnn.flags(enabled=cudnn == "on"):
+    with torch.backends.cudnn.flags(enabled="cudnn_off" not in tweaks):
         ranker.fit(images)
     seconds = time.perf_counter() - start
     per_model = {row.model: round(row.seconds, 3) for row in ranker.ranking_}
     return {"images": len(images), "seconds": seconds, "per_model": per_model}
+
+
+def native_depthwise(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with NCHW weights and inputs for its depthwise convolutions (from then on)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels:
+            module.weight.data = module.weight.data.contiguous()
+            module.register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
+    return model
 
 
 def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
@@ -168,6 +192,7 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
         trials = list(csv.DictReader(handle))
     return {
         "command": " ".join(["zoofit", *arguments]),
+        "image_size": summary["sweep"]["image_size"],  # None: each model's own
         "process_wall_seconds": round(wall, 1),
         "wall_seconds": round(summary["wall_seconds"], 1),
         "stage_seconds": summary["stage_seconds"],
@@ -251,9 +276,11 @@ if __name__ == "__main__":
         zoo, size, batch, train_size = sys.argv[2:6]
         print(json.dumps(naive_zoo_loop(Path(zoo), int(size), int(batch), int(train_size))))
     elif sys.argv[1:2] == ["--zoofit-rank"]:
-        zoo, size, batch, train_size, cache, at_once, cudnn = sys.argv[2:9]
+        zoo, size, batch, train_size, cache, at_once, tweaks = sys.argv[2:9]
         print(
-            json.dumps(zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache), int(at_once), cudnn))
+            json.dumps(
+                zoofit_rank(Path(zoo), int(size), int(batch), int(train_size), Path(cache), int(at_once), tweaks)
+            )
         )
     else:
         note = sys.argv[sys.argv.index("--note") + 1] if "--note" in sys.argv else None

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_spec
-from zoofit.data import load_data
+from zoofit import ZooFit
+from zoofit.data import ImageSet, load_data
 from zoofit.errors import ZoofitError
 from zoofit.finetune import SweepConfig, TrialConfig, preset, train_trial
 from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
@@ -86,9 +87,21 @@ def test_sweep_grid_and_validation() -> None:
         config.override(top_k=0).validate()
 
 
+def test_small_images_get_the_small_image_size_unless_a_size_is_set() -> None:
+    paper = preset("paper")
+    assert paper.for_images(28 * 28).image_size == 128 == paper.small_image_size
+    assert paper.override(image_size=64).for_images(28 * 28).image_size == 64
+    assert SweepConfig().for_images(28 * 28).image_size is None  # no small-image size, no change
+    own = ZooFit(preset="paper", image_size=0).sweep_config(gpu=True, largest_area=28 * 28)
+    assert own.image_size is None  # 0: each model's own resolution, whatever the data
+    assert ZooFit(preset="paper").sweep_config(gpu=True, largest_area=28 * 28).image_size == 128
+    assert ImageSet([np.zeros((5, 7, 3), np.uint8), np.zeros((9, 4, 1), np.uint8)], [0, 0], ("a",)).largest_area() == 36
+
+
 def test_presets_and_overrides() -> None:
     quick, paper = preset("quick"), preset("paper")
     assert quick.image_size is not None and paper.image_size is None  # paper: each model's own resolution
+    assert paper.for_images(96 * 96).image_size is None  # ... for images of 96 x 96 and more
     assert paper.lrs == (0.003, 0.01, 0.03) and paper.steps == (500,) and paper.batch_size == 64
     assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
     with pytest.raises(ZoofitError, match="unknown preset"):

@@ -83,19 +83,26 @@ class ZooFit:
     def preset_name(self, gpu: bool) -> str:
         return self.preset or ("paper" if gpu else "quick")
 
-    def sweep_config(self, gpu: bool) -> SweepConfig:
-        """The preset with this estimator's overrides, validated."""
+    def sweep_config(self, gpu: bool, largest_area: int) -> SweepConfig:
+        """The preset with this estimator's overrides, validated, for data whose largest image has
+        ``largest_area`` pixels."""
         overrides = dict(self.sweep)
         config = preset(self.preset_name(gpu))
-        if overrides.get("image_size") == 0:  # 0 asks for each model's own resolution
-            config = replace(config, image_size=None)
+        if overrides.get("image_size") == 0:  # 0 asks for each model's own resolution, whatever the data
+            config = replace(config, image_size=None, small_image_size=None)
             overrides.pop("image_size")
         try:
             config = config.override(seed=self.seed, **overrides)
         except ValueError as error:
             raise ZoofitError(str(error)) from error
         config.validate()
-        return config
+        sized = config.for_images(largest_area)
+        if sized.image_size != config.image_size:
+            log.info(
+                "images smaller than 96x96: ranking and fine-tuning at %d px (--image-size 0: each model's own)",
+                sized.image_size,
+            )
+        return sized
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there)."""
@@ -108,7 +115,7 @@ class ZooFit:
         train_precision = resolve_precision(self.precision, device, training=True)
         workers = resolve_workers(self.workers, device)
         self.preset_ = self.preset_name(gpu=device.type == "cuda")
-        config = self.sweep_config(gpu=device.type == "cuda")
+        config = self.sweep_config(gpu=device.type == "cuda", largest_area=splits.ranking_set.largest_area())
         store = RunStore(Path(out))
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
 

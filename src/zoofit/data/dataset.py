@@ -36,6 +36,12 @@ class ImageSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def largest_area(self) -> int:
+        """Pixels (height x width) of the largest image."""
+        if isinstance(self.images, np.ndarray):
+            return int(self.images.shape[1] * self.images.shape[2])
+        return max((int(image.shape[0] * image.shape[1]) for image in self.images), default=0)
+
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.num_classes)
 
