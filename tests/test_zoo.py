@@ -21,6 +21,7 @@ from tests.conftest import tiny_spec
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.zoo import ModelSpec, Preprocessing, load_model, load_zoo, prepare_batch, preset_names
 from zoofit.zoo.convert import assign_by_position
+from zoofit.zoo.inference import fold_batch_norms
 from zoofit.zoo.transforms import _channel_scales
 
 # ---------------------------------------------------------------- zoo files
@@ -249,3 +250,40 @@ def test_random_weights_are_the_same_when_threads_load_at_once() -> None:
     with ThreadPoolExecutor(4) as pool:
         loaded = list(pool.map(lambda _: load_model(spec).model.state_dict(), range(8)))
     assert all(all(torch.equal(state[k], expected[k]) for k in expected) for state in loaded)
+
+
+def _with_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in eval mode with batch-norm statistics far from the identity (as after pre-training)."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.rand(module.num_features, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_efficientnet"])  # plain BatchNorm2d, timm's BatchNormAct2d
+def test_batch_norms_fold_into_a_copy_with_the_same_outputs(arch: str) -> None:
+    model = _with_statistics(load_model(tiny_spec(arch=arch)).model)
+    folded = fold_batch_norms(model, 32)
+    norms = [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert folded is not model and len(norms) < len([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    inputs = torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(inputs), model(inputs), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(model.train(), 32)
+
+
+def test_a_norm_registered_after_a_convolution_it_does_not_follow_is_left_alone() -> None:
+    class NormFirst(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.norm(x))
+
+    model = _with_statistics(NormFirst())
+    assert fold_batch_norms(model, 16) is model

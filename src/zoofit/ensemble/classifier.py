@@ -13,7 +13,7 @@ from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
-from zoofit.zoo.inference import forward_batches, probabilities
+from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
 MANIFEST = "ensemble.json"
 
@@ -42,7 +42,8 @@ class EnsembleClassifier:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         for member in members:
-            member.model.model = to_device(member.model.model, self.device).eval()
+            model = to_device(member.model.model, self.device).eval()
+            member.model.model = fold_batch_norms(model, member.model.preprocessing.input_size)
 
     @classmethod
     def load(cls, run: str | Path, *, device: str = "auto", precision: str = "auto") -> EnsembleClassifier:

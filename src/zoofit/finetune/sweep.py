@@ -18,7 +18,7 @@ from zoofit.store import Cache, RunStore, content_key
 from zoofit.zoo import ModelSpec, load_model
 from zoofit.zoo.load import count_gflops
 
-TRIAL_VERSION = 1  # bump when training changes, so old trials are not reused
+TRIAL_VERSION = 2  # bump when training changes, so old trials are not reused
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from zoofit.device import autocast, to_device, to_input, upload
 from zoofit.finetune.config import TrialConfig
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
-from zoofit.zoo.inference import forward_batches, probabilities
+from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
 log = logging.getLogger("zoofit")
 
@@ -136,10 +136,11 @@ def train_trial(
                 losses.append(loss.detach())
                 task.advance()
     model.eval()
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    model = fold_batch_norms(model, prep.input_size)
     val_probs = predict(model, splits.val, prep, device, eval_precision, eval_batch_size)
     test = splits.test
     test_probs = predict(model, test, prep, device, eval_precision, eval_batch_size) if test is not None else None
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     return TrainedTrial(
         state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start
     )

