@@ -152,8 +152,9 @@ def zoofit_rank(
 ) -> dict[str, Any]:
     """zoofit's ranking of ``zoo`` (with an empty feature cache), timed around ``fit`` in this process;
     ``at_once`` 0 is zoofit's default. ``tweaks`` ("none" or a comma list) tries what zoofit does not (yet):
-    ``cudnn_off``; ``channels_last`` models and inputs; ``native_depthwise``, depthwise convolutions on NCHW
-    tensors, which PyTorch runs with its own kernel instead of cuDNN's (bf16 NCHW only)."""
+    ``cudnn_off``; ``channels_last`` models and inputs; ``native_depthwise``, depthwise convolutions fed NCHW
+    tensors, which PyTorch runs in bf16 with its own kernel instead of cuDNN's (ConvNeXt's blocks hand theirs
+    channels_last-strided tensors, after a permute, even in an NCHW model)."""
     import zoofit.device
     import zoofit.rank.features
 

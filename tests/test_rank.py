@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,20 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
     ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
+
+
+def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix(make_image_folder) -> None:
+    fixed = tiny_spec("fixed_vit", "test_vit3")  # a ViT that only takes its own 160 px
+    fixed = replace(fixed, preprocessing=replace(fixed.preprocessing, input_size=160))
+    splits = load_data(str(make_image_folder(per_class=4)))
+    ranker = Ranker(Zoo("mixed", (tiny_spec(), fixed)), image_size=32).fit(splits)
+    assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
+    reason = ranker.skipped_[0]["reason"]
+    assert "'fixed_vit' cannot take 32 px inputs" in reason and "--image-size 0" in reason
+    assert {row.model for row in Ranker(Zoo("mixed", (tiny_spec(), fixed))).fit(splits).ranking_} == {
+        "tiny_resnet",
+        "fixed_vit",
+    }  # at its own resolution it is ranked
 
 
 def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:

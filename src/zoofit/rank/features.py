@@ -42,8 +42,8 @@ def extract_features(
 ) -> Features:
     """Pre-logit features of ``images``; reused from ``cache`` where the same model, preprocessing and
     images were seen before. The model runs in the device's memory format (``device.memory_format``), under
-    bf16 autocast where the device computes bf16 natively (``precision="auto"``), with its batch norms folded
-    into its convolutions on a CPU (a copy: ``loaded`` stays as it was)."""
+    bf16 autocast where the device computes bf16 natively (``precision="auto"``); on a CPU, a copy of it runs,
+    with its batch norms folded into its convolutions (``loaded.model``'s weights are left as they are)."""
     prep = prep or loaded.preprocessing
     device = resolve_device(device)
     precision = resolve_precision(precision, device)

@@ -135,9 +135,23 @@ class Ranker:
         return self
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> LoadedModel:
-        """``spec`` loaded, with its GFLOPs at the ranking's resolution counted (in the loader's thread)."""
+        """``spec`` loaded, with its GFLOPs at the ranking's resolution counted (in the loader's thread); a
+        :class:`ModelError` where the model cannot take inputs of that resolution (a fixed-size ViT, say)."""
         loaded = load_model(spec, cache, device)
-        loaded.gflops_at(loaded.preprocessing.with_size(self.image_size).input_size)
+        size = loaded.preprocessing.with_size(self.image_size).input_size
+        try:
+            loaded.gflops_at(size)
+        except (AssertionError, RuntimeError, ValueError) as error:
+            if isinstance(error, torch.OutOfMemoryError):
+                raise
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            fix = (
+                "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
+                "arch_kwargs {dynamic_img_size: true} where timm has that option"
+                if self.image_size is not None
+                else "correct the input_size of its preprocessing in the zoo file"
+            )
+            raise ModelError(f"model '{spec.id}' cannot take {size} px inputs ({reason}); {fix}") from error
         return loaded
 
     def _rank_one(

@@ -96,11 +96,19 @@ def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
 
 
 def count_gflops(model: torch.nn.Module, input_size: int) -> float:
-    """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs)."""
+    """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs). Parameters stop requiring gradients
+    meanwhile: the counter cannot follow one that a model hands to a submodule (a ViT's tokens, say)."""
     counter = FlopCounterMode(display=False)
     device = next(model.parameters()).device
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, input_size, input_size, device=device))
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    try:
+        for parameter in trainable:
+            parameter.requires_grad_(False)
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, 3, input_size, input_size, device=device))
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
     return counter.get_total_flops() / 1e9
 
 
