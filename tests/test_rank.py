@@ -22,7 +22,7 @@ from zoofit.cli import app
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.rank import extract_features
 from zoofit.rank.ranker import loaded_and_ranked
-from zoofit.zoo import Zoo, load_model, prepare_batch
+from zoofit.zoo import ModelSpec, Zoo, load_model, prepare_batch
 
 
 def test_ranking_is_sorted_and_complete(make_image_folder, tiny_zoo: Zoo) -> None:
@@ -64,18 +64,25 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
     assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
 
 
-def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix(make_image_folder) -> None:
-    fixed = tiny_spec("fixed_vit", "test_vit3")  # a ViT that only takes its own 160 px
-    fixed = replace(fixed, preprocessing=replace(fixed.preprocessing, input_size=160))
+def fixed_size_spec() -> ModelSpec:
+    """A tiny ViT that takes only its own 160 px."""
+    spec = tiny_spec("fixed_vit", "test_vit3")
+    return replace(spec, preprocessing=replace(spec.preprocessing, input_size=160))
+
+
+def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_ranked_at_its_own(
+    make_image_folder,
+) -> None:
+    zoo = Zoo("mixed", (tiny_spec(), fixed_size_spec()))
     splits = load_data(str(make_image_folder(per_class=4)))
-    ranker = Ranker(Zoo("mixed", (tiny_spec(), fixed)), image_size=32).fit(splits)
+    ranker = Ranker(zoo, image_size=32).fit(splits)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     reason = ranker.skipped_[0]["reason"]
     assert "'fixed_vit' cannot take 32 px inputs" in reason and "--image-size 0" in reason
-    assert {row.model for row in Ranker(Zoo("mixed", (tiny_spec(), fixed))).fit(splits).ranking_} == {
-        "tiny_resnet",
-        "fixed_vit",
-    }  # at its own resolution it is ranked
+    sizes = {
+        row.model: row.input_size for row in Ranker(zoo, image_size=32, own_size_if_needed=True).fit(splits).ranking_
+    }
+    assert sizes == {"tiny_resnet": 32, "fixed_vit": 160}
 
 
 def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:

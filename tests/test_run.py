@@ -16,10 +16,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.test_rank import write_tiny_zoo_file
+from tests.conftest import tiny_spec
+from tests.test_rank import fixed_size_spec, write_tiny_zoo_file
 from zoofit import EnsembleClassifier, ZooFit, load_data
 from zoofit.cli import app
 from zoofit.ensemble import average
+from zoofit.zoo import Zoo
 
 SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
 
@@ -48,6 +50,13 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     second = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
     assert second.summary_["units"] == {"computed": 0, "reused": 7}
     assert second.summary_["test_nll"] == summary["test_nll"]
+
+
+def test_a_model_that_takes_only_its_own_size_runs_at_it_where_the_preset_chose_the_size(splits, tmp_path) -> None:
+    zoo = Zoo("mixed", (tiny_spec(), fixed_size_spec()))
+    sweep = {"top_k": 2, "lrs": (0.01,), "steps": (2,), "batch_size": 4}
+    fit = ZooFit(zoo, preset="quick", precision="fp32", workers=1, **sweep).fit(splits, tmp_path)  # quick: 112 px
+    assert {trial.model: trial.config.image_size for trial in fit.trials_} == {"tiny_resnet": 112, "fixed_vit": 160}
 
 
 def test_budget_limits_the_ensemble(splits, tiny_zoo, tmp_path: Path) -> None:

@@ -122,6 +122,7 @@ class ZooFit:
         ranker = Ranker(
             self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
             precision=precision, models=self.models, cache_dir=self.cache_dir,
+            own_size_if_needed=not self.sweep.get("image_size"),  # a preset's size, not the user's
         ).fit(splits, progress=progress)  # fmt: skip
         ranker.save(store.root)
         stages = {"rank": time.perf_counter() - start}
@@ -133,7 +134,11 @@ class ZooFit:
         )  # fmt: skip
         runner = TrialRunner(context, workers=workers, progress=progress)
         top = ranker.ranking_[: config.top_k]
-        plan = [(row, trial) for row in top for trial in config.trials()]
+        plan = [  # each model at the size it was ranked at (its own, where it takes no other)
+            (row, trial if config.image_size is None else replace(trial, image_size=row.input_size))
+            for row in top
+            for trial in config.trials()
+        ]
         costs = [row.gflops * trial.steps * trial.batch_size for row, trial in plan]
         trials = runner.run([(specs[row.model], trial) for row, trial in plan], costs)
         stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -21,9 +22,10 @@ from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
 from zoofit.store import Cache, write_csv, write_json
-from zoofit.zoo import LoadedModel, ModelSpec, Zoo, load_model, load_zoo
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, load_model, load_zoo
 
 log = logging.getLogger("zoofit")
+Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Ranker:
     zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
     k, metric : the kNN classifier (``metric`` is ``"cosine"`` or ``"euclidean"``).
     image_size : input resolution for every model (``None``: each model's own).
+    own_size_if_needed : rank a model that cannot take ``image_size`` (a fixed-size ViT) at its own resolution
+        instead of skipping it.
     batch_size, device, precision : feature extraction settings (``None``/``"auto"``: CUDA when present,
         bf16 where the device computes it natively, a batch size that suits the device).
     models : ids of the zoo to rank (``None``: all).
@@ -84,6 +88,7 @@ class Ranker:
         models: list[str] | None = None,
         cache_dir: str | Path | None = None,
         models_at_once: int | None = None,
+        own_size_if_needed: bool = False,
     ) -> None:
         self.zoo = zoo
         self.k = k
@@ -95,6 +100,7 @@ class Ranker:
         self.models = models
         self.cache_dir = cache_dir
         self.models_at_once = models_at_once
+        self.own_size_if_needed = own_size_if_needed
 
     def _validate(self, images: ImageSet) -> Zoo:
         if self.metric not in METRICS:
@@ -134,32 +140,35 @@ class Ranker:
         self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
         return self
 
-    def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> LoadedModel:
-        """``spec`` loaded, with its GFLOPs at the ranking's resolution counted (in the loader's thread); a
-        :class:`ModelError` where the model cannot take inputs of that resolution (a fixed-size ViT, say)."""
+    def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
+        """``spec`` loaded, and the preprocessing it is ranked with, at whose resolution its GFLOPs are counted
+        (in the loader's thread). A model that cannot take ``image_size`` (a fixed-size ViT, say) is ranked at
+        its own where ``own_size_if_needed``, else it is a :class:`ModelError`."""
         loaded = load_model(spec, cache, device)
-        size = loaded.preprocessing.with_size(self.image_size).input_size
+        prep = loaded.preprocessing.with_size(self.image_size)
         try:
-            loaded.gflops_at(size)
-        except (AssertionError, RuntimeError, ValueError) as error:
-            if isinstance(error, torch.OutOfMemoryError):
+            _count_gflops(loaded, prep.input_size)
+        except ModelError:
+            if prep == loaded.preprocessing or not self.own_size_if_needed:
                 raise
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            fix = (
-                "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
-                "arch_kwargs {dynamic_img_size: true} where timm has that option"
-                if self.image_size is not None
-                else "correct the input_size of its preprocessing in the zoo file"
+            log.info(
+                "%s takes only its own %d px inputs: ranked at that size", spec.id, loaded.preprocessing.input_size
             )
-            raise ModelError(f"model '{spec.id}' cannot take {size} px inputs ({reason}); {fix}") from error
-        return loaded
+            prep = loaded.preprocessing
+            _count_gflops(loaded, prep.input_size)
+        return loaded, prep
 
     def _rank_one(
-        self, loaded: LoadedModel, images: ImageSet, device: torch.device, cache: Cache, progress: Progress
+        self,
+        loaded_with: tuple[LoadedModel, Preprocessing],
+        images: ImageSet,
+        device: torch.device,
+        cache: Cache,
+        progress: Progress,
     ) -> RankedModel:
         start = time.perf_counter()
+        loaded, prep = loaded_with
         spec = loaded.spec
-        prep = loaded.preprocessing.with_size(self.image_size)
         features = extract_features(
             loaded,
             images,
@@ -194,6 +203,23 @@ class Ranker:
         return out
 
 
+def _count_gflops(loaded: LoadedModel, size: int) -> None:
+    """Count ``loaded``'s GFLOPs at ``size`` px: a :class:`ModelError` where it cannot take such inputs."""
+    try:
+        loaded.gflops_at(size)
+    except (AssertionError, RuntimeError, ValueError) as error:
+        if isinstance(error, torch.OutOfMemoryError):
+            raise
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        fix = (
+            "correct the input_size of its preprocessing in the zoo file"
+            if size == loaded.preprocessing.input_size
+            else "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
+            "arch_kwargs {dynamic_img_size: true} where timm has that option"
+        )
+        raise ModelError(f"model '{loaded.spec.id}' cannot take {size} px inputs ({reason}); {fix}") from error
+
+
 def default_models_at_once(device: torch.device) -> int:
     """How many models are ranked at the same time: one on a CPU, whose cores one model's passes already
     use; on a GPU up to 4 (one per 8 GiB of its memory), so that each model's host-bound first use (cuDNN
@@ -206,8 +232,8 @@ def default_models_at_once(device: torch.device) -> int:
 
 def loaded_and_ranked(
     specs: Sequence[ModelSpec],
-    load: Callable[[ModelSpec], LoadedModel],
-    rank: Callable[[LoadedModel], RankedModel],
+    load: Callable[[ModelSpec], Loaded],
+    rank: Callable[[Loaded], RankedModel],
     at_once: int = 1,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
