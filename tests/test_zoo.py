@@ -22,6 +22,7 @@ from zoofit.errors import ModelError, ZoofitError
 from zoofit.zoo import ModelSpec, Preprocessing, load_model, load_zoo, prepare_batch, preset_names
 from zoofit.zoo.convert import assign_by_position
 from zoofit.zoo.inference import fold_batch_norms
+from zoofit.zoo.load import count_gflops
 from zoofit.zoo.transforms import _channel_scales
 
 # ---------------------------------------------------------------- zoo files
@@ -287,3 +288,28 @@ def test_a_norm_registered_after_a_convolution_it_does_not_follow_is_left_alone(
 
     model = _with_statistics(NormFirst())
     assert fold_batch_norms(model, 16) is model
+
+
+def test_gflops_count_attention_and_models_that_read_values_are_counted_too() -> None:
+    vit = timm.create_model("test_vit").eval()
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):  # attention as plain matmuls
+        expected = count_gflops_on_cpu(vit, 160)
+    assert count_gflops(vit, 160) == pytest.approx(expected)  # not the fused CPU kernel's uncounted one
+
+    class ReadsAValue(torch.nn.Module):  # cannot run on the meta device: counted on its own
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return y * float(y.mean())
+
+    assert count_gflops(ReadsAValue(), 8) == pytest.approx(2 * 4 * 6 * 6 * 27 / 1e9)
+
+
+def count_gflops_on_cpu(model: torch.nn.Module, size: int) -> float:
+    counter = torch.utils.flop_counter.FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops() / 1e9

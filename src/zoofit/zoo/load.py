@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import timm
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from zoofit.errors import ModelError
@@ -96,19 +99,30 @@ def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
 
 
 def count_gflops(model: torch.nn.Module, input_size: int) -> float:
-    """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs). Parameters stop requiring gradients
-    meanwhile: the counter cannot follow one that a model hands to a submodule (a ViT's tokens, say)."""
-    counter = FlopCounterMode(display=False)
-    device = next(model.parameters()).device
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    """Forward-pass GFLOPs per image (multiply-adds count as two FLOPs), counted on the meta device: nothing
+    is computed, and every device gets the same figure (a CPU's fused attention kernel goes uncounted, while
+    the meta device's decomposition of attention is counted, as a GPU's kernels are). A model that cannot run
+    on the meta device (one that reads a value in its forward, say) is counted on its own device."""
+    named = itertools.chain(model.named_parameters(), model.named_buffers())  # non-persistent buffers too
+    tensors = {name: torch.empty_like(tensor, device="meta") for name, tensor in named}
     try:
+        return _counted(lambda inputs: functional_call(model, tensors, (inputs,)), torch.device("meta"), input_size)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, AssertionError):
+        pass
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    try:  # the counter cannot follow a parameter that requires gradients into a submodule (a ViT's tokens)
         for parameter in trainable:
             parameter.requires_grad_(False)
-        with torch.no_grad(), counter:
-            model(torch.zeros(1, 3, input_size, input_size, device=device))
+        return _counted(model, next(model.parameters()).device, input_size)
     finally:
         for parameter in trainable:
             parameter.requires_grad_(True)
+
+
+def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, input_size: int) -> float:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        forward(torch.zeros(1, 3, input_size, input_size, device=device))
     return counter.get_total_flops() / 1e9
 
 
