@@ -78,11 +78,20 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
     ranker = Ranker(zoo, image_size=32).fit(splits)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     reason = ranker.skipped_[0]["reason"]
-    assert "'fixed_vit' cannot take 32 px inputs" in reason and "--image-size 0" in reason
+    assert "'fixed_vit' failed on 32 px inputs" in reason and "--image-size 0" in reason
     sizes = {
         row.model: row.input_size for row in Ranker(zoo, image_size=32, own_size_if_needed=True).fit(splits).ranking_
     }
     assert sizes == {"tiny_resnet": 32, "fixed_vit": 160}
+
+
+def test_a_model_that_fails_only_on_real_inputs_is_skipped_too(make_image_folder) -> None:
+    # mvitv2 counts its GFLOPs at 256 px on the meta device, which checks no indices; its real pass fails
+    mvit = replace(tiny_spec("mvit", "mvitv2_tiny"), preprocessing=replace(tiny_spec().preprocessing, input_size=224))
+    ranker = Ranker(Zoo("mixed", (tiny_spec(), mvit)), image_size=256, batch_size=2)
+    ranker.fit(load_data(str(make_image_folder(per_class=2))))
+    assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
+    assert "'mvit' failed on 256 px inputs" in ranker.skipped_[0]["reason"]
 
 
 def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:

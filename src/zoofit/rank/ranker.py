@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -147,7 +148,8 @@ class Ranker:
         loaded = load_model(spec, cache, device)
         prep = loaded.preprocessing.with_size(self.image_size)
         try:
-            _count_gflops(loaded, prep.input_size)
+            with _inputs_of_size(loaded, prep.input_size):
+                loaded.gflops_at(prep.input_size)
         except ModelError:
             if prep == loaded.preprocessing or not self.own_size_if_needed:
                 raise
@@ -155,7 +157,8 @@ class Ranker:
                 "%s takes only its own %d px inputs: ranked at that size", spec.id, loaded.preprocessing.input_size
             )
             prep = loaded.preprocessing
-            _count_gflops(loaded, prep.input_size)
+            with _inputs_of_size(loaded, prep.input_size):
+                loaded.gflops_at(prep.input_size)
         return loaded, prep
 
     def _rank_one(
@@ -169,16 +172,17 @@ class Ranker:
         start = time.perf_counter()
         loaded, prep = loaded_with
         spec = loaded.spec
-        features = extract_features(
-            loaded,
-            images,
-            prep=prep,
-            batch_size=self.batch_size,
-            device=device,
-            precision=self.precision,
-            cache=cache,
-            progress=progress,
-        )
+        with _inputs_of_size(loaded, prep.input_size):  # the count passed on the meta device, which skips checks
+            features = extract_features(
+                loaded,
+                images,
+                prep=prep,
+                batch_size=self.batch_size,
+                device=device,
+                precision=self.precision,
+                cache=cache,
+                progress=progress,
+            )
         accuracy = loo_knn_accuracy(features.values, images.labels, k=self.k, metric=self.metric)
         return RankedModel(
             model=spec.id,
@@ -203,11 +207,13 @@ class Ranker:
         return out
 
 
-def _count_gflops(loaded: LoadedModel, size: int) -> None:
-    """Count ``loaded``'s GFLOPs at ``size`` px: a :class:`ModelError` where it cannot take such inputs."""
+@contextmanager
+def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
+    """Within: an error of ``loaded``'s forward passes (not running out of memory) is a :class:`ModelError`
+    saying it failed on ``size`` px inputs, and what to do (a fixed-size ViT at another size, say)."""
     try:
-        loaded.gflops_at(size)
-    except (AssertionError, RuntimeError, ValueError) as error:
+        yield
+    except (AssertionError, RuntimeError, ValueError, IndexError) as error:
         if isinstance(error, torch.OutOfMemoryError):
             raise
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -217,7 +223,7 @@ def _count_gflops(loaded: LoadedModel, size: int) -> None:
             else "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
             "arch_kwargs {dynamic_img_size: true} where timm has that option"
         )
-        raise ModelError(f"model '{loaded.spec.id}' cannot take {size} px inputs ({reason}); {fix}") from error
+        raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({reason}); {fix}") from error
 
 
 def default_models_at_once(device: torch.device) -> int:
