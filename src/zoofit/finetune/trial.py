@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from zoofit.data import ImageSet, Splits
 from zoofit.device import autocast, to_device, to_input, upload
+from zoofit.errors import first_line
 from zoofit.finetune.config import TrialConfig
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
@@ -164,8 +165,7 @@ def cuda_graphs_of(
         with autocast(example.device, precision, cache=False):
             torch.cuda.make_graphed_callables(model, (example,))  # replaces model.forward
     except (RuntimeError, AssertionError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        log.info("%s: trained without CUDA graphs (%s)", description, reason)
+        log.info("%s: trained without CUDA graphs (%s)", description, first_line(error))
     finally:
         with torch.no_grad():
             for name, buffer in model.named_buffers():

@@ -18,7 +18,7 @@ import torch
 
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
-from zoofit.errors import ModelError, ZoofitError
+from zoofit.errors import ModelError, ZoofitError, first_line
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
@@ -216,14 +216,13 @@ def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
     except (AssertionError, RuntimeError, ValueError, IndexError) as error:
         if isinstance(error, torch.OutOfMemoryError):
             raise
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         fix = (
             "correct the input_size of its preprocessing in the zoo file"
             if size == loaded.preprocessing.input_size
             else "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
             "arch_kwargs {dynamic_img_size: true} where timm has that option"
         )
-        raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({reason}); {fix}") from error
+        raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error
 
 
 def default_models_at_once(device: torch.device) -> int:
