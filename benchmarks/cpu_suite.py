@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from common import describe, save  # noqa: E402
 from zoofit import Ranker, Zoo  # noqa: E402
 from zoofit.data import ImageSet, Splits, load_data  # noqa: E402
 from zoofit.device import resolve_precision  # noqa: E402
-from zoofit.finetune import TrialConfig, train_trial  # noqa: E402
+from zoofit.finetune import TrialConfig, preset, train_trial  # noqa: E402
 from zoofit.rank import extract_features, loo_knn_accuracy  # noqa: E402
 from zoofit.zoo import ModelSpec, load_model, load_zoo  # noqa: E402
 
@@ -121,11 +122,13 @@ def fine_tuning(
 
     losses = {}
 
-    def zoofit_trial(cuda_graphs: bool = True) -> float:
+    def zoofit_trial(cuda_graphs: bool = True, freeze_stride: int = 0) -> float:
         trained = train_trial(
-            load_model(spec), no_eval, config, device=device, precision=precision, cuda_graphs=cuda_graphs
-        )
-        losses[cuda_graphs] = float(trained.losses[-10:].mean())
+            load_model(spec), no_eval, replace(config, freeze_stride=freeze_stride), device=device,
+            precision=precision, cuda_graphs=cuda_graphs,
+        )  # fmt: skip
+        if not freeze_stride:
+            losses[cuda_graphs] = float(trained.losses[-10:].mean())
         return steps * batch / trained.seconds  # includes the (tiny) validation pass, and capturing graphs
 
     model = timm.create_model(spec.arch, num_classes=splits.train.num_classes).train().to(device)
@@ -148,6 +151,10 @@ def fine_tuning(
     figures = {"model": spec.arch, "resolution": size, "batch_size": batch, "steps": steps, "precision": precision,
                "zoofit_images_per_s": round(ours, 1), "plain_images_per_s": round(plain, 1),
                "ratio": round(ours / plain, 2)}  # fmt: skip
+    stride = preset("quick").freeze_stride
+    frozen = statistics.median(zoofit_trial(freeze_stride=stride) for _ in range(rounds))
+    figures.update({f"zoofit_frozen_to_stride_{stride}_images_per_s": round(frozen, 1),
+                    "frozen_over_whole": round(frozen / ours, 2)})  # fmt: skip
     if device.type == "cuda":  # what the CUDA graphs buy, and that they train the same (last 10 losses)
         eager = statistics.median(zoofit_trial(cuda_graphs=False) for _ in range(rounds))
         figures.update(zoofit_eager_images_per_s=round(eager, 1), graphs_over_eager=round(ours / eager, 2),

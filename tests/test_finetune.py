@@ -7,12 +7,15 @@ import pytest
 import torch
 
 from tests.conftest import tiny_spec
+from tests.test_zoo import NormFirst, with_statistics
 from zoofit import ZooFit
 from zoofit.data import ImageSet, load_data
 from zoofit.errors import ZoofitError
 from zoofit.finetune import SweepConfig, TrialConfig, preset, train_trial
+from zoofit.finetune.freeze import early_layers, freeze_early_layers
 from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
 from zoofit.zoo import load_model
+from zoofit.zoo.inference import frozen_batch_norms_folded, pre_logits
 
 CPU = torch.device("cpu")
 
@@ -41,6 +44,47 @@ def test_a_trial_is_deterministic_on_cpu(easy_splits) -> None:
     np.testing.assert_array_equal(first.losses, second.losses)
     np.testing.assert_array_equal(first.test_probs, second.test_probs)
     assert not np.array_equal(first.losses, fine_tune(easy_splits, seed=1, steps=8).losses)
+
+
+def test_a_frozen_trial_keeps_the_stem_and_first_stages_as_pretrained(easy_splits) -> None:
+    loaded = load_model(tiny_spec())  # test_resnet: conv1/bn1 at stride 2, layer1 at 4, layer2 at 8
+    before = {name: tensor.clone() for name, tensor in loaded.model.state_dict().items()}
+    config = TrialConfig(lr=0.05, steps=6, batch_size=12, image_size=32, freeze_stride=4)
+    after = train_trial(loaded, easy_splits, config, device=CPU, precision="fp32").state
+    early = [name for name in before if name.startswith(("conv1.", "bn1.", "layer1."))]
+    assert any(name.endswith("running_mean") for name in early)  # statistics stay as well as weights
+    assert all(torch.equal(before[name], after[name]) for name in early)
+    assert not torch.equal(before["layer2.0.conv1.weight"], after["layer2.0.conv1.weight"])
+
+
+def test_frozen_batch_norms_fold_while_training_and_come_back_after() -> None:
+    model = with_statistics(load_model(tiny_spec(arch="test_efficientnet")).model)
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        expected = pre_logits(model, inputs)
+    frozen = freeze_early_layers(model.train(), 4)
+    stem_norm = model.bn1
+    with frozen_batch_norms_folded(model, frozen, 32):
+        assert model.bn1 is not stem_norm and model.training and model.blocks[2].training  # the rest still trains
+        with torch.inference_mode():
+            torch.testing.assert_close(pre_logits(model.eval(), inputs), expected, rtol=1e-4, atol=1e-4)
+    assert model.bn1 is stem_norm and isinstance(model.bn1, torch.nn.BatchNorm2d)
+
+
+def test_a_frozen_norm_that_does_not_follow_its_convolution_is_not_folded() -> None:
+    model = with_statistics(NormFirst())
+    norm = model.norm
+    with frozen_batch_norms_folded(model, [model.conv, model.norm], 16):
+        assert model.norm is norm
+
+
+def test_early_layers_stop_at_the_stage_and_spare_shared_containers() -> None:
+    model = load_model(tiny_spec(arch="test_efficientnet")).model  # blocks.0 at stride 2, blocks.1 at 4
+    names = {id(module): name for name, module in model.named_modules()}
+    early = {names[id(module)] for module in early_layers(model, 4)}
+    assert {"conv_stem", "bn1", "blocks.0", "blocks.1", "blocks.1.0.conv_pwl"} <= early
+    assert "blocks" not in early and not any(name.startswith(("blocks.2", "conv_head")) for name in early)
+    assert early_layers(model, 1) == [] and early_layers(load_model(tiny_spec(arch="test_vit")).model, 8) == []
 
 
 def test_new_head_starts_at_zero() -> None:
@@ -85,6 +129,8 @@ def test_sweep_grid_and_validation() -> None:
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
     with pytest.raises(Exception, match="--top-k"):
         config.override(top_k=0).validate()
+    with pytest.raises(ZoofitError, match="--freeze-stride"):
+        config.override(freeze_stride=-1).validate()
 
 
 def test_small_images_get_the_small_image_size_unless_a_size_is_set() -> None:
@@ -103,6 +149,8 @@ def test_presets_and_overrides() -> None:
     assert quick.image_size is not None and paper.image_size is None  # paper: each model's own resolution
     assert paper.for_images(96 * 96).image_size is None  # ... for images of 96 x 96 and more
     assert paper.lrs == (0.003, 0.01, 0.03) and paper.steps == (500,) and paper.batch_size == 64
+    assert paper.freeze_stride == 0 and quick.freeze_stride == 8  # the paper fine-tunes the whole network
+    assert {t.freeze_stride for t in quick.trials()} == {8}
     assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
     with pytest.raises(ZoofitError, match="unknown preset"):
         preset("huge")

@@ -157,6 +157,7 @@ def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
         (["--lrs", "fast"], "split", "comma-separated list"),
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
         (["--workers", "0"], "split", "--workers must be at least 1"),
+        (["--freeze-stride", "-1"], "split", "--freeze-stride must be 0"),
     ],
 )
 def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:

@@ -253,7 +253,7 @@ def test_random_weights_are_the_same_when_threads_load_at_once() -> None:
     assert all(all(torch.equal(state[k], expected[k]) for k in expected) for state in loaded)
 
 
-def _with_statistics(model: torch.nn.Module) -> torch.nn.Module:
+def with_statistics(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` in eval mode with batch-norm statistics far from the identity (as after pre-training)."""
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():
@@ -265,7 +265,7 @@ def _with_statistics(model: torch.nn.Module) -> torch.nn.Module:
 
 @pytest.mark.parametrize("arch", ["test_resnet", "test_efficientnet"])  # plain BatchNorm2d, timm's BatchNormAct2d
 def test_batch_norms_fold_into_a_copy_with_the_same_outputs(arch: str) -> None:
-    model = _with_statistics(load_model(tiny_spec(arch=arch)).model)
+    model = with_statistics(load_model(tiny_spec(arch=arch)).model)
     folded = fold_batch_norms(model, 32)
     norms = [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert folded is not model and len(norms) < len([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
@@ -276,17 +276,26 @@ def test_batch_norms_fold_into_a_copy_with_the_same_outputs(arch: str) -> None:
         fold_batch_norms(model.train(), 32)
 
 
+class NormFirst(torch.nn.Module):
+    """A norm registered after a convolution that it comes before: folding the pair would change the outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(3)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.norm(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+
 def test_a_norm_registered_after_a_convolution_it_does_not_follow_is_left_alone() -> None:
-    class NormFirst(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
-            self.norm = torch.nn.BatchNorm2d(3)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.conv(self.norm(x))
-
-    model = _with_statistics(NormFirst())
+    model = with_statistics(NormFirst())
     assert fold_batch_norms(model, 16) is model
 
 

@@ -144,6 +144,9 @@ def run(
     batch_size: Annotated[int | None, _option("Training batch size.")] = None,
     image_size: Annotated[int | None, _option("Input resolution (0: each model's own).")] = None,
     flip: Annotated[bool | None, _option("Random horizontal flips in training.", "--flip/--no-flip")] = None,
+    freeze_stride: Annotated[
+        int | None, _option("Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).")
+    ] = None,
     max_members: Annotated[int | None, _option("At most this many distinct trials in the ensemble.")] = None,
     max_gflops: Annotated[float | None, _option("At most this many GFLOPs per image for the ensemble.")] = None,
     ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
@@ -177,7 +180,8 @@ def run(
             fit = ZooFit(
                 zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
                 models=model_ids, cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
-                batch_size=batch_size, image_size=image_size, flip=flip, max_members=max_members,
+                batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
+                max_members=max_members,
                 max_gflops=max_gflops, ensemble_steps=ensemble_steps, seed_baseline=seed_baseline, workers=workers,
             ).fit(splits, out, progress=progress)  # fmt: skip
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))

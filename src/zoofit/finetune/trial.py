@@ -1,4 +1,4 @@
-"""One trial: full-network fine-tuning of one model with one set of hyper-parameters and one seed."""
+"""One trial: fine-tuning of one model with one set of hyper-parameters and one seed."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from zoofit.data import ImageSet, Splits
 from zoofit.device import autocast, to_device, to_input, upload
 from zoofit.errors import first_line
 from zoofit.finetune.config import TrialConfig
+from zoofit.finetune.freeze import freeze_early_layers
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
-from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
+from zoofit.zoo.inference import fold_batch_norms, forward_batches, frozen_batch_norms_folded, probabilities
 
 log = logging.getLogger("zoofit")
 
@@ -100,10 +101,11 @@ def train_trial(
     description: str = "trial",
     cuda_graphs: bool = True,
 ) -> TrainedTrial:
-    """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine), then predict the
-    validation and test splits (in ``eval_precision``, default ``precision``). Deterministic on the CPU for
-    a given seed. On a GPU the forward and backward passes are replayed from CUDA graphs (see
-    :func:`cuda_graphs_of`; ``cuda_graphs=False`` runs them eagerly)."""
+    """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine; the layers up to
+    ``config.freeze_stride`` stay as pre-trained), then predict the validation and test splits (in
+    ``eval_precision``, default ``precision``). Deterministic on the CPU for a given seed. On a GPU the
+    forward and backward passes are replayed from CUDA graphs (see :func:`cuda_graphs_of`;
+    ``cuda_graphs=False`` runs them eagerly)."""
     eval_precision = eval_precision or precision
     start = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -112,8 +114,15 @@ def train_trial(
     model = loaded.model
     new_head(model, splits.train.num_classes)
     model = to_device(model, device).train()
+    frozen = freeze_early_layers(model, config.freeze_stride)
+    if config.freeze_stride and not frozen:
+        log.info(
+            "%s: no stage ends at stride %d or less; the whole network is fine-tuned", description, config.freeze_stride
+        )
     prep = loaded.preprocessing.with_size(config.image_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_fraction))
     losses: list[torch.Tensor] = []
     progress = progress or SilentProgress()
@@ -126,7 +135,10 @@ def train_trial(
 
     with progress.task(description, total=config.steps) as task:
         first = next_batch()  # also the example the CUDA graphs are captured for
-        with cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs):
+        with (
+            frozen_batch_norms_folded(model, frozen, prep.input_size),
+            cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs),
+        ):
             for inputs, labels in itertools.chain([first], (next_batch() for _ in range(config.steps - 1))):
                 with autocast(device, precision):
                     loss = F.cross_entropy(model(inputs).float(), labels)
