@@ -20,6 +20,7 @@ from tests.conftest import tiny_spec
 from zoofit.data import load_data
 from zoofit.errors import ZoofitError
 from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
+from zoofit.finetune.runner import longest_first_makespan
 from zoofit.finetune.sweep import train_and_store
 from zoofit.store import cache_root
 
@@ -79,9 +80,14 @@ def test_a_failing_trial_fails_the_run_with_its_message(context_for, tmp_path: P
     assert len(list(tmp_path.glob("trials/*/result.json"))) == 1  # the good trial is kept
 
 
-def test_resolve_workers() -> None:
+def test_resolve_workers(monkeypatch) -> None:
     assert resolve_workers(3, torch.device("cpu")) == 3
     assert 1 <= resolve_workers(None, torch.device("cpu")) <= 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 1  # the demo: one lane would idle
+    assert resolve_workers(None, torch.device("cpu"), [0.21] * 3 + [0.16] * 6) == 2  # 3 lrs: they split evenly
+    assert resolve_workers(None, torch.device("cpu"), [0.16, 0.16]) == 2
+    assert longest_first_makespan([3, 2, 2, 1], 2) == 4
     with pytest.raises(ZoofitError, match="--workers"):
         resolve_workers(0, torch.device("cpu"))
 

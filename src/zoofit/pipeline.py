@@ -32,11 +32,13 @@ class ZooFit:
     zoo : a preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
     preset : ``"quick"`` (CPU) or ``"paper"`` (GPU); ``None`` picks by the device.
     sweep : overrides of the preset (``top_k``, ``lrs``, ``steps``, ``batch_size``, ``image_size`` with 0
-        for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``).
+        for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``,
+        ``freeze_stride``).
     k, metric : the kNN ranking.
     device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
-        (``None``: one per CPU core up to 4, or 4 on a GPU; 1 trains them one after another in this process).
+        (``None``: 4 on a GPU; on a CPU one per core up to 4, or 1 where the trials would not split evenly
+        across them - see :func:`~zoofit.finetune.resolve_workers`; 1 trains them one after another here).
 
     Attributes
     ----------
@@ -113,7 +115,7 @@ class ZooFit:
         device = resolve_device(self.device)
         precision = resolve_precision(self.precision, device)
         train_precision = resolve_precision(self.precision, device, training=True)
-        workers = resolve_workers(self.workers, device)
+        resolve_workers(self.workers, device)  # a bad --workers is reported before any work
         self.preset_ = self.preset_name(gpu=device.type == "cuda")
         config = self.sweep_config(gpu=device.type == "cuda", largest_area=splits.ranking_set.largest_area())
         store = RunStore(Path(out))
@@ -132,7 +134,6 @@ class ZooFit:
             splits, store.root, cache.root, str(device), train_precision, precision,
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
-        runner = TrialRunner(context, workers=workers, progress=progress)
         top = ranker.ranking_[: config.top_k]
         plan = [  # each model at the size it was ranked at (its own, where it takes no other)
             (row, trial if config.image_size is None else replace(trial, image_size=row.input_size))
@@ -140,6 +141,8 @@ class ZooFit:
             for trial in config.trials()
         ]
         costs = [row.gflops * trial.steps * trial.batch_size for row, trial in plan]
+        runner = TrialRunner(context, workers=resolve_workers(self.workers, device, costs), progress=progress)
+        log.info("fine-tuning %d trials, %d at a time", len(plan), runner.workers)
         trials = runner.run([(specs[row.model], trial) for row, trial in plan], costs)
         stages["fine_tune"] = time.perf_counter() - start - sum(stages.values())
         selection = greedy_select(
