@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +64,7 @@ def test_frozen_batch_norms_fold_while_training_and_come_back_after() -> None:
     inputs = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
         expected = pre_logits(model, inputs)
-    frozen = freeze_early_layers(model.train(), 4)
+    frozen = freeze_early_layers(model.train(), 4, 32)
     stem_norm = model.bn1
     with frozen_batch_norms_folded(model, frozen, 32):
         assert model.bn1 is not stem_norm and model.training and model.blocks[2].training  # the rest still trains
@@ -81,10 +83,32 @@ def test_a_frozen_norm_that_does_not_follow_its_convolution_is_not_folded() -> N
 def test_early_layers_stop_at_the_stage_and_spare_shared_containers() -> None:
     model = load_model(tiny_spec(arch="test_efficientnet")).model  # blocks.0 at stride 2, blocks.1 at 4
     names = {id(module): name for name, module in model.named_modules()}
-    early = {names[id(module)] for module in early_layers(model, 4)}
+    early = {names[id(module)] for module in early_layers(model, 4, 32)}
     assert {"conv_stem", "bn1", "blocks.0", "blocks.1", "blocks.1.0.conv_pwl"} <= early
     assert "blocks" not in early and not any(name.startswith(("blocks.2", "conv_head")) for name in early)
-    assert early_layers(model, 1) == [] and early_layers(load_model(tiny_spec(arch="test_vit")).model, 8) == []
+    assert early_layers(model, 1, 32) == [] and early_layers(load_model(tiny_spec(arch="test_vit")).model, 8, 32) == []
+
+
+class LateRegistered(torch.nn.Module):
+    """A model whose last layer is registered first, as CoaT registers its later patch embeddings early."""
+
+    def __init__(self, last_stage: str = "stage") -> None:
+        super().__init__()
+        self.feature_info = [{"module": "stem", "reduction": 2}, {"module": last_stage, "reduction": 4}]
+        self.head = torch.nn.Conv2d(4, 4, 1)
+        self.stem = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.stage = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stage(self.stem(x)))
+
+
+def test_early_layers_follow_the_forward_pass_not_the_registration_order(caplog) -> None:
+    model = LateRegistered().train()
+    assert early_layers(model, 4, 16) == [model.stem, model.stage] and model.training  # flags put back
+    with caplog.at_level(logging.INFO, logger="zoofit"):
+        assert early_layers(LateRegistered("stages.1"), 4, 16) == []
+    assert "names a stage 'stages.1' that the model lacks" in caplog.text
 
 
 def test_new_head_starts_at_zero() -> None:

@@ -88,6 +88,8 @@ def test_resolve_workers(monkeypatch) -> None:
     assert resolve_workers(None, torch.device("cpu"), [0.21] * 3 + [0.16] * 6) == 2  # 3 lrs: they split evenly
     assert resolve_workers(None, torch.device("cpu"), [0.16, 0.16]) == 2
     assert longest_first_makespan([3, 2, 2, 1], 2) == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 4  # measured on 2 cores only
     with pytest.raises(ZoofitError, match="--workers"):
         resolve_workers(0, torch.device("cpu"))
 

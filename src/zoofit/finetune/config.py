@@ -101,23 +101,22 @@ class SweepConfig:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
-#: Named presets. ``paper`` follows the published protocol (top 5 models, 500 steps at batch 64, lr in {0.003,
-#: 0.01, 0.03}, the whole network fine-tuned) and wants a GPU; it uses each model's own resolution, except for
-#: data smaller than 96 x 96, which it fine-tunes at 128 px, as BiT-HyperRule does: upsampling 28 px
-#: Fashion-MNIST further adds no detail, and costs the GPU about 3x the time (224 -> 128 px). ``quick`` is sized
-#: for the Fashion-MNIST demo on a 2-core CPU: 112 px, 300 steps at batch 32, lr 0.01, the top 3 models -
-#: diversity of pre-training buys more than a second learning rate - with the stem and the stages up to stride 8
-#: kept as pre-trained (1.6% of a MobileNetV2's weights, but over half of its training step on a CPU: the
-#: backward pass at the highest resolutions).
-#: Demo ensembles measured there (test accuracy / NLL, 2-core AMD EPYC, one trial at a time unless "two lanes"):
-#: the quick preset 0.873 / 0.401 in 284 s from an empty cache (best single trial 0.857); frozen to stride 4
-#: 0.866 / 0.404 in 274 s (best single 0.850), on two lanes 0.862 / 0.408 (0.852); to stride 8 on two lanes
-#: 0.864 / 0.411; the whole network fine-tuned on two lanes 0.854 / 0.424 in 365 s (best single 0.842). The
-#: whole network on two lanes, before folded batch norms made efficientnet_lite0 the third model instead of
-#: lite1: top 3 x lr 0.01 x 300 steps 0.858 / 0.410; top 2 x lr {0.003, 0.01} 0.853 / 0.428 for the same time;
-#: top 3 x 200 steps 0.850; top 2 x lr 0.01 x 400 steps 0.850 / 0.485 and x 450 steps 0.855 / 0.475; batch 16
-#: 0.846; the first 2/3 of the steps at 78 px 0.845; a linear-probe head instead of a zero one lost 0.8 points
-#: per trial; 64 px lost 3-5 points; lr 0.03 at batch 32 diverged (0.59).
+#: Named presets. ``paper`` follows the published protocol (top 5 models, 500 steps at batch 64, lr in {0.003, 0.01,
+#: 0.03}, the whole network fine-tuned) and wants a GPU; it uses each model's own resolution, except for data
+#: smaller than 96 x 96, which it fine-tunes at 128 px, as BiT-HyperRule does: upsampling 28 px Fashion-MNIST
+#: further adds no detail, and costs the GPU about 3x the time (224 -> 128 px). ``quick`` is sized for the
+#: Fashion-MNIST demo on a 2-core CPU: 112 px, 300 steps at batch 32, lr 0.01, the top 3 models - diversity of
+#: pre-training buys more than a second learning rate - with the stem and the stages up to stride 8 kept as
+#: pre-trained (2.5% of a MobileNetV2's weights with a 10-class head, but over half of its training step on a CPU:
+#: the backward pass at the highest resolutions). Demo ensembles measured there (test accuracy / NLL, 2-core AMD
+#: EPYC, one trial at a time unless "two lanes"): the quick preset 0.873 / 0.401 in 284 s from an empty cache (best
+#: single trial 0.857); frozen to stride 4 0.866 / 0.404 in 274 s (best single 0.850), on two lanes 0.862 / 0.408
+#: (0.852); to stride 8 on two lanes 0.864 / 0.411; the whole network fine-tuned on two lanes 0.854 / 0.424 in 365 s
+#: (best single 0.842). The whole network on two lanes, before folded batch norms made efficientnet_lite0 the third
+#: model instead of lite1: top 3 x lr 0.01 x 300 steps 0.858 / 0.410; top 2 x lr {0.003, 0.01} 0.853 / 0.428 for the
+#: same time; top 3 x 200 steps 0.850; top 2 x lr 0.01 x 400 steps 0.850 / 0.485 and x 450 steps 0.855 / 0.475;
+#: batch 16 0.846; the first 2/3 of the steps at 78 px 0.845; a linear-probe head instead of a zero one lost 0.8
+#: points per trial; 64 px lost 3-5 points; lr 0.03 at batch 32 diverged (0.59).
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=8),
     "paper": SweepConfig(top_k=5, small_image_size=128),

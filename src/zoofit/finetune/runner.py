@@ -1,9 +1,9 @@
 """Running the trials of a sweep: those not yet stored, one at a time here or several at once, here and in
 worker processes.
 
-Small models leave a device under-used: on 2 CPU cores two single-threaded trials side by side train 1.26x
-faster than one trial on both cores (mobilenetv2_100, 112 px, batch 32); on a GPU, concurrent trials hide
-each other's Python overhead. Workers are spawned (safe with CUDA), get one copy of the data each, report
+Small models leave a device under-used: on 2 CPU cores two single-threaded trials side by side train 1.14x
+faster than one after the other on both cores (frozen MobileNetV2s, 112 px, batch 32; 1.26x fine-tuned
+whole); on a GPU, concurrent trials hide each other's Python overhead. Workers are spawned (safe with CUDA), get one copy of the data each, report
 progress through a queue, and die with this process; each trial is stored atomically by whoever trained it.
 """
 
@@ -37,17 +37,17 @@ Job = tuple[ModelSpec, TrialConfig]
 
 MAX_AUTO_WORKERS = 4
 
-#: On a CPU, one trial on n threads trains at this fraction of the speed of n single-threaded trials side by
-#: side: the demo's frozen MobileNetV2 trials took 57-63 s for 300 steps on 2 threads, and 98-112 s on one
-#: thread beside another trial (2-core AMD EPYC).
-THREAD_EFFICIENCY = 0.875
+#: On a 2-core CPU, one trial on both cores trains at this fraction of the speed of two single-threaded trials
+#: side by side: the demo's MobileNetV2 trials frozen to stride 4 took 57-63 s for 300 steps on 2 threads, and
+#: 98-112 s on one thread beside another trial (AMD EPYC). Not measured on more cores.
+TWO_THREAD_EFFICIENCY = 0.875
 
 
 def resolve_workers(workers: int | None, device: torch.device, costs: Sequence[float] = ()) -> int:
-    """``None`` (auto): on a GPU, 4 trials share it. On a CPU, one trial per core (at most 4) when the trials'
-    relative ``costs`` split evenly enough across those lanes, else one trial at a time on all the cores: three
-    trials on two lanes leave one lane idle for a whole trial (the demo: 274 s in 1.5 GiB one at a time, 281 s in
-    2.6 GiB on two lanes)."""
+    """``None`` (auto): on a GPU, 4 trials share it. On a CPU, one lane per core (at most 4 lanes, the cores
+    shared among them), except on 2 cores where the trials' relative ``costs`` would not split evenly across
+    two lanes: then one trial at a time on both. Three trials on two lanes leave one lane idle for a whole
+    trial (the demo frozen to stride 4: 274 s in 1.5 GiB one at a time, 281 s in 2.6 GiB on two lanes)."""
     if workers is not None:
         if workers < 1:
             raise ZoofitError(f"--workers must be at least 1, not {workers}")
@@ -55,9 +55,10 @@ def resolve_workers(workers: int | None, device: torch.device, costs: Sequence[f
     if device.type == "cuda":
         return MAX_AUTO_WORKERS
     lanes = max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
-    on_lanes = longest_first_makespan(costs, lanes)
-    one_at_a_time = sum(costs) / (lanes * THREAD_EFFICIENCY)
-    return 1 if costs and one_at_a_time < on_lanes else lanes
+    if lanes != 2 or not costs:
+        return lanes
+    one_at_a_time = sum(costs) / (2 * TWO_THREAD_EFFICIENCY)
+    return 1 if one_at_a_time < longest_first_makespan(costs, 2) else 2
 
 
 def longest_first_makespan(costs: Sequence[float], lanes: int) -> float:

@@ -113,13 +113,13 @@ def train_trial(
     generator = torch.Generator().manual_seed(config.seed)
     model = loaded.model
     new_head(model, splits.train.num_classes)
-    model = to_device(model, device).train()
-    frozen = freeze_early_layers(model, config.freeze_stride)
+    prep = loaded.preprocessing.with_size(config.image_size)
+    frozen = freeze_early_layers(model.train(), config.freeze_stride, prep.input_size)
     if config.freeze_stride and not frozen:
         log.info(
-            "%s: no stage ends at stride %d or less; the whole network is fine-tuned", description, config.freeze_stride
+            "%s: no stage up to stride %d to keep; the whole network is fine-tuned", description, config.freeze_stride
         )
-    prep = loaded.preprocessing.with_size(config.image_size)
+    model = to_device(model, device)  # the same module, its training flags kept
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
     )
