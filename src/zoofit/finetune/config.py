@@ -109,7 +109,7 @@ class SweepConfig:
 #: pre-training buys more than a second learning rate - with the stem and the stages up to stride 8 kept as
 #: pre-trained (2.5% of a MobileNetV2's weights with a 10-class head, but over half of its training step on a CPU:
 #: the backward pass at the highest resolutions). Demo ensembles measured there (test accuracy / NLL, 2-core AMD
-#: EPYC, one trial at a time unless "two lanes"): the quick preset 0.873 / 0.401 in 284 s from an empty cache (best
+#: EPYC, one trial at a time unless "two lanes"): the quick preset 0.873 / 0.401 in 258 s from an empty cache (best
 #: single trial 0.857); frozen to stride 4 0.866 / 0.404 in 274 s (best single 0.850), on two lanes 0.862 / 0.408
 #: (0.852); to stride 8 on two lanes 0.864 / 0.411; the whole network fine-tuned on two lanes 0.854 / 0.424 in 365 s
 #: (best single 0.842). The whole network on two lanes, before folded batch norms made efficientnet_lite0 the third
