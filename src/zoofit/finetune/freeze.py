@@ -26,7 +26,9 @@ def early_layers(model: torch.nn.Module, max_stride: int, input_size: int) -> li
         return []
     finished = _finishing_order(model, input_size)
     end = finished.get(id(modules[stages[-1]]))
-    return [module for module in model.modules() if end is not None and finished.get(id(module), end + 1) <= end]
+    if end is None:  # the stage never ran
+        return []
+    return [module for module in model.modules() if finished.get(id(module), end + 1) <= end]
 
 
 def freeze_early_layers(model: torch.nn.Module, max_stride: int, input_size: int) -> list[torch.nn.Module]:

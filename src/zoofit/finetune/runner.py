@@ -3,8 +3,9 @@ worker processes.
 
 Small models leave a device under-used: on 2 CPU cores two single-threaded trials side by side train 1.14x
 faster than one after the other on both cores (frozen MobileNetV2s, 112 px, batch 32; 1.26x fine-tuned
-whole); on a GPU, concurrent trials hide each other's Python overhead. Workers are spawned (safe with CUDA), get one copy of the data each, report
-progress through a queue, and die with this process; each trial is stored atomically by whoever trained it.
+whole); on a GPU, concurrent trials hide each other's Python overhead. Workers are spawned (safe with CUDA),
+get one copy of the data each, report progress through a queue, and die with this process; each trial is
+stored atomically by whoever trained it.
 """
 
 from __future__ import annotations

@@ -78,10 +78,10 @@ def fold_batch_norms(model: nn.Module, input_size: int) -> nn.Module:
 @contextmanager
 def frozen_batch_norms_folded(model: nn.Module, frozen: Sequence[nn.Module], input_size: int) -> Iterator[None]:
     """Within: on a CPU, each batch norm among the ``frozen`` modules (fixed weights and statistics, eval mode)
-    that follows a frozen convolution is folded into it, in place, so that training ``model`` skips a pass over
-    those activations (a MobileNetV2 frozen to stride 4: 1.04-1.1x per step); afterwards the original modules are
-    back, and the weights are saved as the architecture has them. Checked like :func:`fold_batch_norms`, in
-    eval mode; a model whose outputs would change is trained as it is."""
+    that follows a frozen convolution is folded into it, in place, so that training ``model`` skips a pass
+    over those activations (a MobileNetV2 frozen to stride 4: 1.04-1.1x per step); afterwards the original
+    modules are back, and the weights are saved as the architecture has them. Checked like
+    :func:`fold_batch_norms`, in eval mode; a model whose outputs would change is trained as it is."""
     ids = {id(module) for module in frozen}
     pairs = [
         (p, conv, norm)
