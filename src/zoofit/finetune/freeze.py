@@ -7,6 +7,8 @@ import logging
 
 import torch
 
+from zoofit.zoo.inference import evaluating
+
 log = logging.getLogger("zoofit")
 
 
@@ -48,18 +50,15 @@ def _finishing_order(model: torch.nn.Module, input_size: int) -> dict[int, int]:
     ``model`` over a blank image; the training flags are put back afterwards."""
     finished: dict[int, int] = {}
     counter = itertools.count()
-    modes = {module: module.training for module in model.modules()}
 
     def note(module: torch.nn.Module, inputs: object, output: object) -> None:
         finished[id(module)] = next(counter)
 
     hooks = [module.register_forward_hook(note) for module in model.modules()]
     try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, input_size, input_size))
+        with torch.no_grad(), evaluating(model):
+            model(torch.zeros(1, 3, input_size, input_size))
     finally:
         for hook in hooks:
             hook.remove()
-        for module, training in modes.items():
-            module.training = training
     return finished

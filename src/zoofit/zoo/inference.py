@@ -91,21 +91,31 @@ def frozen_batch_norms_folded(model: nn.Module, frozen: Sequence[nn.Module], inp
     if not pairs or next(model.parameters()).device.type != "cpu":
         yield
         return
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    example = _check_input(input_size)
-    with torch.inference_mode():
-        expected = pre_logits(model, example)  # not the logits: a new head is all zeros
-    originals = _fold(pairs)
-    if not _matches(lambda: pre_logits(model, example), expected):
-        _put_back(originals)
-        originals = []
-    for module, training in modes.items():
-        module.training = training
+    with evaluating(model):
+        example = _check_input(input_size)
+        with torch.inference_mode():
+            expected = pre_logits(model, example)  # not the logits: a new head is all zeros
+        originals = _fold(pairs)
+        if not _matches(lambda: pre_logits(model, example), expected):
+            _put_back(originals)
+            originals = []
     try:
         yield
     finally:
         _put_back(originals)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Within: ``model`` in eval mode; afterwards each module has its own training flag back (so the frozen
+    layers of a model in training stay in eval mode)."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 def _fold(pairs: list[tuple[nn.Module, str, str]]) -> list[tuple[nn.Module, str, nn.Module]]:
