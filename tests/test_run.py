@@ -158,6 +158,8 @@ def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
         (["--workers", "0"], "split", "--workers must be at least 1"),
         (["--freeze-stride", "-1"], "split", "--freeze-stride must be 0"),
+        (["--shift-severity", "6"], "split", "--shift-severity must be 1 to 5"),
+        (["--shift-images", "-1"], "split", "--shift-images must be 0"),
     ],
 )
 def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:

@@ -19,7 +19,7 @@ from rich.logging import RichHandler
 
 from zoofit.data import DataConfig, load_data
 from zoofit.errors import ZoofitError
-from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_table, zoo_table
+from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
 
 app = typer.Typer(
     add_completion=False,
@@ -151,6 +151,12 @@ def run(
     max_gflops: Annotated[float | None, _option("At most this many GFLOPs per image for the ensemble.")] = None,
     ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
     seed_baseline: Annotated[int | None, _option("Also ensemble N seeds of the best trial (0: off).")] = None,
+    shift_images: Annotated[
+        int | None, _option("Test images corrupted in 5 ways to measure robustness (quick: 500, paper: 2000; 0: off).")
+    ] = None,
+    shift_severity: Annotated[
+        int | None, _option("Severity of the corruptions, 1-5 as in ImageNet-C (default 3).")
+    ] = None,
     workers: Annotated[
         int | None,
         _option("Trials trained at once: here and in N-1 processes (default: CPU cores up to 4; 4 on a GPU)."),
@@ -181,11 +187,11 @@ def run(
                 zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
                 models=model_ids, cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
                 batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
-                max_members=max_members,
-                max_gflops=max_gflops, ensemble_steps=ensemble_steps, seed_baseline=seed_baseline, workers=workers,
+                max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
+                seed_baseline=seed_baseline, shift_images=shift_images, shift_severity=shift_severity, workers=workers,
             ).fit(splits, out, progress=progress)  # fmt: skip
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
-        stdout.print(run_table(fit.summary_))
+        stdout.print(run_tables(fit.summary_))
         units = fit.summary_["units"]
         console.print(
             f"wrote {out}/summary.json, trials.csv, ensemble.json in {time.perf_counter() - start:.1f} s "

@@ -12,12 +12,13 @@ import numpy as np
 
 from zoofit.data import Splits
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
-from zoofit.ensemble import Selection, average, greedy_select
+from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, preset, resolve_workers
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import Ranker
+from zoofit.robustness import robustness
 from zoofit.store import Cache, RunStore
 from zoofit.zoo import Zoo
 
@@ -33,7 +34,7 @@ class ZooFit:
     preset : ``"quick"`` (CPU) or ``"paper"`` (GPU); ``None`` picks by the device.
     sweep : overrides of the preset (``top_k``, ``lrs``, ``steps``, ``batch_size``, ``image_size`` with 0
         for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``,
-        ``freeze_stride``).
+        ``freeze_stride``, ``shift_images``, ``shift_severity``).
     k, metric : the kNN ranking.
     device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
@@ -46,7 +47,8 @@ class ZooFit:
     ranker_ : the fitted :class:`~zoofit.Ranker`.
     trials_ : list of :class:`TrialRecord` of the sweep.
     selection_ : the greedy :class:`Selection` over ``trials_``.
-    summary_ : the dictionary written to ``summary.json``.
+    summary_ : the dictionary written to ``summary.json`` (``summary_["robustness"]``: see
+        :func:`~zoofit.robustness.robustness`).
 
     Examples
     --------
@@ -157,11 +159,18 @@ class ZooFit:
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
+        members = [(trials[i], float(selection.weights[i])) for i in selection.members]
+        store.write_json("ensemble.json", _manifest(splits, members, store))
+        summary["robustness"] = None if not config.shift_images else robustness(
+            splits.test, members, best, store, images=config.shift_images, severity=config.shift_severity,
+            seed=self.seed, device=context.device, precision=context.eval_precision,
+            batch_size=context.eval_batch_size, progress=progress,
+        )  # fmt: skip
+        stages["robustness"] = time.perf_counter() - start - sum(stages.values())
         summary["units"] = _units(ranker, trials + extra)
         summary["stage_seconds"] = {name: round(seconds, 2) for name, seconds in stages.items()}
         summary["wall_seconds"] = time.perf_counter() - start
         store.write_csv("trials.csv", [t.row() for t in trials + extra])
-        store.write_json("ensemble.json", _manifest(splits, selection, trials, store))
         store.write_json("summary.json", summary)
         self.summary_ = summary
         return self
@@ -234,22 +243,7 @@ def _units(ranker: Ranker, trials: list[TrialRecord]) -> dict[str, int]:
     return {"computed": total - reused, "reused": reused}
 
 
-def _manifest(splits: Splits, selection: Selection, trials: list[TrialRecord], store: RunStore) -> dict[str, Any]:
-    """What ``zoofit predict`` needs to rebuild the ensemble from the run folder alone."""
-    members = []
-    for index, weight in zip(selection.members, selection.weights[selection.members], strict=True):
-        result = trials[index].result
-        members.append(
-            {
-                "trial": result["trial"],
-                "model": result["model"],
-                "weight": float(weight),
-                "arch": result["arch"],
-                "arch_kwargs": result["arch_kwargs"],
-                "num_classes": result["num_classes"],
-                "preprocessing": result["preprocessing"],
-                "gflops": result["gflops"],
-                "checkpoint": str(store.checkpoint_path(result["trial"]).relative_to(store.root)),
-            }
-        )
-    return {"class_names": list(splits.class_names), "members": members}
+def _manifest(splits: Splits, members: list[tuple[TrialRecord, float]], store: RunStore) -> dict[str, Any]:
+    """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder."""
+    entries = [member_entry(trial.result, weight, store.checkpoint_name(trial.key)) for trial, weight in members]
+    return {"class_names": list(splits.class_names), "members": entries}

@@ -6,11 +6,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device
+from zoofit.ensemble.greedy import average
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
@@ -55,8 +57,21 @@ class EnsembleClassifier:
         if not manifest.is_file():
             raise ZoofitError(f"run folder '{root}' has no {MANIFEST}: the run has not finished; rerun 'zoofit run'")
         content = json.loads(manifest.read_text(encoding="utf-8"))
+        return cls.from_entries(root, content["members"], content["class_names"], device=device, precision=precision)
+
+    @classmethod
+    def from_entries(
+        cls,
+        root: Path,
+        entries: list[dict[str, Any]],
+        class_names: Sequence[str],
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> EnsembleClassifier:
+        """The members described by manifest ``entries`` (see :func:`member_entry`) of the run folder ``root``."""
         members = []
-        for entry in content["members"]:
+        for entry in entries:
             prep = entry["preprocessing"]
             spec = ModelSpec(
                 id=entry["model"],
@@ -71,26 +86,39 @@ class EnsembleClassifier:
                 members.append(Member(load_model(spec), entry["weight"]))
             except ModelError as error:
                 raise ZoofitError(f"run folder '{root}' is damaged: {error}") from error
-        return cls(members, content["class_names"], device=device, precision=precision)
+        return cls(members, class_names, device=device, precision=precision)
 
     @property
     def gflops(self) -> float:
         return sum(member.model.gflops for member in self.members)
 
-    def predict_proba(self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64) -> np.ndarray:
-        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
+    def member_probabilities(
+        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64
+    ) -> list[np.ndarray]:
+        """Each member's ``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
         decoded = [_decode(image) for image in images]
-        total = np.zeros((len(decoded), len(self.class_names)), dtype=np.float64)
-        for member in self.members:
-            probs = forward_batches(
+        return [
+            forward_batches(
                 member.model.model, decoded, member.model.preprocessing, probabilities,
                 device=self.device, precision=self.precision, batch_size=batch_size,
-            )  # fmt: skip
-            total += member.weight * probs.numpy()
-        return total / sum(member.weight for member in self.members)
+            ).numpy().astype(np.float64)
+            for member in self.members
+        ]  # fmt: skip
+
+    def predict_proba(self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
+        weights = np.array([member.weight for member in self.members])
+        return average(self.member_probabilities(images, batch_size=batch_size), weights)
 
     def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
         return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]
+
+
+def member_entry(result: dict[str, Any], weight: float, checkpoint: str) -> dict[str, Any]:
+    """A manifest entry: what rebuilding the trial of ``result`` (a trial's ``result.json``) needs, with its
+    ensemble ``weight`` and its ``checkpoint`` relative to the run folder."""
+    keys = ("trial", "model", "arch", "arch_kwargs", "num_classes", "preprocessing", "gflops")
+    return {**{key: result[key] for key in keys}, "weight": float(weight), "checkpoint": checkpoint}
 
 
 def _decode(image: str | Path | np.ndarray) -> np.ndarray:

@@ -1,12 +1,5 @@
 """Human-facing output: rich progress bars and terminal tables."""
 
-from zoofit.report.console import (
-    RichProgress,
-    prediction_rows,
-    predictions_table,
-    ranking_table,
-    run_table,
-    zoo_table,
-)
+from zoofit.report.console import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
 
-__all__ = ["RichProgress", "prediction_rows", "predictions_table", "ranking_table", "run_table", "zoo_table"]
+__all__ = ["RichProgress", "prediction_rows", "predictions_table", "ranking_table", "run_tables", "zoo_table"]

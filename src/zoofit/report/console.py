@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
@@ -90,6 +90,14 @@ def zoo_table(zoo: Zoo) -> Table:
     return table
 
 
+def run_tables(summary: dict[str, Any]) -> Group:
+    """The test results of a run, then its robustness where it was measured."""
+    tables = [run_table(summary)]
+    if summary.get("robustness"):
+        tables.append(robustness_table(summary["robustness"]))
+    return Group(*tables)
+
+
 def run_table(summary: dict[str, Any]) -> Table:
     """The end-of-run comparison: the ensemble against the single-model baselines, on the test split."""
     table = Table(title=f"Test results ({summary['data']})", title_justify="left")
@@ -111,6 +119,25 @@ def run_table(summary: dict[str, Any]) -> Table:
     if summary.get("seed_baseline"):
         baseline = summary["seed_baseline"]
         add(f"{len(baseline['trials'])} seeds of best single", baseline, baseline["model"])
+    return table
+
+
+def robustness_table(report: dict[str, Any]) -> Table:
+    """Accuracy, NLL and ECE of the ensemble and the best single trial, clean and under each corruption."""
+    table = Table(
+        title=f"Robustness ({report['images']} test images, each corruption at severity {report['severity']} of 5)",
+        title_justify="left",
+    )
+    table.add_column("test images", no_wrap=True)
+    for metric in ("accuracy", "NLL", "ECE"):
+        table.add_column(f"{metric}: ensemble", justify="right")
+        table.add_column("best single", justify="right")
+    conditions = [name for name in report if isinstance(report[name], dict)]
+    for condition in conditions:
+        row = report[condition]
+        cells = [f"{row[c][m]:.4f}" for m in ("accuracy", "nll", "ece") for c in ("ensemble", "best_single")]
+        label = {"clean": "as they are", "mean": "mean of the corruptions"}.get(condition, condition)
+        table.add_row(label, *cells, style="bold" if condition == "mean" else None)
     return table
 
 

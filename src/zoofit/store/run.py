@@ -52,6 +52,10 @@ class RunStore:
     def checkpoint_path(self, key: str) -> Path:
         return self.trial_dir(key) / CHECKPOINT
 
+    def checkpoint_name(self, key: str) -> str:
+        """The trial's checkpoint relative to the run folder (how the run's manifest names it)."""
+        return self.checkpoint_path(key).relative_to(self.root).as_posix()
+
     def write_json(self, name: str, data: Any) -> Path:
         write_json(self.root / name, data)
         return self.root / name
