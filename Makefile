@@ -10,7 +10,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@test -d $(VENV)/lib || bash scripts/check-disk.sh $(VENV) 6.5
+	@test -d "$(VENV)/lib" || bash scripts/check-disk.sh "$(VENV)" 6.5
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -e '.[test]'

@@ -20,3 +20,4 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_fix(tmp_path):
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
     assert str(tmp_path / "venv") in done.stderr and "VENV=" in done.stderr
+    assert not (tmp_path / "venv").exists()  # nothing left behind

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from zoofit.data import ImageSet
-from zoofit.evaluate.shift import CORRUPTIONS, corrupted, sample, shift_report
+from zoofit.evaluate.shift import CORRUPTIONS, REFERENCE_SIZE, corrupted, on_reference_grid, sample, shift_report
 
 
 def image_set(channels: int, count: int = 6, size: int = 28) -> ImageSet:
@@ -20,19 +22,27 @@ def image_set(channels: int, count: int = 6, size: int = 28) -> ImageSet:
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
-def test_each_corruption_keeps_shape_labels_and_changes_the_pixels(name: str, channels: int) -> None:
+def test_each_corruption_keeps_labels_and_channels_and_changes_the_pixels_on_the_reference_grid(name, channels) -> None:
     clean = image_set(channels)
+    reference = on_reference_grid(clean)
     shifted = corrupted(clean, name, severity=3)
-    assert shifted.images.shape == clean.images.shape and shifted.images.dtype == np.uint8
-    assert np.array_equal(shifted.labels, clean.labels)
-    assert np.abs(shifted.images.astype(int) - clean.images).mean() > 1
+    assert shifted.images.shape == reference.images.shape == (6, REFERENCE_SIZE, REFERENCE_SIZE, channels)
+    assert shifted.images.dtype == np.uint8 and np.array_equal(shifted.labels, clean.labels)
+    assert np.abs(shifted.images.astype(int) - reference.images).mean() > 1
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
-def test_higher_severity_moves_the_images_further(name: str) -> None:
-    clean = image_set(3)
-    distance = [np.abs(corrupted(clean, name, s).images.astype(int) - clean.images).mean() for s in (1, 5)]
-    assert distance[1] > distance[0]
+def test_every_severity_moves_a_small_smooth_image_further(name: str) -> None:
+    smooth = ImageSet(np.repeat(np.linspace(0, 255, 28, dtype=np.uint8)[None, None, :, None], 28, axis=1), [0], ("a",))
+    smooth.images[:, 8:20, 8:20] = 255
+    reference = on_reference_grid(smooth).images.astype(int)
+    distance = [np.abs(corrupted(smooth, name, s).images - reference).mean() for s in (1, 2, 3, 4, 5)]
+    assert distance[0] > 0 and distance == sorted(distance)
+
+
+def test_contrast_keeps_each_channels_mean() -> None:
+    flat = ImageSet(np.tile(np.array([200, 0, 20], np.uint8), (1, 224, 224, 1)), [0], ("a",))
+    assert np.array_equal(corrupted(flat, "contrast", 5).images, flat.images)
 
 
 def test_corruption_is_deterministic_per_seed_and_works_on_lists_of_sizes() -> None:
@@ -43,7 +53,13 @@ def test_corruption_is_deterministic_per_seed_and_works_on_lists_of_sizes() -> N
     )
     mixed = ImageSet([np.zeros((30, 40, 3), np.uint8) + 90, np.zeros((20, 20, 1), np.uint8) + 200], [0, 1], ("a", "b"))
     shapes = [image.shape for image in corrupted(mixed, "pixelate", 5).images]
-    assert shapes == [(30, 40, 3), (20, 20, 1)]
+    assert shapes == [(224, 299, 3), (224, 224, 1)]
+
+
+@pytest.mark.parametrize(("name", "severity"), [("snow", 3), ("jpeg", 0), ("jpeg", 6)])
+def test_an_unknown_corruption_or_severity_is_refused(name: str, severity: int) -> None:
+    with pytest.raises(ValueError, match="severities 1-5"):
+        corrupted(image_set(1), name, severity)
 
 
 def test_sample_draws_sorted_distinct_indices() -> None:
@@ -54,13 +70,15 @@ def test_sample_draws_sorted_distinct_indices() -> None:
 
 def test_report_has_clean_each_corruption_and_their_mean() -> None:
     images = image_set(1, count=4)
-    perfect = np.eye(2)[images.labels]
+    seen = []
 
     def predict(shifted: ImageSet) -> dict[str, np.ndarray]:
-        return {"right": perfect, "unsure": np.full((4, 2), 0.5)}
+        seen.append(shifted.images.shape[1])
+        return {"right": np.eye(2)[shifted.labels], "unsure": np.full((4, 2), 0.5)}
 
-    report = shift_report(images, predict(images), predict, severity=2)
+    report = shift_report(images, predict, severity=2)
     assert list(report) == ["clean", *CORRUPTIONS, "mean"]
+    assert seen == [REFERENCE_SIZE] * (1 + len(CORRUPTIONS))  # the clean images too go through the grid
     assert report["mean"]["right"]["accuracy"] == 1.0
     assert report["mean"]["unsure"]["nll"] == pytest.approx(np.log(2))
 
@@ -76,7 +94,10 @@ def test_a_run_reports_robustness_and_a_rerun_reads_it_back_without_rebuilding_m
     assert first["images"] == 4 and first["severity"] == 3
     assert list(first) == ["images", "severity", "clean", *CORRUPTIONS, "mean"]
     assert set(first["clean"]) == {"ensemble", "best_single"}
-    assert len(list((tmp_path / "shift").glob("*.safetensors"))) == len(CORRUPTIONS)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    trials = {member["trial"] for member in summary["members"]} | {summary["best_single"]["trial"]}
+    stored = list((tmp_path / "shift").glob("*.safetensors"))
+    assert len(stored) == len(trials) * (1 + len(CORRUPTIONS))  # one file per trial and condition
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("a finished run's shifted predictions should be read back")

@@ -1,8 +1,9 @@
 """Robustness of a finished run: its ensemble and its best single trial on test images under distribution shift.
 
-The trials are rebuilt from their checkpoints, as ``zoofit predict`` does. Their probabilities under each
-corruption are stored in the run folder (``shift/``), keyed by the trials and the shifted images, so running a
-finished run again does not predict them again.
+The trials are rebuilt from their checkpoints, as ``zoofit predict`` does, and predict every condition of
+:mod:`zoofit.evaluate.shift`. Each trial's probabilities for each condition's images are stored in the run folder
+(``shift/``), keyed by the trial and the images, so running the run again, with the same or another ensemble,
+predicts only what is new.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def robustness(
     best: TrialRecord,
     store: RunStore,
     *,
-    images: int,
+    count: int,
     severity: int,
     seed: int,
     device: str,
@@ -38,35 +39,36 @@ def robustness(
     progress: Progress,
 ) -> dict[str, Any]:
     """The :func:`~zoofit.evaluate.shift.shift_report` of the ensemble (its ``members``: trials with their
-    weights) and of the ``best`` single trial on ``images`` test images drawn with ``seed``, with its settings."""
+    weights) and of the ``best`` single trial on ``count`` test images drawn with ``seed``, with its settings."""
     trials = [trial for trial, _ in members]
     weights = [weight for _, weight in members]
     if best.key not in {trial.key for trial in trials}:
-        trials, weights = [*trials, best], [*weights, 0.0]
+        trials, weights = [*trials, best], [*weights, 0.0]  # weight 0: predicted, but not in the ensemble
     best_index = [trial.key for trial in trials].index(best.key)
-    indices = sample(images, len(test), seed)
+    images = test.subset(sample(count, len(test), seed))
     cache = Cache(store.root)
 
     @functools.cache
-    def rebuilt() -> EnsembleClassifier:  # only where some shifted predictions are not stored yet
-        entries = [member_entry(trial.result, 1.0, store.checkpoint_name(trial.key)) for trial in trials]
+    def rebuilt(index: int) -> EnsembleClassifier:  # a trial's model, rebuilt where it has something to predict
+        trial = trials[index]
+        entry = member_entry(trial.result, 1.0, store.checkpoint_name(trial.key))
         return EnsembleClassifier.from_entries(
-            store.root, entries, test.class_names, device=device, precision=precision
+            store.root, [entry], test.class_names, device=device, precision=precision
         )
 
-    def classifiers(per_trial: list[np.ndarray]) -> dict[str, np.ndarray]:
-        return {"ensemble": average(per_trial, np.array(weights)), "best_single": per_trial[best_index]}
+    def probabilities(index: int, shifted: ImageSet) -> np.ndarray:
+        key = content_key(KIND, trials[index].key, shifted.fingerprint, precision)
+        if (stored := cache.load_tensors(KIND, key)) is not None:
+            return stored["probs"].numpy()
+        probs = rebuilt(index).member_probabilities(list(shifted.images), batch_size=batch_size)[0]
+        cache.save_tensors(KIND, key, {"probs": torch.from_numpy(probs)})
+        return probs
 
     def predict(shifted: ImageSet) -> dict[str, np.ndarray]:
-        key = content_key(KIND, [trial.key for trial in trials], shifted.fingerprint, precision)
-        if (stored := cache.load_tensors(KIND, key)) is None:
-            per_trial = rebuilt().member_probabilities(list(shifted.images), batch_size=batch_size)
-            stored = {t.key: torch.from_numpy(p) for t, p in zip(trials, per_trial, strict=True)}
-            cache.save_tensors(KIND, key, stored)
+        per_trial = [probabilities(index, shifted) for index in range(len(trials))]
         task.advance()
-        return classifiers([stored[t.key].numpy() for t in trials])
+        return {"ensemble": average(per_trial, np.array(weights)), "best_single": per_trial[best_index]}
 
-    with progress.task("robustness", total=len(CORRUPTIONS)) as task:
-        clean = classifiers([t.test_probs[indices] for t in trials])
-        report = shift_report(test.subset(indices), clean, predict, severity=severity, seed=seed)
-    return {"images": len(indices), "severity": severity, **report}
+    with progress.task("robustness", total=1 + len(CORRUPTIONS)) as task:
+        report = shift_report(images, predict, severity=severity, seed=seed)
+    return {"images": len(images), "severity": severity, **report}

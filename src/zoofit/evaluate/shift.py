@@ -1,14 +1,15 @@
 """Robustness to distribution shift: test images corrupted as in ImageNet-C, and the metrics under each corruption.
 
-The corruptions and their five severities follow ImageNet-C (Hendrycks & Dietterich, 2019), with every length
-(the blur's sigma) scaled from their 224 px images to the image's shorter side, so a 28 px image is blurred as
-much, relative to its content, as a 224 px one. They act on the decoded images, before any model's resizing.
+The corruptions and their five severities are ImageNet-C's (Hendrycks & Dietterich, 2019), whose parameters refer
+to 224 px images. So every image is first resized (bicubic) to 224 px on its shorter side, the *reference grid*,
+and corrupted there; each model then resizes it as it does any image. The clean condition goes through the same
+grid, so the corruption is the only difference between conditions.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -17,7 +18,7 @@ from zoofit.data import ImageSet
 from zoofit.evaluate.metrics import summarize
 
 SEVERITIES = (1, 2, 3, 4, 5)
-_REFERENCE_SIZE = 224  # ImageNet-C's image size, to which its lengths refer
+REFERENCE_SIZE = 224  # ImageNet-C's image size, to which its parameters refer
 
 
 def _noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -26,19 +27,18 @@ def _noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 
 def _contrast(image: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     x = image / 255.0
-    mean = x.mean()
+    mean = x.mean(axis=(0, 1), keepdims=True)
     return _to_uint8((x - mean) * factor + mean)
 
 
 def _blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    radius = sigma * min(image.shape[:2]) / _REFERENCE_SIZE
-    return _from_pil(_to_pil(image).filter(ImageFilter.GaussianBlur(radius)), image)
+    return _from_pil(_to_pil(image).filter(ImageFilter.GaussianBlur(sigma)), image)
 
 
 def _pixelate(image: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     pil = _to_pil(image)
-    small = pil.resize((max(1, round(pil.width * factor)), max(1, round(pil.height * factor))), Image.BOX)
-    return _from_pil(small.resize(pil.size, Image.BOX), image)
+    small = pil.resize((max(1, int(pil.width * factor)), max(1, int(pil.height * factor))), Image.Resampling.BOX)
+    return _from_pil(small.resize(pil.size, Image.Resampling.BOX), image)
 
 
 def _jpeg(image: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
@@ -57,13 +57,19 @@ CORRUPTIONS: dict[str, tuple[Callable[[np.ndarray, float, np.random.Generator], 
 }
 
 
+def on_reference_grid(images: ImageSet) -> ImageSet:
+    """``images`` resized so that their shorter side is 224 px (the clean condition)."""
+    return _map(images, _to_reference_grid)
+
+
 def corrupted(images: ImageSet, name: str, severity: int, seed: int = 0) -> ImageSet:
-    """``images`` with the corruption ``name`` at ``severity`` (1-5) applied to each; labels unchanged.
+    """``images`` on the reference grid with the corruption ``name`` at ``severity`` (1-5); labels unchanged.
     Deterministic for a given ``seed``."""
+    if name not in CORRUPTIONS or severity not in SEVERITIES:
+        raise ValueError(f"no corruption {name!r} at severity {severity!r}: names {list(CORRUPTIONS)}, severities 1-5")
     function, parameters = CORRUPTIONS[name]
     rng = np.random.default_rng([seed, list(CORRUPTIONS).index(name), severity])
-    out = [function(images.images[i], parameters[severity - 1], rng) for i in range(len(images))]
-    return ImageSet(np.stack(out) if isinstance(images.images, np.ndarray) else out, images.labels, images.class_names)
+    return _map(images, lambda image: function(_to_reference_grid(image), parameters[severity - 1], rng))
 
 
 def sample(count: int, total: int, seed: int = 0) -> np.ndarray:
@@ -73,27 +79,47 @@ def sample(count: int, total: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
 
 
+def conditions(images: ImageSet, severity: int, seed: int = 0) -> Iterator[tuple[str, ImageSet]]:
+    """``("clean", images on the reference grid)``, then each corruption's images, one at a time."""
+    yield "clean", on_reference_grid(images)
+    for name in CORRUPTIONS:
+        yield name, corrupted(images, name, severity, seed)
+
+
 def shift_report(
     images: ImageSet,
-    clean: dict[str, np.ndarray],
     predict: Callable[[ImageSet], dict[str, np.ndarray]],
     *,
     severity: int,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics of each classifier on ``images`` as they are (``clean``: its probabilities for them, by classifier),
-    under every corruption at ``severity`` (``predict(shifted)``: the same for the shifted images), and averaged
-    over the corruptions (``mean``): ``{condition: {classifier: {accuracy, nll, ece}}}``."""
-    probabilities = {"clean": clean} | {name: predict(corrupted(images, name, severity, seed)) for name in CORRUPTIONS}
+    """Metrics of each classifier on ``images``: clean, under every corruption at ``severity``, and averaged over
+    the corruptions (``mean``), as ``{condition: {classifier: {accuracy, nll, ece}}}``. ``predict(shifted)``
+    gives each classifier's probabilities for the images of one condition."""
     report = {
-        condition: {name: summarize(probs, images.labels) for name, probs in by_classifier.items()}
-        for condition, by_classifier in probabilities.items()
+        condition: {name: summarize(probs, images.labels) for name, probs in predict(shifted).items()}
+        for condition, shifted in conditions(images, severity, seed)
     }
     report["mean"] = {
         name: {metric: float(np.mean([report[c][name][metric] for c in CORRUPTIONS])) for metric in metrics}
         for name, metrics in report["clean"].items()
     }
     return report
+
+
+def _map(images: ImageSet, function: Callable[[np.ndarray], np.ndarray]) -> ImageSet:
+    out = [function(images.images[i]) for i in range(len(images))]
+    uniform = isinstance(images.images, np.ndarray) and len(out) > 0
+    return ImageSet(np.stack(out) if uniform else out, images.labels, images.class_names)
+
+
+def _to_reference_grid(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = REFERENCE_SIZE / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return image
+    return _from_pil(_to_pil(image).resize(size, Image.Resampling.BICUBIC), image)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -105,4 +131,6 @@ def _to_pil(image: np.ndarray) -> Image.Image:
 
 
 def _from_pil(pil: Image.Image, like: np.ndarray) -> np.ndarray:
-    return np.asarray(pil.convert("L" if like.shape[-1] == 1 else "RGB")).reshape(like.shape)
+    """``pil`` as an ``H x W x C`` uint8 array with the channels of ``like`` (its own height and width)."""
+    array = np.asarray(pil.convert("L" if like.shape[-1] == 1 else "RGB"))
+    return array[..., None] if array.ndim == 2 else array
