@@ -21,6 +21,7 @@ from tests.test_rank import fixed_size_spec, write_tiny_zoo_file
 from zoofit import EnsembleClassifier, ZooFit, load_data
 from zoofit.cli import app
 from zoofit.ensemble import average
+from zoofit.ensemble import classifier as classifier_module
 from zoofit.zoo import Zoo
 
 SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
@@ -64,7 +65,8 @@ def test_budget_limits_the_ensemble(splits, tiny_zoo, tmp_path: Path) -> None:
     assert len(fit.summary_["members"]) == 1
 
 
-def test_predict_round_trip_matches_the_runs_test_predictions(splits, tiny_zoo, tmp_path: Path) -> None:
+def test_predict_round_trip_matches_the_runs_test_predictions(splits, tiny_zoo, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(classifier_module, "DECODE_CHUNK", 4)  # several chunks, the last one short
     fit = ZooFit(tiny_zoo, precision="fp32", **SWEEP).fit(splits, tmp_path)
     expected = average([t.test_probs for t in fit.trials_], fit.selection_.counts)
     classifier = EnsembleClassifier.load(tmp_path, precision="fp32")
@@ -124,6 +126,12 @@ def test_cli_run_and_predict(make_image_folder, tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "p.json").read_text())
     assert rows[0]["image"] == str(image) and rows[0]["class_1"] in ("cat", "dog", "fox")
     assert sum(rows[0][f"probability_{r}"] for r in (1, 2, 3)) == pytest.approx(1.0, abs=1e-4)
+    folder = data / "test"  # a folder: every image beneath it, sorted
+    result = runner.invoke(app, ["predict", "--run", str(out), str(folder), "--output", str(tmp_path / "all.csv")])
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "all.csv").open() as handle:
+        listed = [row["image"] for row in csv.DictReader(handle)]
+    assert listed == [str(path) for path in sorted(folder.rglob("*.png"))] and len(listed) == 6
 
 
 def error_line(result) -> str:
@@ -138,6 +146,11 @@ def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
     (tmp_path / "unfinished").mkdir()
     message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(image)]))
     assert "has not finished" in message
+    (tmp_path / "empty").mkdir()
+    message = error_line(
+        runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(tmp_path / "empty")])
+    )
+    assert "holds no images" in message and "empty" in message
 
 
 def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:

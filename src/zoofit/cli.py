@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from zoofit.data import DataConfig, load_data
+from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ZoofitError
 from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
 
@@ -201,7 +201,7 @@ def run(
 
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them, to classify.")],
     run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
     top: Annotated[int, _option("Show this many classes per image.", "--top-k")] = 3,
     output: Annotated[Path | None, _option("Also write the predictions to this .csv or .json file.")] = None,
@@ -215,10 +215,12 @@ def predict(
     with command():
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
+        files = image_files(images)
         classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
         console.print(f"ensemble of {len(classifier.members)} members, {classifier.gflops:.2f} GFLOPs per image")
-        probs = classifier.predict_proba(images)
-        rows = prediction_rows(images, probs, classifier.class_names, top)
+        with RichProgress(console) as progress:
+            probs = classifier.predict_proba(files, progress=progress)
+        rows = prediction_rows(files, probs, classifier.class_names, top)
         stdout.print(predictions_table(rows))
         if output is not None:
             (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)

@@ -11,6 +11,7 @@ import gzip
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,9 @@ def load_source(source: str, *, max_side: int = DEFAULT_MAX_SIDE, progress: Prog
 # ---------------------------------------------------------------- image folders
 
 
+_EXTENSIONS = ", ".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS))
+
+
 def load_image_folder(root: Path, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
     """``ROOT/<class>/*`` (all training data) or ``ROOT/train/<class>/*`` with optional ``val/``, ``test/``."""
     if (root / "train").is_dir():
@@ -78,9 +82,26 @@ def load_image_folder(root: Path, *, max_side: int = DEFAULT_MAX_SIDE, progress:
     if not files["train"]:
         raise ZoofitError(
             f"no images found in '{root}'; expected {root}/<class>/<image> or {root}/train/<class>/<image> "
-            f"({', '.join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS))})"
+            f"({_EXTENSIONS})"
         )
     return _decode_labelled_files(root.name or str(root), files, max_side=max_side, progress=progress)
+
+
+def image_files(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each folder among them replaced by the image files beneath it, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+        elif found := _images_under(path):
+            files.extend(found)
+        else:
+            raise ZoofitError(f"folder '{path}' holds no images ({_EXTENSIONS}); give image files or folders of them")
+    return files
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
 
 
 def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:
@@ -89,7 +110,7 @@ def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:
     if loose:
         log.warning("ignoring %d images directly in %s: images belong in %s/<class>/", len(loose), folder, folder)
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
+        images = _images_under(class_dir)
         if not images:
             log.warning("skipping class folder %s: it has no images", class_dir)
             continue

@@ -14,10 +14,12 @@ from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device
 from zoofit.ensemble.greedy import average
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
 MANIFEST = "ensemble.json"
+DECODE_CHUNK = 256  # images decoded at a time, so any number of images fits in memory
 
 
 @dataclass
@@ -93,22 +95,31 @@ class EnsembleClassifier:
         return sum(member.model.gflops for member in self.members)
 
     def member_probabilities(
-        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64
+        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64, progress: Progress | None = None
     ) -> list[np.ndarray]:
-        """Each member's ``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
-        decoded = [_decode(image) for image in images]
-        return [
-            forward_batches(
-                member.model.model, decoded, member.model.preprocessing, probabilities,
-                device=self.device, precision=self.precision, batch_size=batch_size,
-            ).numpy().astype(np.float64)
-            for member in self.members
-        ]  # fmt: skip
+        """Each member's ``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays,
+        decoded ``DECODE_CHUNK`` at a time."""
+        chunks: list[list[np.ndarray]] = [[] for _ in self.members]
+        with (progress or SilentProgress()).task("predicting", total=len(images)) as task:
+            for start in range(0, len(images), DECODE_CHUNK):
+                decoded = [_decode(image) for image in images[start : start + DECODE_CHUNK]]
+                for member, probs in zip(self.members, chunks, strict=True):
+                    probs.append(
+                        forward_batches(
+                            member.model.model, decoded, member.model.preprocessing, probabilities,
+                            device=self.device, precision=self.precision, batch_size=batch_size,
+                        ).numpy()
+                    )  # fmt: skip
+                task.advance(len(decoded))
+        empty = np.zeros((0, len(self.class_names)))
+        return [np.concatenate([empty, *probs]).astype(np.float64) for probs in chunks]
 
-    def predict_proba(self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(
+        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
         """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
         weights = np.array([member.weight for member in self.members])
-        return average(self.member_probabilities(images, batch_size=batch_size), weights)
+        return average(self.member_probabilities(images, batch_size=batch_size, progress=progress), weights)
 
     def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
         return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]

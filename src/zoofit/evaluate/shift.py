@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from zoofit.data import ImageSet
+from zoofit.data.dataset import stack_if_uniform
 from zoofit.evaluate.metrics import summarize
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -108,9 +109,8 @@ def shift_report(
 
 
 def _map(images: ImageSet, function: Callable[[np.ndarray], np.ndarray]) -> ImageSet:
-    out = [function(images.images[i]) for i in range(len(images))]
-    uniform = isinstance(images.images, np.ndarray) and len(out) > 0
-    return ImageSet(np.stack(out) if uniform else out, images.labels, images.class_names)
+    mapped = stack_if_uniform([function(images.images[i]) for i in range(len(images))])
+    return ImageSet(mapped, images.labels, images.class_names)
 
 
 def _to_reference_grid(image: np.ndarray) -> np.ndarray:
