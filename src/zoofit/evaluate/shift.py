@@ -9,7 +9,9 @@ grid, so the corruption is the only difference between conditions.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -60,17 +62,22 @@ CORRUPTIONS: dict[str, tuple[Callable[[np.ndarray, float, np.random.Generator], 
 
 def on_reference_grid(images: ImageSet) -> ImageSet:
     """``images`` resized so that their shorter side is 224 px (the clean condition)."""
-    return _map(images, _to_reference_grid)
+    return _map(images, lambda index, image: _to_reference_grid(image))
 
 
 def corrupted(images: ImageSet, name: str, severity: int, seed: int = 0) -> ImageSet:
     """``images`` on the reference grid with the corruption ``name`` at ``severity`` (1-5); labels unchanged.
-    Deterministic for a given ``seed``."""
+    Deterministic for a given ``seed`` (each image draws from its own random stream)."""
     if name not in CORRUPTIONS or severity not in SEVERITIES:
         raise ValueError(f"no corruption {name!r} at severity {severity!r}: names {list(CORRUPTIONS)}, severities 1-5")
     function, parameters = CORRUPTIONS[name]
-    rng = np.random.default_rng([seed, list(CORRUPTIONS).index(name), severity])
-    return _map(images, lambda image: function(_to_reference_grid(image), parameters[severity - 1], rng))
+    stream = [seed, list(CORRUPTIONS).index(name), severity]
+
+    def corrupt(index: int, image: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng([*stream, index])
+        return function(_to_reference_grid(image), parameters[severity - 1], rng)
+
+    return _map(images, corrupt)
 
 
 def sample(count: int, total: int, seed: int = 0) -> np.ndarray:
@@ -108,9 +115,11 @@ def shift_report(
     return report
 
 
-def _map(images: ImageSet, function: Callable[[np.ndarray], np.ndarray]) -> ImageSet:
-    mapped = stack_if_uniform([function(images.images[i]) for i in range(len(images))])
-    return ImageSet(mapped, images.labels, images.class_names)
+def _map(images: ImageSet, function: Callable[[int, np.ndarray], np.ndarray]) -> ImageSet:
+    """``function(index, image)`` of every image, in threads (PIL's filters and codecs release the GIL)."""
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        mapped = list(pool.map(lambda i: function(i, images.images[i]), range(len(images))))
+    return ImageSet(stack_if_uniform(mapped), images.labels, images.class_names)
 
 
 def _to_reference_grid(image: np.ndarray) -> np.ndarray:
