@@ -120,6 +120,7 @@ def test_cli_run_and_predict(make_image_folder, tmp_path: Path) -> None:
                                  "--steps", "5", "--batch-size", "8", "--image-size", "32"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "greedy ensemble" in result.output and "best single" in result.output
+    assert (out / "report.html").is_file()
     image = next((data / "test" / "cat").iterdir())
     result = runner.invoke(app, ["predict", "--run", str(out), str(image), "--output", str(tmp_path / "p.json")])
     assert result.exit_code == 0, result.output
@@ -210,3 +211,20 @@ def test_a_killed_worker_is_a_one_line_error(make_image_folder, tmp_path: Path) 
     os.kill(int(max(workers, key=int)), signal.SIGKILL)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2 and "a trial worker process died" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_zoo, tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    from zoofit.report import REPORT
+
+    ZooFit(tiny_zoo, precision="fp32", shift_images=4, **SWEEP).fit(splits, tmp_path)
+    result = runner.invoke(app, ["report", "--run", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / REPORT).read_text()
+    body = page.split("<body>", 1)[1].split("</body>", 1)[0]
+    ElementTree.fromstring(f"<body>{body}</body>")  # well-formed: every tag closed, every text escaped
+    for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg"):
+        assert expected in page
+    message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
+    assert "holds no finished run" in message

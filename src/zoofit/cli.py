@@ -19,7 +19,16 @@ from rich.logging import RichHandler
 
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ZoofitError
-from zoofit.report import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
+from zoofit.report import (
+    REPORT,
+    RichProgress,
+    html_report,
+    prediction_rows,
+    predictions_table,
+    ranking_table,
+    run_tables,
+    zoo_table,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -182,6 +191,7 @@ def run(
             splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
             console.print(f"data: {splits.describe()}")
             from zoofit.pipeline import ZooFit
+            from zoofit.store import write_text
 
             fit = ZooFit(
                 zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
@@ -192,9 +202,10 @@ def run(
             ).fit(splits, out, progress=progress)  # fmt: skip
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
         stdout.print(run_tables(fit.summary_))
+        write_text(out / REPORT, html_report(out))
         units = fit.summary_["units"]
         console.print(
-            f"wrote {out}/summary.json, trials.csv, ensemble.json in {time.perf_counter() - start:.1f} s "
+            f"wrote {out}/summary.json, trials.csv, ensemble.json, {REPORT} in {time.perf_counter() - start:.1f} s "
             f"({units['computed']} units computed, {units['reused']} reused)"
         )
 
@@ -225,6 +236,16 @@ def predict(
         if output is not None:
             (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)
             console.print(f"wrote {output}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")]) -> None:
+    """Write the run's report.html again (tables and charts of its ranking, trials, ensemble and robustness)."""
+    from zoofit.store import write_text
+
+    with command():
+        write_text(run_dir / REPORT, html_report(run_dir))
+        console.print(f"wrote {run_dir / REPORT}")
 
 
 @zoo_app.command("list")

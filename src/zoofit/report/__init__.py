@@ -1,5 +1,15 @@
 """Human-facing output: rich progress bars and terminal tables."""
 
 from zoofit.report.console import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
+from zoofit.report.html import REPORT, html_report
 
-__all__ = ["RichProgress", "prediction_rows", "predictions_table", "ranking_table", "run_tables", "zoo_table"]
+__all__ = [
+    "REPORT",
+    "RichProgress",
+    "html_report",
+    "prediction_rows",
+    "predictions_table",
+    "ranking_table",
+    "run_tables",
+    "zoo_table",
+]

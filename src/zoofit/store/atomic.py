@@ -36,6 +36,11 @@ def write_json(path: Path, data: Any) -> None:
         temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     with atomic_path(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         fields = list(dict.fromkeys(key for row in rows for key in row))

@@ -1,0 +1,207 @@
+"""A finished run folder as one self-contained HTML page: its tables and SVG charts, no scripts, no downloads.
+
+Everything comes from the run's own files (``summary.json``, ``ranking.json``, ``trials.csv``), so the page can be
+rebuilt at any time with ``zoofit report``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from zoofit.errors import ZoofitError
+
+REPORT = "report.html"
+COLOURS = ("#3b6ea5", "#d08c2b")  # first series (the ensemble, or the only one), second (the best single trial)
+_STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
+td.n{text-align:right;font-variant-numeric:tabular-nums}h2{margin-top:1.8em}.note{color:#666}
+svg text{font:12px system-ui,sans-serif}"""
+
+
+def html_report(run: str | Path) -> str:
+    """The page of the finished run folder ``run``."""
+    root = Path(run)
+    try:
+        summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+        ranking = json.loads((root / "ranking.json").read_text(encoding="utf-8"))
+        with (root / "trials.csv").open(newline="", encoding="utf-8") as handle:
+            trials = list(csv.DictReader(handle))
+    except (OSError, ValueError) as error:
+        raise ZoofitError(
+            f"run folder '{root}' holds no finished run to report ({error}); give the --out folder of a 'zoofit run'"
+        ) from error
+    sections = [
+        _overview(summary),
+        _ranking(ranking),
+        _trials(trials, {row["model"]: row["knn_accuracy"] for row in ranking}),
+        _per_class(summary["per_class_accuracy"]),
+    ]
+    if summary.get("robustness"):
+        sections.append(_robustness(summary["robustness"]))
+    title = f"zoofit run: {summary['data']}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _overview(summary: dict[str, Any]) -> str:
+    rows = [("greedy ensemble", summary, ", ".join(f"{m['model']} (lr={m['lr']:g}) x{m['weight']:.2f}"
+                                                     for m in summary["members"]))]  # fmt: skip
+    rows += [(name, summary[key], summary[key]["model"]) for name, key in
+             (("best single (by val)", "best_single"), ("best of kNN-top model", "knn_top"))]  # fmt: skip
+    if summary.get("seed_baseline"):
+        rows.append(("seeds of best single", summary["seed_baseline"], summary["seed_baseline"]["model"]))
+    table = _table(
+        ["classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members"],
+        [
+            [name, m["test_accuracy"], m["test_nll"], m.get("test_ece"), m["gflops_per_image"], who]
+            for name, m, who in rows
+        ],  # fmt: skip
+    )
+    stages = ", ".join(
+        f"{name.replace('_', ' ')} {seconds:.0f} s" for name, seconds in summary["stage_seconds"].items()
+    )
+    return (
+        f"<p>Preset <b>{escape(summary['preset'])}</b>; {summary['wall_seconds']:.0f} s ({escape(stages)}).</p>"
+        f"<h2>Test results</h2>{table}"
+    )
+
+
+def _ranking(ranking: list[dict[str, Any]]) -> str:
+    chart = _bars([(row["model"], [row["knn_accuracy"]]) for row in ranking], ["kNN accuracy"])
+    table = _table(
+        ["rank", "model", "kNN accuracy", "input px", "GFLOPs", "weights"],
+        [
+            [i, r["model"], r["knn_accuracy"], r["input_size"], r["gflops"], r["weights"]]
+            for i, r in enumerate(ranking, 1)
+        ],
+    )
+    return f"<h2>Ranking: leave-one-out kNN accuracy of frozen features</h2>{chart}{table}"
+
+
+def _trials(trials: list[dict[str, str]], knn: dict[str, float]) -> str:
+    points = [(knn[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}") for t in trials]
+    table = _table(
+        ["model", "lr", "steps", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
+        [
+            [
+                t["model"],
+                float(t["lr"]),
+                t["steps"],
+                t["seed"],
+                float(t["val_accuracy"]),
+                float(t["test_accuracy"]),
+                float(t["test_nll"]),
+                float(t["seconds"]),
+            ]
+            for t in trials
+        ],  # fmt: skip
+    )
+    return (
+        "<h2>Fine-tuned trials</h2><p class='note'>Each trial's test accuracy against its model's kNN accuracy: "
+        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points)}{table}"
+    )
+
+
+def _per_class(accuracy: dict[str, float | None]) -> str:
+    chart = _bars([(name, [value or 0.0]) for name, value in accuracy.items()], ["ensemble"])
+    return f"<h2>Test accuracy of the ensemble per class</h2>{chart}"
+
+
+def _robustness(report: dict[str, Any]) -> str:
+    conditions = [name for name, value in report.items() if isinstance(value, dict)]
+    chart = _bars(
+        [
+            (name, [report[name]["ensemble"]["accuracy"], report[name]["best_single"]["accuracy"]])
+            for name in conditions
+        ],
+        ["ensemble", "best single"],
+    )
+    table = _table(
+        ["test images", *(f"{m}: {c}" for m in ("accuracy", "NLL", "ECE") for c in ("ensemble", "best single"))],
+        [
+            [name, *(report[name][c][m] for m in ("accuracy", "nll", "ece") for c in ("ensemble", "best_single"))]
+            for name in conditions
+        ],  # fmt: skip
+    )
+    return (
+        f"<h2>Robustness to distribution shift</h2><p class='note'>{report['images']} test images, each ImageNet-C "
+        f"corruption at severity {report['severity']} of 5.</p>{chart}{table}"
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"<td class='n'>{value:.4g}</td>" if value >= 10 else f"<td class='n'>{value:.4f}</td>"
+    if isinstance(value, int) or value is None:
+        return f"<td class='n'>{'-' if value is None else value}</td>"
+    return f"<td>{escape(str(value))}</td>"
+
+
+def _bars(rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str], bars_width: int = 440) -> str:
+    """Horizontal bars from 0 to 1, one group per row, one bar per series."""
+    label_width = 16 + 8 * max((len(label) for label, _ in rows), default=0)  # at most about 8 px a character
+    bar, gap, top = 14, 8, 4
+    group = bar * len(series) + gap
+    height = top + group * len(rows) + 24
+    parts = []
+    for i, (label, values) in enumerate(rows):
+        y = top + i * group
+        parts.append(f"<text x='{label_width - 6}' y='{y + bar * len(series) / 2 + 4}' text-anchor='end'>"
+                     f"{escape(label)}</text>")  # fmt: skip
+        for j, value in enumerate(values):
+            length = max(0.0, min(1.0, value)) * bars_width
+            row_top = y + j * bar
+            parts.append(f"<rect x='{label_width}' y='{row_top}' width='{length:.1f}' height='{bar - 2}' "
+                         f"fill='{COLOURS[j]}'/><text x='{label_width + length + 4:.1f}' y='{row_top + bar - 4}'>"
+                         f"{value:.3f}</text>")  # fmt: skip
+    legend = "".join(
+        f"<rect x='{label_width + 130 * j}' y='{height - 14}' width='10' height='10' fill='{COLOURS[j]}'/>"
+        f"<text x='{label_width + 130 * j + 14}' y='{height - 5}'>{escape(name)}</text>"
+        for j, name in enumerate(series)
+    )
+    width = label_width + bars_width + 60
+    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>{''.join(parts)}{legend}</svg>"
+
+
+def _scatter(points: Sequence[tuple[float, float, str]], size: int = 420) -> str:
+    """Points on axes spanning their own range (padded), each labelled."""
+    margin = 48
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+
+    def span(values: list[float]) -> tuple[float, float]:
+        low, high = min(values), max(values)
+        pad = max((high - low) * 0.15, 0.01)
+        return low - pad, high + pad
+
+    (x0, x1), (y0, y1) = span(xs), span(ys)
+    inner = size - 2 * margin
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return margin + (x - x0) / (x1 - x0) * inner, size - margin - (y - y0) / (y1 - y0) * inner
+
+    dots = "".join(
+        f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='{COLOURS[0]}'><title>{escape(label)}</title></circle>"
+        f"<text x='{cx + 6:.1f}' y='{cy - 6:.1f}'>{escape(label)}</text>"
+        for (cx, cy), label in ((at(x, y), label) for x, y, label in points)
+    )
+    axes = (
+        f"<line x1='{margin}' y1='{size - margin}' x2='{size - margin}' y2='{size - margin}' stroke='#888'/>"
+        f"<line x1='{margin}' y1='{margin}' x2='{margin}' y2='{size - margin}' stroke='#888'/>"
+        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>kNN accuracy ({x0:.3f} to {x1:.3f})</text>"
+        f"<text x='14' y='{size / 2}' transform='rotate(-90 14 {size / 2})' text-anchor='middle'>"
+        f"test accuracy ({y0:.3f} to {y1:.3f})</text>"
+    )
+    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{size + 260}' height='{size}' role='img'>{axes}{dots}</svg>"
