@@ -127,12 +127,14 @@ def test_cli_run_and_predict(make_image_folder, tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "p.json").read_text())
     assert rows[0]["image"] == str(image) and rows[0]["class_1"] in ("cat", "dog", "fox")
     assert sum(rows[0][f"probability_{r}"] for r in (1, 2, 3)) == pytest.approx(1.0, abs=1e-4)
-    folder = data / "test"  # a folder: every image beneath it, sorted
+    folder = data / "test"  # a folder: every image beneath it, sorted, outside hidden folders
+    (folder / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (8, 8)).save(folder / ".ipynb_checkpoints" / "copy.png")
     result = runner.invoke(app, ["predict", "--run", str(out), str(folder), "--output", str(tmp_path / "all.csv")])
     assert result.exit_code == 0, result.output
     with (tmp_path / "all.csv").open() as handle:
         listed = [row["image"] for row in csv.DictReader(handle)]
-    assert listed == [str(path) for path in sorted(folder.rglob("*.png"))] and len(listed) == 6
+    assert listed == [str(path) for path in sorted(folder.glob("[!.]*/*.png"))] and len(listed) == 6
 
 
 def error_line(result) -> str:
@@ -147,6 +149,8 @@ def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
     (tmp_path / "unfinished").mkdir()
     message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(image)]))
     assert "has not finished" in message
+    message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "no"), str(tmp_path / "gone.png")]))
+    assert "gone.png" in message and "does not exist" in message
     (tmp_path / "empty").mkdir()
     message = error_line(
         runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(tmp_path / "empty")])
@@ -228,3 +232,12 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
         assert expected in page
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
     assert "holds no finished run" in message
+
+    (tmp_path / REPORT).unlink()
+    (tmp_path / REPORT).mkdir()  # a path the machine refuses to write: one line, no traceback
+    assert "check the path" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    del summary["members"]  # as if written by another version
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert "another zoofit version" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -66,17 +66,24 @@ CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_D
 
 @contextmanager
 def command() -> Iterator[None]:
-    """Run a command's body: log lines to stderr; a :class:`ZoofitError` becomes one line and exit 2;
-    Ctrl-C exits 130 quietly."""
+    """Run a command's body: log lines to stderr; a :class:`ZoofitError`, or an ``OSError`` (a path the machine
+    refuses, a full disk), becomes one line and exit 2; Ctrl-C exits 130 quietly."""
     _setup_logging()
     try:
         yield
     except ZoofitError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(error))
     except KeyboardInterrupt:
         console.print("interrupted; finished work is kept (rerun the same command to resume)")
         raise typer.Exit(130) from None
+    except OSError as error:  # what the machine refused: a path that cannot be written, a full disk
+        where = f"'{error.filename}': " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}; check the path, its permissions and the free disk space")
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 def _setup_logging() -> None:

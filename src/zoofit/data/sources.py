@@ -91,6 +91,8 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     """``paths`` with each folder among them replaced by the image files beneath it, sorted."""
     files: list[Path] = []
     for path in paths:
+        if not path.exists():
+            raise ZoofitError(f"image '{path}' does not exist; give image files or folders of them")
         if not path.is_dir():
             files.append(path)
         elif found := _images_under(path):
@@ -101,7 +103,12 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    """Image files beneath ``folder``, sorted, outside hidden folders (such as ``.ipynb_checkpoints``)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:

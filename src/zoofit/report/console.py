@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
+from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
+
 if TYPE_CHECKING:  # only named in annotations: the report needs neither torch nor timm
     from zoofit.rank import RankedModel
     from zoofit.zoo import Zoo
@@ -100,49 +102,25 @@ def run_tables(summary: dict[str, Any]) -> Group:
 
 def run_table(summary: dict[str, Any]) -> Table:
     """The end-of-run comparison: the ensemble against the single-model baselines, on the test split."""
-    table = Table(title=f"Test results ({summary['data']})", title_justify="left")
-    table.add_column("classifier", no_wrap=True)
-    for column in ("accuracy", "NLL", "ECE", "GFLOPs/image"):
-        table.add_column(column, justify="right")
-    table.add_column("members")
-
-    def add(name: str, metrics: dict[str, Any], members: str, style: str | None = None) -> None:
-        table.add_row(
-            name, f"{metrics['test_accuracy']:.4f}", f"{metrics['test_nll']:.4f}", _maybe(metrics.get("test_ece")),
-            f"{metrics['gflops_per_image']:.2f}", members, style=style,
-        )  # fmt: skip
-
-    counts = ", ".join(f"{m['model']} ({_trial_label(m)}) x{m['weight']:.2f}" for m in summary["members"])  # fmt: skip
-    add("greedy ensemble", summary, counts, style="bold")
-    add("best single (by val)", summary["best_single"], summary["best_single"]["model"])
-    add("best of kNN-top model", summary["knn_top"], summary["knn_top"]["model"])
-    if summary.get("seed_baseline"):
-        baseline = summary["seed_baseline"]
-        add(f"{len(baseline['trials'])} seeds of best single", baseline, baseline["model"])
-    return table
+    return _table(f"Test results ({summary['data']})", RESULT_COLUMNS, result_rows(summary), bold_row=0)
 
 
 def robustness_table(report: dict[str, Any]) -> Table:
     """Accuracy, NLL and ECE of the ensemble and the best single trial, clean and under each corruption."""
-    table = Table(
-        title=f"Robustness ({report['images']} test images, each corruption at severity {report['severity']} of 5)",
-        title_justify="left",
-    )
-    table.add_column("test images", no_wrap=True)
-    for metric in ("accuracy", "NLL", "ECE"):
-        table.add_column(f"{metric}: ensemble", justify="right")
-        table.add_column("best single", justify="right")
-    conditions = [name for name in report if isinstance(report[name], dict)]
-    for condition in conditions:
-        row = report[condition]
-        cells = [f"{row[c][m]:.4f}" for m in ("accuracy", "nll", "ece") for c in ("ensemble", "best_single")]
-        label = {"clean": "as they are", "mean": "mean of the corruptions"}.get(condition, condition)
-        table.add_row(label, *cells, style="bold" if condition == "mean" else None)
+    title = f"Robustness ({report['images']} test images, each corruption at severity {report['severity']} of 5)"
+    rows = robustness_rows(report)
+    return _table(title, ROBUSTNESS_COLUMNS, rows, bold_row=len(rows) - 1)
+
+
+def _table(title: str, columns: Sequence[str], rows: list[list[Any]], *, bold_row: int) -> Table:
+    """Text in the first and last columns as it is, numbers in between right-aligned to 4 decimals."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i == 0, justify="left" if i in (0, len(columns) - 1) else "right")
+    for i, row in enumerate(rows):
+        cells = [cell if isinstance(cell, str) else _maybe(cell) for cell in row]
+        table.add_row(*cells, style="bold" if i == bold_row else None)
     return table
-
-
-def _trial_label(member: dict[str, Any]) -> str:
-    return f"lr={member['lr']:g}, seed={member['seed']}"
 
 
 def _maybe(value: float | None) -> str:

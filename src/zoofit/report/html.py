@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoofit.errors import ZoofitError
+from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
 
 REPORT = "report.html"
 COLOURS = ("#3b6ea5", "#d08c2b")  # first series (the ensemble, or the only one), second (the best single trial)
@@ -35,14 +36,19 @@ def html_report(run: str | Path) -> str:
         raise ZoofitError(
             f"run folder '{root}' holds no finished run to report ({error}); give the --out folder of a 'zoofit run'"
         ) from error
-    sections = [
-        _overview(summary),
-        _ranking(ranking),
-        _trials(trials, {row["model"]: row["knn_accuracy"] for row in ranking}),
-        _per_class(summary["per_class_accuracy"]),
-    ]
-    if summary.get("robustness"):
-        sections.append(_robustness(summary["robustness"]))
+    try:
+        sections = [
+            _overview(summary),
+            _ranking(ranking),
+            _trials(trials, {row["model"]: row["knn_accuracy"] for row in ranking}),
+            _per_class(summary.get("per_class_accuracy") or {}),
+            _robustness(summary["robustness"]) if summary.get("robustness") else "",
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ZoofitError(
+            f"run folder '{root}' was written by another zoofit version or was altered ({error!r} is missing or "
+            "unreadable); run 'zoofit run' into it again"
+        ) from error
     title = f"zoofit run: {summary['data']}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
@@ -51,25 +57,11 @@ def html_report(run: str | Path) -> str:
 
 
 def _overview(summary: dict[str, Any]) -> str:
-    rows = [("greedy ensemble", summary, ", ".join(f"{m['model']} (lr={m['lr']:g}) x{m['weight']:.2f}"
-                                                     for m in summary["members"]))]  # fmt: skip
-    rows += [(name, summary[key], summary[key]["model"]) for name, key in
-             (("best single (by val)", "best_single"), ("best of kNN-top model", "knn_top"))]  # fmt: skip
-    if summary.get("seed_baseline"):
-        rows.append(("seeds of best single", summary["seed_baseline"], summary["seed_baseline"]["model"]))
-    table = _table(
-        ["classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members"],
-        [
-            [name, m["test_accuracy"], m["test_nll"], m.get("test_ece"), m["gflops_per_image"], who]
-            for name, m, who in rows
-        ],  # fmt: skip
-    )
-    stages = ", ".join(
-        f"{name.replace('_', ' ')} {seconds:.0f} s" for name, seconds in summary["stage_seconds"].items()
-    )
+    stages = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in summary.get("stage_seconds", {}).items())
+    timing = f"; {summary['wall_seconds']:.0f} s ({stages})" if "wall_seconds" in summary else ""
     return (
-        f"<p>Preset <b>{escape(summary['preset'])}</b>; {summary['wall_seconds']:.0f} s ({escape(stages)}).</p>"
-        f"<h2>Test results</h2>{table}"
+        f"<p>Preset <b>{escape(str(summary.get('preset')))}</b>{escape(timing)}.</p>"
+        f"<h2>Test results</h2>{_table(RESULT_COLUMNS, result_rows(summary))}"
     )
 
 
@@ -86,54 +78,46 @@ def _ranking(ranking: list[dict[str, Any]]) -> str:
 
 
 def _trials(trials: list[dict[str, str]], knn: dict[str, float]) -> str:
-    points = [(knn[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}") for t in trials]
+    points = [
+        (knn[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}")
+        for t in trials
+        if t["model"] in knn and t.get("test_accuracy")
+    ]
     table = _table(
         ["model", "lr", "steps", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
         [
             [
                 t["model"],
                 float(t["lr"]),
-                t["steps"],
-                t["seed"],
-                float(t["val_accuracy"]),
-                float(t["test_accuracy"]),
-                float(t["test_nll"]),
-                float(t["seconds"]),
+                int(t["steps"]),
+                int(t["seed"]),
+                *(_number(t.get(key)) for key in ("val_accuracy", "test_accuracy", "test_nll", "seconds")),
             ]
             for t in trials
         ],  # fmt: skip
     )
     return (
         "<h2>Fine-tuned trials</h2><p class='note'>Each trial's test accuracy against its model's kNN accuracy: "
-        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points)}{table}"
+        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points) if points else ''}{table}"
     )
 
 
 def _per_class(accuracy: dict[str, float | None]) -> str:
-    chart = _bars([(name, [value or 0.0]) for name, value in accuracy.items()], ["ensemble"])
-    return f"<h2>Test accuracy of the ensemble per class</h2>{chart}"
+    chart = _bars([(name, [value]) for name, value in accuracy.items()], ["ensemble"])
+    return f"<h2>Test accuracy of the ensemble per class</h2>{chart}" if accuracy else ""
 
 
 def _robustness(report: dict[str, Any]) -> str:
-    conditions = [name for name, value in report.items() if isinstance(value, dict)]
-    chart = _bars(
-        [
-            (name, [report[name]["ensemble"]["accuracy"], report[name]["best_single"]["accuracy"]])
-            for name in conditions
-        ],
-        ["ensemble", "best single"],
-    )
-    table = _table(
-        ["test images", *(f"{m}: {c}" for m in ("accuracy", "NLL", "ECE") for c in ("ensemble", "best single"))],
-        [
-            [name, *(report[name][c][m] for m in ("accuracy", "nll", "ece") for c in ("ensemble", "best_single"))]
-            for name in conditions
-        ],  # fmt: skip
-    )
+    rows = robustness_rows(report)
+    chart = _bars([(row[0], row[1:3]) for row in rows], ["ensemble", "best single"])  # the two accuracies
     return (
         f"<h2>Robustness to distribution shift</h2><p class='note'>{report['images']} test images, each ImageNet-C "
-        f"corruption at severity {report['severity']} of 5.</p>{chart}{table}"
+        f"corruption at severity {report['severity']} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
     )
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text else None
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -144,15 +128,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"<td class='n'>{value:.4g}</td>" if value >= 10 else f"<td class='n'>{value:.4f}</td>"
+        return f"<td class='n'>{value:.1f}</td>" if abs(value) >= 10 else f"<td class='n'>{value:.4f}</td>"
     if isinstance(value, int) or value is None:
         return f"<td class='n'>{'-' if value is None else value}</td>"
     return f"<td>{escape(str(value))}</td>"
 
 
-def _bars(rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str], bars_width: int = 440) -> str:
+def _bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[str], bars_width: int = 440) -> str:
     """Horizontal bars from 0 to 1, one group per row, one bar per series."""
-    label_width = 16 + 8 * max((len(label) for label, _ in rows), default=0)  # at most about 8 px a character
+    label_width = 16 + 9 * max((len(label) for label, _ in rows), default=0)  # at most about 9 px a character
     bar, gap, top = 14, 8, 4
     group = bar * len(series) + gap
     height = top + group * len(rows) + 24
@@ -162,6 +146,8 @@ def _bars(rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str], ba
         parts.append(f"<text x='{label_width - 6}' y='{y + bar * len(series) / 2 + 4}' text-anchor='end'>"
                      f"{escape(label)}</text>")  # fmt: skip
         for j, value in enumerate(values):
+            if value is None:  # nothing to draw (a class without test images)
+                continue
             length = max(0.0, min(1.0, value)) * bars_width
             row_top = y + j * bar
             parts.append(f"<rect x='{label_width}' y='{row_top}' width='{length:.1f}' height='{bar - 2}' "
