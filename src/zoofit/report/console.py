@@ -113,10 +113,11 @@ def robustness_table(report: dict[str, Any]) -> Table:
 
 
 def _table(title: str, columns: Sequence[str], rows: list[list[Any]], *, bold_row: int) -> Table:
-    """Text in the first and last columns as it is, numbers in between right-aligned to 4 decimals."""
+    """Text as it is, left-aligned; numbers right-aligned to 4 decimals (a column is text if its first cell is)."""
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):
-        table.add_column(column, no_wrap=i == 0, justify="left" if i in (0, len(columns) - 1) else "right")
+        text = bool(rows) and isinstance(rows[0][i], str)
+        table.add_column(column, no_wrap=i == 0, justify="left" if text else "right")
     for i, row in enumerate(rows):
         cells = [cell if isinstance(cell, str) else _maybe(cell) for cell in row]
         table.add_row(*cells, style="bold" if i == bold_row else None)
