@@ -189,7 +189,7 @@ def run(
     seed: Seed = 0,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Rank the zoo, fine-tune the best models, ensemble them greedily and evaluate on the test split."""
+    """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift."""
     with command():
         start = time.perf_counter()
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
