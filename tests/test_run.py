@@ -220,7 +220,7 @@ def test_a_killed_worker_is_a_one_line_error(make_image_folder, tmp_path: Path) 
 def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_zoo, tmp_path: Path) -> None:
     from xml.etree import ElementTree
 
-    from zoofit.report import REPORT
+    from zoofit.layout import REPORT
 
     ZooFit(tiny_zoo, precision="fp32", shift_images=4, **SWEEP).fit(splits, tmp_path)
     result = runner.invoke(app, ["report", "--run", str(tmp_path)])

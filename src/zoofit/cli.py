@@ -19,8 +19,8 @@ from rich.logging import RichHandler
 
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ZoofitError
+from zoofit.layout import MANIFEST, REPORT, SUMMARY, TRIALS
 from zoofit.report import (
-    REPORT,
     RichProgress,
     html_report,
     prediction_rows,
@@ -212,7 +212,7 @@ def run(
         write_text(out / REPORT, html_report(out))
         units = fit.summary_["units"]
         console.print(
-            f"wrote {out}/summary.json, trials.csv, ensemble.json, {REPORT} in {time.perf_counter() - start:.1f} s "
+            f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "
             f"({units['computed']} units computed, {units['reused']} reused)"
         )
 

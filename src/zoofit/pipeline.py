@@ -16,6 +16,7 @@ from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, preset, resolve_workers
+from zoofit.layout import MANIFEST, SUMMARY, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import Ranker
 from zoofit.robustness import robustness
@@ -160,7 +161,7 @@ class ZooFit:
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
         members = [(trials[i], float(selection.weights[i])) for i in selection.members]
-        store.write_json("ensemble.json", _manifest(splits, members, store))
+        store.write_json(MANIFEST, _manifest(splits, members, store))
         shift_start = time.perf_counter()
         summary["robustness"] = None if not config.shift_images else robustness(
             splits.test, members, best, store, count=config.shift_images, severity=config.shift_severity,
@@ -171,8 +172,8 @@ class ZooFit:
         summary["units"] = _units(ranker, trials + extra)
         summary["stage_seconds"] = {name: round(seconds, 2) for name, seconds in stages.items()}
         summary["wall_seconds"] = time.perf_counter() - start
-        store.write_csv("trials.csv", [t.row() for t in trials + extra])
-        store.write_json("summary.json", summary)
+        store.write_csv(TRIALS, [t.row() for t in trials + extra])
+        store.write_json(SUMMARY, summary)
         self.summary_ = summary
         return self
 

@@ -14,11 +14,11 @@ from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device
 from zoofit.ensemble.greedy import average
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.layout import MANIFEST
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
-MANIFEST = "ensemble.json"
 DECODE_CHUNK = 256  # images decoded at a time, so any number of images fits in memory
 
 

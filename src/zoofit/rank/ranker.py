@@ -19,6 +19,7 @@ import torch
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ZoofitError, first_line
+from zoofit.layout import RANKING, RANKING_CSV, SKIPPED
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.knn import METRICS, loo_knn_accuracy
@@ -197,13 +198,13 @@ class Ranker:
         )
 
     def save(self, out: str | Path) -> Path:
-        """Write ``ranking.json`` and ``ranking.csv`` (best first) to the folder ``out``."""
+        """Write ``ranking.json`` and ``ranking.csv`` (best first, and ``skipped.json`` where models were skipped) to the folder ``out``."""
         out = Path(out)
         rows = [asdict(row) for row in self.ranking_]
-        write_json(out / "ranking.json", rows)
-        write_csv(out / "ranking.csv", rows)
+        write_json(out / RANKING, rows)
+        write_csv(out / RANKING_CSV, rows)
         if self.skipped_:
-            write_json(out / "skipped.json", self.skipped_)
+            write_json(out / SKIPPED, self.skipped_)
         return out
 
 

@@ -1,10 +1,9 @@
 """Human-facing output: rich progress bars and terminal tables."""
 
 from zoofit.report.console import RichProgress, prediction_rows, predictions_table, ranking_table, run_tables, zoo_table
-from zoofit.report.html import REPORT, html_report
+from zoofit.report.html import html_report
 
 __all__ = [
-    "REPORT",
     "RichProgress",
     "html_report",
     "prediction_rows",

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from zoofit.errors import ZoofitError
+from zoofit.layout import RANKING, SUMMARY, TRIALS
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
 
-REPORT = "report.html"
 COLOURS = ("#3b6ea5", "#d08c2b")  # first series (the ensemble, or the only one), second (the best single trial)
 _STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
@@ -28,9 +28,9 @@ def html_report(run: str | Path) -> str:
     """The page of the finished run folder ``run``."""
     root = Path(run)
     try:
-        summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
-        ranking = json.loads((root / "ranking.json").read_text(encoding="utf-8"))
-        with (root / "trials.csv").open(newline="", encoding="utf-8") as handle:
+        summary = json.loads((root / SUMMARY).read_text(encoding="utf-8"))
+        ranking = json.loads((root / RANKING).read_text(encoding="utf-8"))
+        with (root / TRIALS).open(newline="", encoding="utf-8") as handle:
             trials = list(csv.DictReader(handle))
     except (OSError, ValueError) as error:
         raise ZoofitError(

@@ -1,0 +1,10 @@
+"""The names of a run folder's files, given once for everything that writes or reads them (no imports: the CLI
+uses them before torch loads)."""
+
+SUMMARY = "summary.json"  # the run's results and settings
+TRIALS = "trials.csv"  # one line per trial
+MANIFEST = "ensemble.json"  # what rebuilding the ensemble needs
+RANKING = "ranking.json"  # the zoo ranked, best first (also written by 'zoofit rank')
+RANKING_CSV = "ranking.csv"
+SKIPPED = "skipped.json"  # the models the ranking skipped, and why
+REPORT = "report.html"
