@@ -160,13 +160,13 @@ class ZooFit:
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
-        members = [(trials[i], float(selection.weights[i])) for i in selection.members]
-        store.write_json(MANIFEST, _manifest(splits, members, store))
+        manifest = _manifest(splits, [(trials[i], selection.weights[i]) for i in selection.members], store)
+        store.write_json(MANIFEST, manifest)
         shift_start = time.perf_counter()
         summary["robustness"] = None if not config.shift_images else robustness(
-            splits.test, members, best, store, count=config.shift_images, severity=config.shift_severity,
-            seed=self.seed, device=context.device, precision=context.eval_precision,
-            batch_size=context.eval_batch_size, progress=progress,
+            splits.test, manifest["members"], _entry(best, 1.0, store), store.root, count=config.shift_images,
+            severity=config.shift_severity, seed=self.seed, device=context.device,
+            precision=context.eval_precision, batch_size=context.eval_batch_size, progress=progress,
         )  # fmt: skip
         stages["robustness"] = time.perf_counter() - shift_start
         summary["units"] = _units(ranker, trials + extra)
@@ -247,5 +247,9 @@ def _units(ranker: Ranker, trials: list[TrialRecord]) -> dict[str, int]:
 
 def _manifest(splits: Splits, members: list[tuple[TrialRecord, float]], store: RunStore) -> dict[str, Any]:
     """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder."""
-    entries = [member_entry(trial.result, weight, store.checkpoint_name(trial.key)) for trial, weight in members]
-    return {"class_names": list(splits.class_names), "members": entries}
+    return {"class_names": list(splits.class_names), "members": [_entry(t, w, store) for t, w in members]}
+
+
+def _entry(trial: TrialRecord, weight: float, store: RunStore) -> dict[str, Any]:
+    """The manifest entry of ``trial`` with its ensemble ``weight``."""
+    return member_entry(trial.result, weight, store.checkpoint_name(trial.key))

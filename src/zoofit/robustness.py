@@ -9,26 +9,26 @@ predicts only what is new.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from zoofit.data import ImageSet
-from zoofit.ensemble import EnsembleClassifier, average, member_entry
+from zoofit.ensemble import EnsembleClassifier, average
 from zoofit.evaluate.shift import CORRUPTIONS, sample, shift_report
-from zoofit.finetune import TrialRecord
 from zoofit.progress import Progress
-from zoofit.store import Cache, RunStore, content_key
+from zoofit.store import Cache, content_key
 
 KIND = "shift"
 
 
 def robustness(
     test: ImageSet,
-    members: list[tuple[TrialRecord, float]],
-    best: TrialRecord,
-    store: RunStore,
+    members: list[dict[str, Any]],
+    best: dict[str, Any],
+    root: Path,
     *,
     count: int,
     severity: int,
@@ -38,26 +38,24 @@ def robustness(
     batch_size: int,
     progress: Progress,
 ) -> dict[str, Any]:
-    """The :func:`~zoofit.evaluate.shift.shift_report` of the ensemble (its ``members``: trials with their
-    weights) and of the ``best`` single trial on ``count`` test images drawn with ``seed``, with its settings."""
-    trials = [trial for trial, _ in members]
-    weights = [weight for _, weight in members]
-    if best.key not in {trial.key for trial in trials}:
-        trials, weights = [*trials, best], [*weights, 0.0]  # weight 0: predicted, but not in the ensemble
-    best_index = [trial.key for trial in trials].index(best.key)
+    """The :func:`~zoofit.evaluate.shift.shift_report` of the ensemble (its ``members``: the manifest entries of
+    the run folder ``root``) and of the ``best`` single trial (its entry) on ``count`` test images drawn with
+    ``seed``, with its settings."""
+    entries = list(members)
+    if best["trial"] not in {entry["trial"] for entry in entries}:
+        entries.append({**best, "weight": 0.0})  # predicted, but not in the ensemble
+    weights = np.array([entry["weight"] for entry in entries])
+    best_index = [entry["trial"] for entry in entries].index(best["trial"])
     images = test.subset(sample(count, len(test), seed))
-    cache = Cache(store.root)
+    cache = Cache(root)
 
     @functools.cache
     def rebuilt(index: int) -> EnsembleClassifier:  # a trial's model, rebuilt where it has something to predict
-        trial = trials[index]
-        entry = member_entry(trial.result, 1.0, store.checkpoint_name(trial.key))
-        return EnsembleClassifier.from_entries(
-            store.root, [entry], test.class_names, device=device, precision=precision
-        )
+        entry = {**entries[index], "weight": 1.0}
+        return EnsembleClassifier.from_entries(root, [entry], test.class_names, device=device, precision=precision)
 
     def probabilities(index: int, shifted: ImageSet) -> np.ndarray:
-        key = content_key(KIND, trials[index].key, shifted.fingerprint, precision)
+        key = content_key(KIND, entries[index]["trial"], shifted.fingerprint, precision)
         if (stored := cache.load_tensors(KIND, key)) is not None:
             return stored["probs"].numpy()
         probs = rebuilt(index).member_probabilities(list(shifted.images), batch_size=batch_size)[0]
@@ -65,9 +63,9 @@ def robustness(
         return probs
 
     def predict(shifted: ImageSet) -> dict[str, np.ndarray]:
-        per_trial = [probabilities(index, shifted) for index in range(len(trials))]
+        per_trial = [probabilities(index, shifted) for index in range(len(entries))]
         task.advance()
-        return {"ensemble": average(per_trial, np.array(weights)), "best_single": per_trial[best_index]}
+        return {"ensemble": average(per_trial, weights), "best_single": per_trial[best_index]}
 
     with progress.task("robustness", total=1 + len(CORRUPTIONS)) as task:
         report = shift_report(images, predict, severity=severity, seed=seed)
