@@ -51,6 +51,10 @@ def test_corruption_is_deterministic_per_seed_and_works_on_lists_of_sizes() -> N
     assert not np.array_equal(
         corrupted(clean, "gaussian_noise", 2, seed=1).images, corrupted(clean, "gaussian_noise", 2).images
     )
+    assert np.array_equal(  # an image's noise does not depend on the sample it is drawn in
+        corrupted(clean.subset([4, 1]), "gaussian_noise", 2).images,
+        corrupted(clean, "gaussian_noise", 2).images[[4, 1]],
+    )
     mixed = ImageSet([np.zeros((30, 40, 3), np.uint8) + 90, np.zeros((20, 20, 1), np.uint8) + 200], [0, 1], ("a", "b"))
     shapes = [image.shape for image in corrupted(mixed, "pixelate", 5).images]
     assert shapes == [(224, 299, 3), (224, 224, 1)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,19 +63,20 @@ CORRUPTIONS: dict[str, tuple[Callable[[np.ndarray, float, np.random.Generator], 
 
 def on_reference_grid(images: ImageSet) -> ImageSet:
     """``images`` resized so that their shorter side is 224 px (the clean condition)."""
-    return _map(images, lambda index, image: _to_reference_grid(image))
+    return _map(images, _to_reference_grid)
 
 
 def corrupted(images: ImageSet, name: str, severity: int, seed: int = 0) -> ImageSet:
     """``images`` on the reference grid with the corruption ``name`` at ``severity`` (1-5); labels unchanged.
-    Deterministic for a given ``seed`` (each image draws from its own random stream)."""
+    Each image's random stream is keyed by ``seed``, the corruption and the image itself, so an image is corrupted
+    the same way in any sample of the images."""
     if name not in CORRUPTIONS or severity not in SEVERITIES:
         raise ValueError(f"no corruption {name!r} at severity {severity!r}: names {list(CORRUPTIONS)}, severities 1-5")
     function, parameters = CORRUPTIONS[name]
     stream = [seed, list(CORRUPTIONS).index(name), severity]
 
-    def corrupt(index: int, image: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng([*stream, index])
+    def corrupt(image: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng([*stream, zlib.crc32(np.ascontiguousarray(image))])
         return function(_to_reference_grid(image), parameters[severity - 1], rng)
 
     return _map(images, corrupt)
@@ -115,10 +117,10 @@ def shift_report(
     return report
 
 
-def _map(images: ImageSet, function: Callable[[int, np.ndarray], np.ndarray]) -> ImageSet:
-    """``function(index, image)`` of every image, in threads (PIL's filters and codecs release the GIL)."""
+def _map(images: ImageSet, function: Callable[[np.ndarray], np.ndarray]) -> ImageSet:
+    """``function(image)`` of every image, in threads (PIL's filters and codecs release the GIL)."""
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        mapped = list(pool.map(lambda i: function(i, images.images[i]), range(len(images))))
+        mapped = list(pool.map(function, images.images))
     return ImageSet(stack_if_uniform(mapped), images.labels, images.class_names)
 
 
