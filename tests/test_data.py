@@ -151,6 +151,18 @@ def test_csv_without_columns_is_an_error(make_image_folder) -> None:
         load_source(str(path))
 
 
+def test_csv_with_an_empty_label_names_its_line(make_image_folder) -> None:
+    path = write_csv(make_image_folder(), "path,label", ["cat/0.png,cat", "cat/1.png,", "dog/0.png"])
+    with pytest.raises(ZoofitError, match="line 3: the label is empty"):
+        load_source(str(path))
+
+
+def test_csv_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_bytes(b"path,label\n\x80\xff.png,cat\n")
+    with pytest.raises(ZoofitError, match="not readable UTF-8 CSV"):
+        load_source(str(tmp_path / "d.csv"))
+
+
 def test_csv_with_missing_files_is_an_error(make_image_folder) -> None:
     path = write_csv(make_image_folder(), "path,label", ["cat/0.png,cat", "cat/nope.png,cat"])
     with pytest.raises(ZoofitError, match="nope.png"):
@@ -188,6 +200,12 @@ def test_npz_class_names_keep_their_order(tmp_path: Path) -> None:
 def test_npz_bad_arrays_are_errors(tmp_path: Path, arrays, message) -> None:
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(ZoofitError, match=message):
+        load_source(str(tmp_path / "d.npz"))
+
+
+def test_a_file_that_is_not_an_npz_archive_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "d.npz").write_text("x,y\n")
+    with pytest.raises(ZoofitError, match="not an .npz archive"):
         load_source(str(tmp_path / "d.npz"))
 
 

@@ -58,7 +58,24 @@ def test_zoo_file_resolves_relative_weight_paths(tmp_path: Path) -> None:
             "models:\n  - {id: a, arch: test_resnet, weights: random}\n  - {id: a, arch: test_vit, weights: random}",
             "more than once",
         ),
-        ("models: [", "not valid YAML"),
+        ("models: [", "not valid UTF-8 YAML"),
+        ("models:\n  - {id: 5, arch: test_resnet, weights: random}", "'id' must be text"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: random, gflops: lots}", "'gflops' must be a number"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: random, arch_kwargs: [1]}", "'arch_kwargs' must be a"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: random, num_classes: 2.5}", "a whole number"),
+        *[
+            (
+                f"models:\n  - {{id: a, arch: test_resnet, weights: random, preprocessing: {{{prep}}}}}",
+                "input_size must",
+            )
+            for prep in (
+                "input_size: 32, mean: 0.5, std: [1, 1, 1]",
+                "input_size: 32, mean: [0.5, 0.5, 0.5], std: [0, 0, 0]",
+                "input_size: 0, mean: [0.5, 0.5, 0.5], std: [1, 1, 1]",
+                "input_size: 32, mean: [0.5, 0.5, 0.5], std: [1, 1, 1], interpolation: fancy",
+                "input_size: 32, mean: [0.5, 0.5, 0.5], std: [1, 1, 1], crop_pct: 2",
+            )
+        ],
     ],
 )
 def test_bad_zoo_files_are_errors(tmp_path: Path, content: str, message: str) -> None:
@@ -67,9 +84,22 @@ def test_bad_zoo_files_are_errors(tmp_path: Path, content: str, message: str) ->
         load_zoo(tmp_path / "zoo.yaml")
 
 
-def test_unknown_zoo_and_model_id_are_errors() -> None:
+def test_a_zoo_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "zoo.yaml").write_bytes(b"models: \x80\xff")
+    with pytest.raises(ZoofitError, match="not valid UTF-8 YAML"):
+        load_zoo(tmp_path / "zoo.yaml")
+
+
+def test_a_zoo_without_a_name_is_named_after_its_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("models:\n  - {id: a, arch: test_resnet, weights: random}")
+    assert load_zoo(tmp_path / "mine.yaml").name == "mine"
+
+
+def test_unknown_zoo_and_model_id_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ZoofitError, match="unknown zoo 'zooo'"):
         load_zoo("zooo")
+    with pytest.raises(ZoofitError, match="zoo file '.*gone.yaml' does not exist"):
+        load_zoo(tmp_path / "gone.yaml")
     with pytest.raises(ZoofitError, match="unknown timm model"):
         load_zoo("timm:not_a_model.x")
     with pytest.raises(ZoofitError, match="unknown model id"):
@@ -104,6 +134,13 @@ def test_weights_that_do_not_fit_are_a_model_error(tmp_path: Path) -> None:
 def test_missing_weights_file_is_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tiny_spec(weights=f"file:{tmp_path / 'none.pth'}"))
+
+
+@pytest.mark.parametrize("content", [b"not a pickle at all", b"\x80\x02}q\x00", b""])
+def test_a_damaged_pth_file_is_a_model_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "w.pth").write_bytes(content)
+    with pytest.raises(ModelError, match="cannot read weights file"):
+        load_model(tiny_spec(weights=f"file:{tmp_path / 'w.pth'}"))
 
 
 def test_positional_conversion_checks_every_shape() -> None:

@@ -10,6 +10,7 @@ import csv
 import gzip
 import logging
 import os
+import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,22 +133,27 @@ def load_csv(path: Path, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress
     """A CSV with columns ``path,label`` and optionally ``split`` (train/val/test); paths relative to it."""
     if not path.is_file():
         raise ZoofitError(f"CSV file '{path}' does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ("path", "label") if c not in columns]
-        if missing:
-            raise ZoofitError(
-                f"CSV '{path}' lacks the column(s) {', '.join(missing)}; it has [{', '.join(columns)}] "
-                "and needs a header 'path,label' (optionally ',split')"
-            )
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ZoofitError(f"CSV '{path}' is not readable UTF-8 CSV text ({error}); save it as UTF-8 CSV") from error
+    missing = [c for c in ("path", "label") if c not in columns]
+    if missing:
+        raise ZoofitError(
+            f"CSV '{path}' lacks the column(s) {', '.join(missing)}; it has [{', '.join(columns)}] "
+            "and needs a header 'path,label' (optionally ',split')"
+        )
     files: LabelledFiles = defaultdict(list)
     absent: list[str] = []
     for line, row in enumerate(rows, start=2):
         split = _SPLIT_ALIASES.get(row.get("split", "train").lower() or "train")
         if split is None:
             raise ZoofitError(f"CSV '{path}' line {line}: split '{row['split']}' is not one of train, val, test")
+        if not row["label"]:
+            raise ZoofitError(f"CSV '{path}' line {line}: the label is empty; every row needs one")
         image = Path(row["path"]) if os.path.isabs(row["path"]) else path.parent / row["path"]
         if not row["path"] or not image.is_file():
             absent.append(f"line {line}: {row['path'] or '(empty)'}")
@@ -199,6 +205,8 @@ def load_npz(path: Path) -> SourceData:
     ``x_test``/``y_test`` and ``class_names``."""
     if not path.is_file():
         raise ZoofitError(f"numpy file '{path}' does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ZoofitError(f"numpy file '{path}' is not an .npz archive; write x and y with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import timm
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoofit.errors import ModelError
+from zoofit.errors import ModelError, first_line
 from zoofit.store import Cache, content_key, write_tensors
 from zoofit.zoo.convert import (
     assign_by_position,
@@ -160,8 +159,8 @@ def _load_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
             state = load_file(str(path))
         else:
             state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (SafetensorError, OSError, RuntimeError, ValueError, ModelError) as error:
-        raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {error}") from error
+    except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
+        raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
     model = _create(spec, spec.num_classes)
     if spec.num_classes is None:
         _match_head(model, state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,29 @@ from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)}
 _PREP_KEYS = {f.name for f in fields(Preprocessing)}
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return _number(value) and value == int(value)
+
+
+def _three(values: Any) -> bool:
+    return isinstance(values, list) and len(values) == 3 and all(_number(v) and v >= 0 for v in values)
+
+
+#: The kind of each model key that is not text (``preprocessing`` is checked by ``_parse_preprocessing``).
+_KINDS = {
+    "arch_kwargs": ("a mapping", lambda value: isinstance(value, dict)),
+    "num_classes": ("a whole number", _whole),
+    "gflops": ("a number", _number),
+    "preprocessing": ("a mapping", lambda value: True),
+}
+_TEXT = ("text (quote it)", lambda value: isinstance(value, str))
 
 
 @dataclass(frozen=True)
@@ -57,8 +81,10 @@ def load_zoo(zoo: str | Path) -> Zoo:
         return Zoo("timm", tuple(_timm_spec(name) for name in names))
     if text in preset_names():
         content = resources.files("zoofit.zoo.presets").joinpath(f"{text}.yaml").read_text(encoding="utf-8")
-        return parse_zoo(yaml.safe_load(content), origin=f"preset '{text}'")
+        return parse_zoo(yaml.safe_load(content), origin=f"preset '{text}'", name=text)
     path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml") and not path.is_file():
+        raise ZoofitError(f"zoo file '{path}' does not exist; give a YAML zoo file, a preset or timm:<name>")
     if not path.is_file():
         raise ZoofitError(
             f"unknown zoo '{text}': not a built-in preset ({', '.join(preset_names())}), not a YAML file, "
@@ -66,13 +92,14 @@ def load_zoo(zoo: str | Path) -> Zoo:
         )
     try:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ZoofitError(f"zoo file '{path}' is not valid YAML: {str(error).splitlines()[0]}") from error
-    return parse_zoo(content, origin=f"zoo file '{path}'", base=path.parent)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ZoofitError(f"zoo file '{path}' is not valid UTF-8 YAML: {str(error).splitlines()[0]}") from error
+    return parse_zoo(content, origin=f"zoo file '{path}'", name=path.stem, base=path.parent)
 
 
-def parse_zoo(content: Any, *, origin: str, base: Path | None = None) -> Zoo:
-    """Validate the parsed YAML of a zoo; ``file:`` paths are taken relative to ``base``."""
+def parse_zoo(content: Any, *, origin: str, name: str, base: Path | None = None) -> Zoo:
+    """Validate the parsed YAML of a zoo (``name`` where it names none); ``file:`` paths are taken relative to
+    ``base``."""
     if not isinstance(content, dict) or not isinstance(content.get("models"), list) or not content["models"]:
         raise ZoofitError(f"{origin} needs a non-empty list under 'models:'")
     specs = [_parse_spec(entry, origin, base) for entry in content["models"]]
@@ -80,14 +107,13 @@ def parse_zoo(content: Any, *, origin: str, base: Path | None = None) -> Zoo:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ZoofitError(f"{origin} lists model id(s) more than once: {', '.join(duplicates)}")
-    return Zoo(str(content.get("name", origin)), tuple(specs), str(content.get("description", "")))
+    return Zoo(str(content.get("name", name)), tuple(specs), str(content.get("description", "")))
 
 
 def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     if not isinstance(entry, dict):
         raise ZoofitError(f"{origin}: every model must be a mapping with at least 'id', 'arch', 'weights'")
-    name = entry.get("id", "?")
-    where = f"{origin}, model '{name}'"
+    where = f"{origin}, model '{entry.get('id', '?')}'"
     unknown = sorted(set(entry) - _SPEC_KEYS)
     if unknown:
         raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
@@ -96,7 +122,7 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     missing = [key for key in ("id", "arch", "weights") if key not in entry]
     if missing:
         raise ZoofitError(f"{where}: missing key(s) {', '.join(missing)}")
-    values = dict(entry)
+    values = {key: _typed(key, value, where) for key, value in entry.items()}
     if "preprocessing" in values:
         values["preprocessing"] = _parse_preprocessing(values["preprocessing"], where)
     if str(values["weights"]).startswith("file:") and base is not None:
@@ -109,12 +135,29 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     return spec
 
 
+def _typed(key: str, value: Any, where: str) -> Any:
+    """``value`` of the model key ``key``, checked to be of its kind (YAML reads ``id: 5`` as a number)."""
+    kind, fits = _KINDS.get(key, _TEXT)
+    if value is not None and not fits(value):
+        raise ZoofitError(f"{where}: '{key}' must be {kind}, not {value!r}")
+    return value
+
+
 def _parse_preprocessing(value: Any, where: str) -> Preprocessing:
+    usage = f"{where}: preprocessing needs input_size, mean, std (optional interpolation, crop_pct); got {value}"
     if not isinstance(value, dict) or set(value) - _PREP_KEYS or not {"input_size", "mean", "std"} <= set(value):
+        raise ZoofitError(usage)
+    size, mean, std = value["input_size"], value["mean"], value["std"]
+    interpolation, crop_pct = value.get("interpolation", "bicubic"), value.get("crop_pct", 0.875)
+    if not (
+        _whole(size) and size > 0 and _number(crop_pct) and 0 < crop_pct <= 1 and interpolation in INTERPOLATIONS
+        and _three(mean) and _three(std) and min(std) > 0
+    ):  # fmt: skip
         raise ZoofitError(
-            f"{where}: preprocessing needs input_size, mean, std (optional interpolation, crop_pct); got {value}"
+            f"{usage}: input_size must be a positive whole number, mean and std three numbers each (std above 0), "
+            f"interpolation one of {', '.join(INTERPOLATIONS)}, crop_pct in (0, 1]"
         )
-    return Preprocessing(**{**value, "mean": tuple(value["mean"]), "std": tuple(value["std"])})
+    return Preprocessing(int(size), tuple(mean), tuple(std), interpolation, float(crop_pct))
 
 
 def _timm_spec(weights: str) -> ModelSpec:
