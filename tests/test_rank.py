@@ -224,6 +224,9 @@ def test_cli_zoo_list() -> None:
         (["rank", "--data", "{images}", "--models", "nomodel"], "unknown model id"),
         (["rank", "--data", "{images}", "--train-per-class", "50"], "larger than class"),
         (["zoo", "list", "--zoo", "nozoo"], "unknown zoo"),
+        (["rank", "--data", "/no/such/photos[v2]"], "'/no/such/photos[v2]' does not exist"),  # no markup
+        (["rank", "--data", "{images}", "--out", "{images}/cat/0.png"], "--out '"),
+        (["rank", "--data", "{images}", "--out", "{images}/cat/0.png/out"], "which is a file"),
     ],
 )
 def test_cli_bad_input_is_one_line(make_image_folder, arguments: list[str], message: str) -> None:

@@ -146,6 +146,7 @@ def error_line(result) -> str:
 def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
     image = next(make_image_folder(per_class=1).rglob("*.png"))
     assert "does not exist" in error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "no"), str(image)]))
+    assert "is a file" in error_line(runner.invoke(app, ["predict", "--run", str(image), str(image)]))
     (tmp_path / "unfinished").mkdir()
     message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "unfinished"), str(image)]))
     assert "has not finished" in message
@@ -158,13 +159,33 @@ def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
     assert "holds no images" in message and "empty" in message
 
 
-def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
-    ZooFit(tiny_zoo, precision="fp32", **{**SWEEP, "lrs": (0.01,)}).fit(splits, tmp_path / "run")
+def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ZooFit(tiny_zoo, precision="fp32", **{**SWEEP, "lrs": (0.01,)}).fit(splits, run)
     broken = tmp_path / "broken.jpg"
     Image.new("RGB", (32, 32)).save(broken)
     broken.write_bytes(broken.read_bytes()[:40])
-    message = error_line(runner.invoke(app, ["predict", "--run", str(tmp_path / "run"), str(broken)]))
-    assert "broken.jpg" in message
+    assert "broken.jpg" in error_line(runner.invoke(app, ["predict", "--run", str(run), str(broken)]))
+
+    image = tmp_path / "fine.png"
+    Image.new("RGB", (32, 32)).save(image)
+    (tmp_path / "taken.csv").mkdir()  # refused before predicting, so that no prediction is lost
+    for extra, message in [
+        (["--output", str(tmp_path / "taken.csv")], "is a folder"),
+        (["--top-k", "0"], "at least 1"),
+    ]:
+        assert message in error_line(runner.invoke(app, ["predict", "--run", str(run), str(image), *extra]))
+
+    manifest = json.loads((run / "ensemble.json").read_text())
+    member = manifest["members"][0]
+    damaged = [
+        "{", "[]", {**manifest, "members": []}, {**manifest, "class_names": [*manifest["class_names"], "extra"]},
+        {**manifest, "members": [{k: v for k, v in member.items() if k != "preprocessing"}]},
+        {**manifest, "members": [{**member, "checkpoint": "ensemble.json"}]},
+    ]  # fmt: skip
+    for content in damaged:
+        (run / "ensemble.json").write_text(content if isinstance(content, str) else json.dumps(content))
+        assert "is damaged" in error_line(runner.invoke(app, ["predict", "--run", str(run), str(image)]))
 
 
 @pytest.mark.parametrize(
@@ -173,6 +194,7 @@ def test_predict_unreadable_image(splits, tiny_zoo, tmp_path: Path) -> None:
         ([], "flat", "no test split"),
         (["--preset", "huge"], "split", "unknown preset"),
         (["--lrs", "fast"], "split", "comma-separated list"),
+        (["--lrs", ""], "split", "--lrs '' is not a comma-separated list"),
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
         (["--workers", "0"], "split", "--workers must be at least 1"),
         (["--freeze-stride", "-1"], "split", "--freeze-stride must be 0"),
@@ -235,7 +257,8 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
 
     (tmp_path / REPORT).unlink()
     (tmp_path / REPORT).mkdir()  # a path the machine refuses to write: one line, no traceback
-    assert "check the path" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
+    message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
+    assert f"{REPORT}': Is a directory; check the path" in message  # the file, not its temporary twin
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     del summary["members"]  # as if written by another version

@@ -16,10 +16,11 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ZoofitError
-from zoofit.layout import MANIFEST, REPORT, SUMMARY, TRIALS
+from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -39,9 +40,10 @@ app = typer.Typer(
 zoo_app = typer.Typer(no_args_is_help=True, help="Inspect zoos (built-in presets or YAML files).")
 app.add_typer(zoo_app, name="zoo")
 
-console = Console(stderr=True)
+# No markup: paths, class names and model ids are printed as they are, square brackets included.
+console = Console(stderr=True, markup=False)
 # Tables go to stdout; when it is a file or pipe, keep them wide enough not to truncate model names.
-stdout = Console(width=None if sys.stdout.isatty() else 160)
+stdout = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 
 
 def _option(help: str, *names: str) -> typer.models.OptionInfo:
@@ -82,7 +84,7 @@ def command() -> Iterator[None]:
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
     raise typer.Exit(2) from None
 
 
@@ -95,17 +97,30 @@ def _setup_logging() -> None:
     logger.propagate = False
 
 
+def _check_writable(path: Path, option: str, *, folder: bool) -> None:
+    """Refuse the path of ``option`` before any work where it cannot be written: a file where a folder is
+    needed (or the reverse), or a path beneath a file."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path and path.is_dir() != folder:
+        raise ZoofitError(f"{option} '{path}' is a {'file' if folder else 'folder'}; give another path")
+    if existing != path and not existing.is_dir():
+        raise ZoofitError(f"{option} '{path}' lies beneath '{existing}', which is a file; give another path")
+
+
 def _ids(models: str | None) -> list[str] | None:
     return [m.strip() for m in models.split(",") if m.strip()] if models else None
 
 
-def _numbers(text: str | None, kind: type) -> tuple | None:
+def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
     if text is None:
         return None
     try:
-        return tuple(kind(part) for part in text.split(",") if part.strip())
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ZoofitError(f"'{text}' is not a comma-separated list of {kind.__name__} values") from None
+        values = ()
+    if not values:
+        raise ZoofitError(f"{option} '{text}' is not a comma-separated list of {kind.__name__} values")
+    return values
 
 
 @app.command()
@@ -129,6 +144,7 @@ def rank(
     """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
     with command():
         start = time.perf_counter()
+        _check_writable(out, "--out", folder=True)
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
         model_ids = _ids(models)
         with RichProgress(console) as progress:
@@ -143,7 +159,7 @@ def rank(
         ranker.save(out)
         stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
-        console.print(f"wrote {out}/ranking.json and ranking.csv in {time.perf_counter() - start:.1f} s{skipped}")
+        console.print(f"wrote {out}/{RANKING} and {RANKING_CSV} in {time.perf_counter() - start:.1f} s{skipped}")
 
 
 @app.command()
@@ -192,8 +208,9 @@ def run(
     """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift."""
     with command():
         start = time.perf_counter()
+        _check_writable(out, "--out", folder=True)
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
-        model_ids, lr_values, step_values = _ids(models), _numbers(lrs, float), _numbers(steps, int)
+        model_ids, lr_values, step_values = _ids(models), _numbers(lrs, float, "--lrs"), _numbers(steps, int, "--steps")
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
             console.print(f"data: {splits.describe()}")
@@ -231,8 +248,12 @@ def predict(
     from zoofit.store import write_csv, write_json
 
     with command():
+        if top < 1:
+            raise ZoofitError(f"--top-k must be at least 1, not {top}")
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
+        if output is not None:  # checked before predicting, so that no prediction is lost
+            _check_writable(output, "--output", folder=False)
         files = image_files(images)
         classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
         console.print(f"ensemble of {len(classifier.members)} members, {classifier.gflops:.2f} GFLOPs per image")

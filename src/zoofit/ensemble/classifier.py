@@ -13,7 +13,7 @@ import numpy as np
 from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device
 from zoofit.ensemble.greedy import average
-from zoofit.errors import ModelError, ZoofitError
+from zoofit.errors import ModelError, ZoofitError, first_line
 from zoofit.layout import MANIFEST
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
@@ -54,12 +54,17 @@ class EnsembleClassifier:
         """The ensemble of the run folder ``run`` (written by ``zoofit run``)."""
         root = Path(run)
         if not root.is_dir():
-            raise ZoofitError(f"run folder '{root}' does not exist; give the --out folder of a 'zoofit run'")
+            state = "is a file" if root.exists() else "does not exist"
+            raise ZoofitError(f"run folder '{root}' {state}; give the --out folder of a 'zoofit run'")
         manifest = root / MANIFEST
         if not manifest.is_file():
             raise ZoofitError(f"run folder '{root}' has no {MANIFEST}: the run has not finished; rerun 'zoofit run'")
-        content = json.loads(manifest.read_text(encoding="utf-8"))
-        return cls.from_entries(root, content["members"], content["class_names"], device=device, precision=precision)
+        try:
+            content = json.loads(manifest.read_text(encoding="utf-8"))
+            entries, class_names = content["members"], content["class_names"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise _damaged(root, f"{MANIFEST} is unreadable ({first_line(error)})") from error
+        return cls.from_entries(root, entries, class_names, device=device, precision=precision)
 
     @classmethod
     def from_entries(
@@ -72,22 +77,22 @@ class EnsembleClassifier:
         precision: str = "auto",
     ) -> EnsembleClassifier:
         """The members described by manifest ``entries`` (see :func:`member_entry`) of the run folder ``root``."""
+        if not isinstance(entries, list) or not entries or not isinstance(class_names, list | tuple):
+            raise _damaged(root, f"{MANIFEST} lists no members or no class names")
         members = []
         for entry in entries:
-            prep = entry["preprocessing"]
-            spec = ModelSpec(
-                id=entry["model"],
-                arch=entry["arch"],
-                weights=f"file:{root / entry['checkpoint']}",
-                arch_kwargs=entry["arch_kwargs"],
-                num_classes=entry["num_classes"],
-                preprocessing=Preprocessing(**{**prep, "mean": tuple(prep["mean"]), "std": tuple(prep["std"])}),
-                gflops=entry["gflops"],
-            )
             try:
-                members.append(Member(load_model(spec), entry["weight"]))
+                spec, weight = _member_spec(root, entry), float(entry["weight"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise _damaged(root, f"a member of {MANIFEST} is incomplete ({first_line(error)})") from error
+            if spec.num_classes != len(class_names):
+                raise _damaged(
+                    root, f"member '{spec.id}' has {spec.num_classes} classes, {MANIFEST} names {len(class_names)}"
+                )
+            try:
+                members.append(Member(load_model(spec), weight))
             except ModelError as error:
-                raise ZoofitError(f"run folder '{root}' is damaged: {error}") from error
+                raise _damaged(root, str(error)) from error
         return cls(members, class_names, device=device, precision=precision)
 
     @property
@@ -130,6 +135,24 @@ def member_entry(result: dict[str, Any], weight: float, checkpoint: str) -> dict
     ensemble ``weight`` and its ``checkpoint`` relative to the run folder."""
     keys = ("trial", "model", "arch", "arch_kwargs", "num_classes", "preprocessing", "gflops")
     return {**{key: result[key] for key in keys}, "weight": float(weight), "checkpoint": checkpoint}
+
+
+def _member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
+    """The spec that rebuilds a member from its manifest ``entry``, with the trained checkpoint as its weights."""
+    prep = entry["preprocessing"]
+    return ModelSpec(
+        id=entry["model"],
+        arch=entry["arch"],
+        weights=f"file:{root / entry['checkpoint']}",
+        arch_kwargs=entry["arch_kwargs"],
+        num_classes=entry["num_classes"],
+        preprocessing=Preprocessing(**{**prep, "mean": tuple(prep["mean"]), "std": tuple(prep["std"])}),
+        gflops=entry["gflops"],
+    )
+
+
+def _damaged(root: Path, what: str) -> ZoofitError:
+    return ZoofitError(f"run folder '{root}' is damaged: {what}; run 'zoofit run' into it again")
 
 
 def _decode(image: str | Path | np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ class RichProgress:
     def __init__(self, console: Console) -> None:
         self._console = console
         self._bar = RichBar(
-            TextColumn("{task.description:<24}"),
+            TextColumn("{task.description:<24}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

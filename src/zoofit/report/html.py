@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from zoofit.errors import ZoofitError
+from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import RANKING, SUMMARY, TRIALS
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
 
@@ -46,14 +46,19 @@ def html_report(run: str | Path) -> str:
         ]
     except (KeyError, TypeError, ValueError) as error:
         raise ZoofitError(
-            f"run folder '{root}' was written by another zoofit version or was altered ({error!r} is missing or "
-            "unreadable); run 'zoofit run' into it again"
+            f"run folder '{root}' was written by another zoofit version or was altered ({_missing(error)} is missing "
+            "or unreadable); run 'zoofit run' into it again"
         ) from error
     title = f"zoofit run: {summary['data']}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
     )
+
+
+def _missing(error: Exception) -> str:
+    """What ``error`` found missing: the key of a ``KeyError``, else its message."""
+    return repr(error.args[0]) if isinstance(error, KeyError) and error.args else first_line(error)
 
 
 def _overview(summary: dict[str, Any]) -> str:

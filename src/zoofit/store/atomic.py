@@ -4,6 +4,7 @@ half a file, even after a crash or SIGKILL."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import tempfile
@@ -19,6 +20,8 @@ from safetensors.torch import save_file
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` in one rename."""
+    if path.is_dir():  # named here: the rename would otherwise fail naming the temporary file
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
