@@ -165,10 +165,16 @@ def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path:
     broken = tmp_path / "broken.jpg"
     Image.new("RGB", (32, 32)).save(broken)
     broken.write_bytes(broken.read_bytes()[:40])
-    assert "broken.jpg" in error_line(runner.invoke(app, ["predict", "--run", str(run), str(broken)]))
-
+    assert "could be read" in error_line(runner.invoke(app, ["predict", "--run", str(run), str(broken)]))
     image = tmp_path / "fine.png"
     Image.new("RGB", (32, 32)).save(image)
+    result = runner.invoke(
+        app, ["predict", "--run", str(run), str(broken), str(image), "--output", str(tmp_path / "p.json")]
+    )
+    assert result.exit_code == 0 and "skipping unreadable image" in result.output  # a warning naming it
+    assert "1 of 2 images skipped" in result.output
+    assert [row["image"] for row in json.loads((tmp_path / "p.json").read_text())] == [str(image)]
+
     (tmp_path / "taken.csv").mkdir()  # refused before predicting, so that no prediction is lost
     for extra, message in [
         (["--output", str(tmp_path / "taken.csv")], "is a folder"),

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -258,8 +259,14 @@ def predict(
         classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
         console.print(f"ensemble of {len(classifier.members)} members, {classifier.gflops:.2f} GFLOPs per image")
         with RichProgress(console) as progress:
-            probs = classifier.predict_proba(files, progress=progress)
-        rows = prediction_rows(files, probs, classifier.class_names, top)
+            probs = classifier.predict_proba(files, progress=progress, skip_unreadable=True)
+        readable = ~np.isnan(probs).any(axis=1)  # the others were skipped with a warning naming them
+        if not readable.any():
+            raise ZoofitError(f"none of the {len(files)} images could be read (see the warnings)")
+        if not readable.all():
+            console.print(f"{(~readable).sum()} of {len(files)} images skipped: they could not be read")
+        kept = [file for file, ok in zip(files, readable, strict=True) if ok]
+        rows = prediction_rows(kept, probs[readable], classifier.class_names, top)
         stdout.print(predictions_table(rows))
         if output is not None:
             (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)

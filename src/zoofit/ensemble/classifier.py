@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
+log = logging.getLogger("zoofit")
 DECODE_CHUNK = 256  # images decoded at a time, so any number of images fits in memory
 
 
@@ -100,31 +102,49 @@ class EnsembleClassifier:
         return sum(member.model.gflops for member in self.members)
 
     def member_probabilities(
-        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64, progress: Progress | None = None
+        self,
+        images: Sequence[str | Path | np.ndarray],
+        *,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        skip_unreadable: bool = False,
     ) -> list[np.ndarray]:
         """Each member's ``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays,
-        decoded ``DECODE_CHUNK`` at a time."""
+        decoded ``DECODE_CHUNK`` at a time. An image file that cannot be read is an error, or with
+        ``skip_unreadable`` a warning and a row of NaN."""
         chunks: list[list[np.ndarray]] = [[] for _ in self.members]
         with (progress or SilentProgress()).task("predicting", total=len(images)) as task:
             for start in range(0, len(images), DECODE_CHUNK):
-                decoded = [_decode(image) for image in images[start : start + DECODE_CHUNK]]
+                decoded = [_decode(image, skip_unreadable) for image in images[start : start + DECODE_CHUNK]]
+                readable = [image for image in decoded if image is not None]
+                rows = np.array([image is not None for image in decoded])
                 for member, probs in zip(self.members, chunks, strict=True):
-                    probs.append(
-                        forward_batches(
-                            member.model.model, decoded, member.model.preprocessing, probabilities,
+                    chunk = np.full((len(decoded), len(self.class_names)), np.nan)
+                    if readable:
+                        chunk[rows] = forward_batches(
+                            member.model.model, readable, member.model.preprocessing, probabilities,
                             device=self.device, precision=self.precision, batch_size=batch_size,
-                        ).numpy()
-                    )  # fmt: skip
+                        ).numpy()  # fmt: skip
+                    probs.append(chunk)
                 task.advance(len(decoded))
         empty = np.zeros((0, len(self.class_names)))
-        return [np.concatenate([empty, *probs]).astype(np.float64) for probs in chunks]
+        return [np.concatenate([empty, *probs]) for probs in chunks]
 
     def predict_proba(
-        self, images: Sequence[str | Path | np.ndarray], *, batch_size: int = 64, progress: Progress | None = None
+        self,
+        images: Sequence[str | Path | np.ndarray],
+        *,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        skip_unreadable: bool = False,
     ) -> np.ndarray:
-        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays."""
+        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays (see
+        :meth:`member_probabilities` for ``skip_unreadable``)."""
         weights = np.array([member.weight for member in self.members])
-        return average(self.member_probabilities(images, batch_size=batch_size, progress=progress), weights)
+        members = self.member_probabilities(
+            images, batch_size=batch_size, progress=progress, skip_unreadable=skip_unreadable
+        )
+        return average(members, weights)
 
     def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
         return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]
@@ -155,13 +175,17 @@ def _damaged(root: Path, what: str) -> ZoofitError:
     return ZoofitError(f"run folder '{root}' is damaged: {what}; run 'zoofit run' into it again")
 
 
-def _decode(image: str | Path | np.ndarray) -> np.ndarray:
+def _decode(image: str | Path | np.ndarray, skip_unreadable: bool) -> np.ndarray | None:
+    """``image`` decoded; ``None`` (with a warning) where ``skip_unreadable`` and it cannot be read."""
     if isinstance(image, np.ndarray):
         return image if image.ndim == 3 else image[..., None]
     path = Path(image)
-    if not path.is_file():
-        raise ZoofitError(f"image '{path}' does not exist or is not a file")
     try:
+        if not path.is_file():
+            raise UnreadableImage(f"{path}: it does not exist or is not a file")
         return decode_image(path)
     except UnreadableImage as error:
-        raise ZoofitError(f"cannot read image {error}") from error
+        if not skip_unreadable:
+            raise ZoofitError(f"cannot read image {error}") from error
+        log.warning("skipping unreadable image %s", error)
+        return None
