@@ -211,6 +211,23 @@ def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: l
     assert expected in result.stdout + result.stderr and result.stdout.strip().endswith("[]")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["rank", "--metric", "l1"], "--metric"),
+        (["rank", "--models", "nomodel"], "unknown model id"),
+        (["run", "--preset", "huge"], "unknown preset"),
+        (["run", "--workers", "0"], "--workers"),
+        (["run", "--k", "0"], "--k must be at least 1"),
+    ],
+)
+def test_cli_settings_are_checked_before_any_image_is_read(make_image_folder, arguments, message) -> None:
+    result = runner.invoke(app, [*arguments, "--data", str(make_image_folder(per_class=4))])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and message in errors[0]
+    assert "decoding" not in result.output  # no image was read
+
+
 def test_cli_zoo_list() -> None:
     result = runner.invoke(app, ["zoo", "list", "--zoo", "demo"])
     assert result.exit_code == 0 and "efficientnet_lite0" in result.output

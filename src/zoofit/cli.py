@@ -147,16 +147,18 @@ def rank(
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
-        model_ids = _ids(models)
-        with RichProgress(console) as progress:
-            splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
-            console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
-            from zoofit.rank import Ranker
+        config.validate()  # before torch loads: a bad --data is reported at once
+        from zoofit.rank import Ranker
 
-            ranker = Ranker(
-                zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
-                precision=precision, models=model_ids, cache_dir=cache_dir,
-            ).fit(splits, progress=progress)  # fmt: skip
+        ranker = Ranker(
+            zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+            precision=precision, models=_ids(models), cache_dir=cache_dir,
+        )  # fmt: skip
+        ranker.check()  # and every other setting before any image is read
+        with RichProgress(console) as progress:
+            splits = load_data(config, progress=progress)
+            console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
+            ranker.fit(splits, progress=progress)
         ranker.save(out)
         stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
@@ -211,20 +213,23 @@ def run(
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
-        model_ids, lr_values, step_values = _ids(models), _numbers(lrs, float, "--lrs"), _numbers(steps, int, "--steps")
-        with RichProgress(console) as progress:
-            splits = load_data(config, progress=progress)  # before torch loads: a bad --data is reported at once
-            console.print(f"data: {splits.describe()}")
-            from zoofit.pipeline import ZooFit
-            from zoofit.store import write_text
+        lr_values, step_values = _numbers(lrs, float, "--lrs"), _numbers(steps, int, "--steps")
+        config.validate()  # before torch loads: a bad --data is reported at once
+        from zoofit.pipeline import ZooFit
+        from zoofit.store import write_text
 
-            fit = ZooFit(
-                zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
-                models=model_ids, cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
-                batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
-                max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
-                seed_baseline=seed_baseline, shift_images=shift_images, shift_severity=shift_severity, workers=workers,
-            ).fit(splits, out, progress=progress)  # fmt: skip
+        fit = ZooFit(
+            zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
+            models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
+            batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
+            max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
+            seed_baseline=seed_baseline, shift_images=shift_images, shift_severity=shift_severity, workers=workers,
+        )  # fmt: skip
+        fit.check()  # and every other setting before any image is read
+        with RichProgress(console) as progress:
+            splits = load_data(config, progress=progress)
+            console.print(f"data: {splits.describe()}")
+            fit.fit(splits, out, progress=progress)
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
         stdout.print(run_tables(fit.summary_))
         write_text(out / REPORT, html_report(out))

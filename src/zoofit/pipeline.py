@@ -88,9 +88,27 @@ class ZooFit:
     def preset_name(self, gpu: bool) -> str:
         return self.preset or ("paper" if gpu else "quick")
 
+    def check(self) -> None:
+        """Check every setting (the preset and its overrides, workers, device, precision, the zoo and its
+        models) before any data is read."""
+        device = resolve_device(self.device)
+        resolve_workers(self.workers, device)
+        self._ranker(self._preset_config(gpu=device.type == "cuda"), self.precision).check()
+
     def sweep_config(self, gpu: bool, largest_area: int) -> SweepConfig:
         """The preset with this estimator's overrides, validated, for data whose largest image has
         ``largest_area`` pixels."""
+        config = self._preset_config(gpu)
+        sized = config.for_images(largest_area)
+        if sized.image_size != config.image_size:
+            log.info(
+                "images smaller than 96x96: ranking and fine-tuning at %d px (--image-size 0: each model's own)",
+                sized.image_size,
+            )
+        return sized
+
+    def _preset_config(self, gpu: bool) -> SweepConfig:
+        """The preset with this estimator's overrides, validated."""
         overrides = dict(self.sweep)
         config = preset(self.preset_name(gpu))
         if overrides.get("image_size") == 0:  # 0 asks for each model's own resolution, whatever the data
@@ -101,13 +119,14 @@ class ZooFit:
         except ValueError as error:
             raise ZoofitError(str(error)) from error
         config.validate()
-        sized = config.for_images(largest_area)
-        if sized.image_size != config.image_size:
-            log.info(
-                "images smaller than 96x96: ranking and fine-tuning at %d px (--image-size 0: each model's own)",
-                sized.image_size,
-            )
-        return sized
+        return config
+
+    def _ranker(self, config: SweepConfig, precision: str) -> Ranker:
+        return Ranker(
+            self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
+            precision=precision, models=self.models, cache_dir=self.cache_dir,
+            own_size_if_needed=not self.sweep.get("image_size"),  # a preset's size, not the user's
+        )  # fmt: skip
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there)."""
@@ -124,11 +143,7 @@ class ZooFit:
         store = RunStore(Path(out))
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
 
-        ranker = Ranker(
-            self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
-            precision=precision, models=self.models, cache_dir=self.cache_dir,
-            own_size_if_needed=not self.sweep.get("image_size"),  # a preset's size, not the user's
-        ).fit(splits, progress=progress)  # fmt: skip
+        ranker = self._ranker(config, precision).fit(splits, progress=progress)
         ranker.save(store.root)
         stages = {"rank": time.perf_counter() - start}
         specs = {spec.id: spec for spec in ranker.zoo_.models}

@@ -8,7 +8,7 @@ import numpy as np
 
 from zoofit.data.dataset import ImageSet, SourceData, Splits
 from zoofit.data.decode import DEFAULT_MAX_SIDE
-from zoofit.data.sources import load_source
+from zoofit.data.sources import check_source, load_source
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
 
@@ -34,6 +34,7 @@ class DataConfig:
     test_fraction: float | None = None
 
     def validate(self) -> None:
+        """Check the settings, and that the source names something to read (no image is read)."""
         if self.train_per_class is not None and self.train_size is not None:
             raise ZoofitError("give --train-per-class or --train-size, not both")
         for name in ("train_per_class", "train_size"):
@@ -46,6 +47,7 @@ class DataConfig:
             raise ZoofitError(f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}")
         if self.max_side < 16:
             raise ZoofitError(f"max_side must be at least 16 pixels, not {self.max_side}")
+        check_source(self.source)
 
 
 def load_data(

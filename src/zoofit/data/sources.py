@@ -27,6 +27,8 @@ log = logging.getLogger("zoofit")
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
+_FILE_KINDS = {"csv": "CSV file", "npz": "numpy file", "folder": "image folder"}  # how messages name a source
+
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_ENV = "ZOOFIT_FASHION_MNIST_DIR"
 FASHION_MNIST_CLASSES = (
@@ -48,23 +50,41 @@ LabelledFiles = dict[str, list[tuple[Path, str]]]
 
 def load_source(source: str, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
     """Read the data named by ``source`` (see the module docstring for the accepted forms)."""
+    kind, location = _resolve(source)
+    if kind == "fashion-mnist":
+        return load_fashion_mnist(location or None)
+    if kind == "csv":
+        return load_csv(Path(location), max_side=max_side, progress=progress)
+    if kind == "npz":
+        return load_npz(Path(location))
+    return load_image_folder(Path(location), max_side=max_side, progress=progress)
+
+
+def check_source(source: str) -> None:
+    """Fail at once, before any image is read, where ``source`` names nothing there is to read."""
+    kind, location = _resolve(source)
+    if kind == "fashion-mnist":
+        _fashion_mnist_files(location or None)
+    elif not Path(location).exists():
+        raise ZoofitError(f"{_FILE_KINDS[kind]} '{location}' does not exist")
+
+
+def _resolve(source: str) -> tuple[str, str]:
+    """``(kind, location)`` of ``source``: ``fashion-mnist`` (its folder, or empty), ``csv``, ``npz`` or
+    ``folder``."""
     if source == "fashion-mnist" or source.startswith("fashion-mnist:"):
-        return load_fashion_mnist(source.partition(":")[2] or None)
-    if source.startswith("csv:"):
-        return load_csv(Path(source[4:]), max_side=max_side, progress=progress)
-    if source.startswith("npz:"):
-        return load_npz(Path(source[4:]))
+        return "fashion-mnist", source.partition(":")[2]
+    if source.startswith(("csv:", "npz:")):
+        return source[:3], source[4:]
     path = Path(source)
     if not path.exists():
         raise ZoofitError(
             f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or 'fashion-mnist'"
         )
-    if path.suffix.lower() == ".csv":
-        return load_csv(path, max_side=max_side, progress=progress)
-    if path.suffix.lower() == ".npz":
-        return load_npz(path)
+    if path.suffix.lower() in (".csv", ".npz"):
+        return path.suffix.lower()[1:], source
     if path.is_dir():
-        return load_image_folder(path, max_side=max_side, progress=progress)
+        return "folder", source
     raise ZoofitError(f"data path '{source}' is a file zoofit cannot read; give a folder, a .csv or a .npz file")
 
 
@@ -132,7 +152,7 @@ def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:
 def load_csv(path: Path, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
     """A CSV with columns ``path,label`` and optionally ``split`` (train/val/test); paths relative to it."""
     if not path.is_file():
-        raise ZoofitError(f"CSV file '{path}' does not exist")
+        raise ZoofitError(f"{_FILE_KINDS['csv']} '{path}' does not exist")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -204,7 +224,7 @@ def load_npz(path: Path) -> SourceData:
     """A ``.npz`` with ``x`` (uint8, N x H x W or N x H x W x C) and ``y``; optional ``x_val``/``y_val``,
     ``x_test``/``y_test`` and ``class_names``."""
     if not path.is_file():
-        raise ZoofitError(f"numpy file '{path}' does not exist")
+        raise ZoofitError(f"{_FILE_KINDS['npz']} '{path}' does not exist")
     if not zipfile.is_zipfile(path):
         raise ZoofitError(f"numpy file '{path}' is not an .npz archive; write x and y with numpy.savez")
     try:
@@ -264,6 +284,17 @@ def _check_npz_images(path: Path, key: str, images: np.ndarray) -> np.ndarray:
 
 def load_fashion_mnist(directory: str | None = None) -> SourceData:
     """The 60k/10k Fashion-MNIST splits from the Debian package (or ``directory``, or $ZOOFIT_FASHION_MNIST_DIR)."""
+    train_x, train_y, test_x, test_y = (_read_idx(p) for p in _fashion_mnist_files(directory))
+    return SourceData(
+        "fashion-mnist",
+        ImageSet(train_x[..., None], train_y, FASHION_MNIST_CLASSES),
+        None,
+        ImageSet(test_x[..., None], test_y, FASHION_MNIST_CLASSES),
+    )
+
+
+def _fashion_mnist_files(directory: str | None) -> list[Path]:
+    """Its four files (train images, labels, test images, labels); an error saying how to install them."""
     root = Path(directory or os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR)
     needed = [
         root / f"{split}-{kind}-ubyte.gz" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")
@@ -274,13 +305,7 @@ def load_fashion_mnist(directory: str | None = None) -> SourceData:
             f"Fashion-MNIST not found in {root} (missing {', '.join(missing)}); install it with "
             f"'apt-get install -y dataset-fashion-mnist' or set {FASHION_MNIST_ENV} to its folder"
         )
-    train_x, train_y, test_x, test_y = (_read_idx(p) for p in needed)
-    return SourceData(
-        "fashion-mnist",
-        ImageSet(train_x[..., None], train_y, FASHION_MNIST_CLASSES),
-        None,
-        ImageSet(test_x[..., None], test_y, FASHION_MNIST_CLASSES),
-    )
+    return needed
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -104,26 +104,29 @@ class Ranker:
         self.models_at_once = models_at_once
         self.own_size_if_needed = own_size_if_needed
 
-    def _validate(self, images: ImageSet) -> Zoo:
+    def check(self) -> Zoo:
+        """Check the settings, device and precision, before any data is read; the zoo with the chosen models."""
         if self.metric not in METRICS:
             raise ZoofitError(f"--metric must be one of {', '.join(METRICS)}, not '{self.metric}'")
-        if not 1 <= self.k < len(images):
-            raise ZoofitError(f"--k must lie between 1 and {len(images) - 1} (images - 1), not {self.k}")
+        if self.k < 1:
+            raise ZoofitError(f"--k must be at least 1, not {self.k}")
         if self.image_size is not None and self.image_size < 16:
             raise ZoofitError(f"--image-size must be at least 16 pixels, not {self.image_size}")
         if self.models_at_once is not None and self.models_at_once < 1:
             raise ZoofitError(f"models_at_once must be at least 1, not {self.models_at_once}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ZoofitError(f"--batch-size must be positive, not {self.batch_size}")
+        resolve_precision(self.precision, resolve_device(self.device))
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
         return zoo.select(self.models)
 
     def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
         images = data.ranking_set if isinstance(data, Splits) else data
-        zoo = self.zoo_ = self._validate(images)
+        zoo = self.zoo_ = self.check()
+        if self.k >= len(images):
+            raise ZoofitError(f"--k must lie between 1 and {len(images) - 1} (images - 1), not {self.k}")
         device = resolve_device(self.device)
-        resolve_precision(self.precision, device)  # fail early on a bad value
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
