@@ -228,6 +228,13 @@ def test_cli_settings_are_checked_before_any_image_is_read(make_image_folder, ar
     assert "decoding" not in result.output  # no image was read
 
 
+def test_a_data_error_inside_the_progress_bars_is_the_only_line(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_bytes(b"path,label\n\x80.png,x\n")  # read, and refused, where bars may be drawn
+    result = runner.invoke(app, ["rank", "--data", str(tmp_path / "d.csv")])
+    assert result.exit_code == 2 and result.output.splitlines() == [result.output.strip()]
+    assert result.output.startswith("error: CSV")
+
+
 def test_cli_zoo_list() -> None:
     result = runner.invoke(app, ["zoo", "list", "--zoo", "demo"])
     assert result.exit_code == 0 and "efficientnet_lite0" in result.output

@@ -45,14 +45,16 @@ class RichProgress:
         )
 
     def __enter__(self) -> RichProgress:
-        self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._bar.live.is_started:  # where no task began, nothing was drawn, and no blank line follows
+            self._bar.stop()
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[_Task]:
+        if not self._bar.live.is_started:
+            self._bar.start()
         task_id = self._bar.add_task(description, total=total)
         start = time.perf_counter()
         yield _Task(self._bar, task_id)
