@@ -60,6 +60,7 @@ def test_zoo_file_resolves_relative_weight_paths(tmp_path: Path) -> None:
         ),
         ("models: [", "not valid UTF-8 YAML"),
         ("models:\n  - {id: 5, arch: test_resnet, weights: random}", "'id' must be text"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: ~}", "'weights' must be text"),
         ("models:\n  - {id: a, arch: test_resnet, weights: random, gflops: lots}", "'gflops' must be a number"),
         ("models:\n  - {id: a, arch: test_resnet, weights: random, arch_kwargs: [1]}", "'arch_kwargs' must be a"),
         ("models:\n  - {id: a, arch: test_resnet, weights: random, num_classes: 2.5}", "a whole number"),

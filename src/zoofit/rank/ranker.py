@@ -201,7 +201,8 @@ class Ranker:
         )
 
     def save(self, out: str | Path) -> Path:
-        """Write ``ranking.json`` and ``ranking.csv`` (best first, and ``skipped.json`` where models were skipped) to the folder ``out``."""
+        """Write ``ranking.json`` and ``ranking.csv`` (best first) to the folder ``out``, and ``skipped.json`` where
+        models were skipped."""
         out = Path(out)
         rows = [asdict(row) for row in self.ranking_]
         write_json(out / RANKING, rows)

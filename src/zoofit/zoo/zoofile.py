@@ -16,6 +16,7 @@ from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)}
 _PREP_KEYS = {f.name for f in fields(Preprocessing)}
+_REQUIRED = ("id", "arch", "weights")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
@@ -119,7 +120,7 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
         raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
     if str(entry.get("weights", "")).startswith("timm:") and "arch" not in entry:
         entry = {**entry, "arch": timm.models.split_model_name_tag(entry["weights"][5:])[0]}
-    missing = [key for key in ("id", "arch", "weights") if key not in entry]
+    missing = [key for key in _REQUIRED if key not in entry]
     if missing:
         raise ZoofitError(f"{where}: missing key(s) {', '.join(missing)}")
     values = {key: _typed(key, value, where) for key, value in entry.items()}
@@ -138,7 +139,7 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
 def _typed(key: str, value: Any, where: str) -> Any:
     """``value`` of the model key ``key``, checked to be of its kind (YAML reads ``id: 5`` as a number)."""
     kind, fits = _KINDS.get(key, _TEXT)
-    if value is not None and not fits(value):
+    if not fits(value) and (value is not None or key in _REQUIRED):  # an optional key may be left empty
         raise ZoofitError(f"{where}: '{key}' must be {kind}, not {value!r}")
     return value
 
