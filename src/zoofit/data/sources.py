@@ -27,7 +27,7 @@ log = logging.getLogger("zoofit")
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
-_FILE_KINDS = {"csv": "CSV file", "npz": "numpy file", "folder": "image folder"}  # how messages name a source
+_FILE_KINDS = {"csv": "CSV file", "npz": "numpy file"}  # how messages name a source file
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_ENV = "ZOOFIT_FASHION_MNIST_DIR"
