@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import click
 import numpy as np
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from zoofit.data import DataConfig, image_files, load_data
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.report import (
     RichProgress,
@@ -74,6 +75,8 @@ def command() -> Iterator[None]:
     _setup_logging()
     try:
         yield
+    except ParameterError as error:
+        _fail(error.spelled(_option_name))
     except ZoofitError as error:
         _fail(str(error))
     except KeyboardInterrupt:
@@ -82,6 +85,19 @@ def command() -> Iterator[None]:
     except OSError as error:  # what the machine refused: a path that cannot be written, a full disk
         where = f"'{error.filename}': " if error.filename else ""
         _fail(f"{where}{error.strerror or error}; check the path, its permissions and the free disk space")
+
+
+#: Library parameters that this CLI sets through an option of another name.
+_OPTION_OF = {"source": "data"}
+
+
+def _option_name(parameter: str) -> str:
+    """How the running command spells a library ``parameter``: its option (``top_k`` -> ``--top-k``), or the
+    parameter's own name where no option sets it."""
+    context = click.get_current_context(silent=True)
+    name = _OPTION_OF.get(parameter, parameter)
+    options = {param.name: param.opts[0] for param in context.command.params if param.opts} if context else {}
+    return options.get(name, parameter)
 
 
 def _fail(message: str) -> NoReturn:

@@ -1,8 +1,45 @@
 """Errors that reach the user as one line (the CLI prints them without a traceback)."""
 
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_NAMED = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
 
 class ZoofitError(Exception):
     """A problem the user can fix; the message names the input and what to do."""
+
+
+class ParameterError(ZoofitError):
+    """A parameter with a value the library cannot take. The message names each parameter as ``{name}``: as
+    Python spells it (``top_k``) in ``str()``, and as each front end spells it (``--top-k``) in :meth:`spelled`.
+
+    >>> str(ParameterError("{k} must be at least 1, not 0"))
+    'k must be at least 1, not 0'
+    >>> ParameterError("{k} must be at least 1, not 0").spelled(lambda name: "--" + name)
+    '--k must be at least 1, not 0'
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(self.spelled(str))
+
+    @classmethod
+    def of(cls, parameter: str, problem: str) -> ParameterError:
+        """``parameter`` followed by ``problem`` (which may hold any text, braces included)."""
+        return cls("{" + parameter + "} " + problem.replace("{", "{{").replace("}", "}}"))
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameters the message names, in order."""
+        return _NAMED.findall(self.message.replace("{{", "").replace("}}", ""))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each parameter named by ``spell(name)``."""
+        names = {name: spell(name) for name in self.parameters}
+        return self.message.format_map(names)
 
 
 class ModelError(ZoofitError):
