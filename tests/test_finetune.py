@@ -12,7 +12,7 @@ from tests.conftest import tiny_spec
 from tests.test_zoo import NormFirst, with_statistics
 from zoofit import ZooFit
 from zoofit.data import ImageSet, load_data
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError
 from zoofit.finetune import SweepConfig, TrialConfig, preset, train_trial
 from zoofit.finetune.freeze import early_layers, freeze_early_layers
 from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
@@ -151,10 +151,12 @@ def test_augment_crops_each_image_at_its_own_offset() -> None:
 def test_sweep_grid_and_validation() -> None:
     config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10), image_size=32)
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
-    with pytest.raises(Exception, match="--top-k"):
-        config.override(top_k=0).validate()
-    with pytest.raises(ZoofitError, match="--freeze-stride"):
-        config.override(freeze_stride=-1).validate()
+    with pytest.raises(ParameterError, match="^top_k must be at least 1, not 0$"):  # as Python names it
+        config.override(top_k=0)
+    with pytest.raises(ParameterError, match="^freeze_stride must be 0"):
+        SweepConfig(freeze_stride=-1).validate()
+    with pytest.raises(ParameterError, match="^top_kk is not a sweep setting; the settings are top_k, lrs,"):
+        config.override(top_kk=3)
 
 
 def test_small_images_get_the_small_image_size_unless_a_size_is_set() -> None:
@@ -162,9 +164,9 @@ def test_small_images_get_the_small_image_size_unless_a_size_is_set() -> None:
     assert paper.for_images(28 * 28).image_size == 128 == paper.small_image_size
     assert paper.override(image_size=64).for_images(28 * 28).image_size == 64
     assert SweepConfig().for_images(28 * 28).image_size is None  # no small-image size, no change
-    own = ZooFit(preset="paper", image_size=0).sweep_config(gpu=True, largest_area=28 * 28)
+    own = ZooFit(sweep=paper.override(image_size=0)).sweep_config(torch.device("cpu"), largest_area=28 * 28)
     assert own.image_size is None  # 0: each model's own resolution, whatever the data
-    assert ZooFit(preset="paper").sweep_config(gpu=True, largest_area=28 * 28).image_size == 128
+    assert ZooFit(sweep="paper").sweep_config(torch.device("cpu"), largest_area=28 * 28).image_size == 128
     assert ImageSet([np.zeros((5, 7, 3), np.uint8), np.zeros((9, 4, 1), np.uint8)], [0, 0], ("a",)).largest_area() == 36
 
 
@@ -176,5 +178,5 @@ def test_presets_and_overrides() -> None:
     assert paper.freeze_stride == 0 and quick.freeze_stride == 8  # the paper fine-tunes the whole network
     assert {t.freeze_stride for t in quick.trials()} == {8}
     assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
-    with pytest.raises(ZoofitError, match="unknown preset"):
+    with pytest.raises(ParameterError, match="preset must be one of quick, paper, not 'huge'"):
         preset("huge")

@@ -18,13 +18,19 @@ from typer.testing import CliRunner
 
 from tests.conftest import tiny_spec
 from tests.test_rank import fixed_size_spec, write_tiny_zoo_file
-from zoofit import EnsembleClassifier, ZooFit, load_data
+from zoofit import EnsembleClassifier, SweepConfig, ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.ensemble import average
 from zoofit.ensemble import classifier as classifier_module
+from zoofit.result import RunResult, Units
 from zoofit.zoo import Zoo
 
 SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
+
+
+def quick(**changes) -> SweepConfig:
+    """The quick preset with ``changes``."""
+    return preset("quick").override(**changes)
 
 
 @pytest.fixture
@@ -33,41 +39,41 @@ def splits(make_image_folder):
 
 
 def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_path: Path) -> None:
-    first = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single", "knn_top", "gflops_per_image",
-                "units", "wall_seconds", "stage_seconds"):  # fmt: skip
-        assert key in summary
-    assert {"trial", "test_accuracy", "test_nll"} <= summary["best_single"].keys()
-    assert summary["knn_top"]["model"] == first.ranker_.ranking_[0].model
-    assert sum(m["weight"] for m in summary["members"]) == pytest.approx(1.0)
-    assert summary["units"] == {"computed": 2 + 4 + 1, "reused": 0}  # 2 rankings, 2 models x 2 lrs, 1 extra seed
-    assert len(summary["seed_baseline"]["trials"]) == 2
+    first = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
+    result = RunResult.read(tmp_path)
+    assert result == first.result_  # summary.json holds the whole result, and reads back as it was written
+    assert set(result.stage_seconds) == {"rank", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert result.wall_seconds >= sum(result.stage_seconds.values()) - 0.1
+    assert 0 <= result.best_single.test.accuracy <= 1 and len(result.best_single.trials) == 1
+    assert result.proxy_top.model == first.ranker_.ranking_[0].model
+    assert sum(m.weight for m in result.ensemble.members) == pytest.approx(1.0)
+    assert result.units == Units(computed=2 + 4 + 1, reused=0)  # 2 rankings, 2 models x 2 lrs, 1 extra seed
+    assert len(result.seed_baseline.trials) == 2
     with (tmp_path / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 5 and {"model", "lr", "seed", "val_accuracy", "test_nll", "seconds"} <= rows[0].keys()
     assert (tmp_path / "ranking.json").is_file()
 
-    second = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
-    assert second.summary_["units"] == {"computed": 0, "reused": 7}
-    assert second.summary_["test_nll"] == summary["test_nll"]
+    second = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
+    assert second.result_.units == Units(computed=0, reused=7)
+    assert second.result_.ensemble.test == result.ensemble.test
 
 
 def test_a_model_that_takes_only_its_own_size_runs_at_it_where_the_preset_chose_the_size(splits, tmp_path) -> None:
     zoo = Zoo("mixed", (tiny_spec(), fixed_size_spec()))
     sweep = {"top_k": 2, "lrs": (0.01,), "steps": (2,), "batch_size": 4}
-    fit = ZooFit(zoo, preset="quick", precision="fp32", workers=1, **sweep).fit(splits, tmp_path)  # quick: 112 px
+    fit = ZooFit(zoo, sweep=quick(**sweep), precision="fp32", workers=1).fit(splits, tmp_path)  # quick: 112 px
     assert {trial.model: trial.config.image_size for trial in fit.trials_} == {"tiny_resnet": 112, "fixed_vit": 160}
 
 
 def test_budget_limits_the_ensemble(splits, tiny_zoo, tmp_path: Path) -> None:
-    fit = ZooFit(tiny_zoo, precision="fp32", max_members=1, **SWEEP).fit(splits, tmp_path)
-    assert len(fit.summary_["members"]) == 1
+    fit = ZooFit(tiny_zoo, precision="fp32", sweep=quick(max_members=1, **SWEEP)).fit(splits, tmp_path)
+    assert len(fit.result_.ensemble.members) == 1
 
 
 def test_predict_round_trip_matches_the_runs_test_predictions(splits, tiny_zoo, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(classifier_module, "DECODE_CHUNK", 4)  # several chunks, the last one short
-    fit = ZooFit(tiny_zoo, precision="fp32", **SWEEP).fit(splits, tmp_path)
+    fit = ZooFit(tiny_zoo, precision="fp32", sweep=quick(**SWEEP)).fit(splits, tmp_path)
     expected = average([t.test_probs for t in fit.trials_], fit.selection_.counts)
     classifier = EnsembleClassifier.load(tmp_path, precision="fp32")
     images = list(splits.test.images)  # decoded arrays, one at a time through the predict path
@@ -98,16 +104,15 @@ def test_sigkill_then_rerun_finishes_without_redoing_work(make_image_folder, tmp
     assert 1 <= finished_before < 3, "the kill should land between the first and the last trial"
 
     subprocess.run(run_command(data, zoo, out), check=True, capture_output=True)
-    resumed = json.loads((out / "summary.json").read_text())
-    reused_trials = resumed["units"]["reused"] - 1  # the ranking's features were cached by the killed run
-    assert reused_trials >= finished_before and reused_trials + resumed["units"]["computed"] == 3
-    assert resumed["units"]["computed"] >= 1
+    resumed = RunResult.read(out)
+    reused_trials = resumed.units.reused - 1  # the ranking's features were cached by the killed run
+    assert reused_trials >= finished_before and reused_trials + resumed.units.computed == 3
+    assert resumed.units.computed >= 1
 
     # Determinism: an uninterrupted run with the same command gives the same trials and ensemble.
     subprocess.run(run_command(data, zoo, tmp_path / "clean"), check=True, capture_output=True)
-    clean = json.loads((tmp_path / "clean" / "summary.json").read_text())
-    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single"):
-        assert resumed[key] == clean[key]
+    clean = RunResult.read(tmp_path / "clean")
+    assert (resumed.ensemble, resumed.best_single) == (clean.ensemble, clean.best_single)
     assert (out / "trials.csv").read_text().splitlines()[1:] != []
     strip = lambda text: [line.rsplit(",", 2)[0] for line in text.splitlines()]  # noqa: E731 (seconds differ)
     assert strip((out / "trials.csv").read_text()) == strip((tmp_path / "clean" / "trials.csv").read_text())
@@ -161,7 +166,7 @@ def test_predict_bad_inputs(make_image_folder, tmp_path: Path) -> None:
 
 def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    ZooFit(tiny_zoo, precision="fp32", **{**SWEEP, "lrs": (0.01,)}).fit(splits, run)
+    ZooFit(tiny_zoo, precision="fp32", sweep=quick(**{**SWEEP, "lrs": (0.01,)})).fit(splits, run)
     broken = tmp_path / "broken.jpg"
     Image.new("RGB", (32, 32)).save(broken)
     broken.write_bytes(broken.read_bytes()[:40])
@@ -198,7 +203,7 @@ def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path:
     ("extra", "layout", "message"),
     [
         ([], "flat", "no test split"),
-        (["--preset", "huge"], "split", "unknown preset"),
+        (["--preset", "huge"], "split", "--preset must be one of quick, paper, not 'huge'"),
         (["--lrs", "fast"], "split", "comma-separated list"),
         (["--lrs", ""], "split", "--lrs '' is not a comma-separated list"),
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
@@ -250,7 +255,7 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
 
     from zoofit.layout import REPORT
 
-    ZooFit(tiny_zoo, precision="fp32", shift_images=4, **SWEEP).fit(splits, tmp_path)
+    ZooFit(tiny_zoo, precision="fp32", sweep=quick(shift_images=4, **SWEEP)).fit(splits, tmp_path)
     result = runner.invoke(app, ["report", "--run", str(tmp_path)])
     assert result.exit_code == 0, result.output
     page = (tmp_path / REPORT).read_text()
@@ -267,6 +272,9 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     assert f"{REPORT}': Is a directory; check the path" in message  # the file, not its temporary twin
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    del summary["members"]  # as if written by another version
+    del summary["ensemble"]["members"]  # as if written by another version
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     assert "another zoofit version" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "schema": 1}))
+    message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
+    assert "another zoofit version (its schema is 1, this version reads 2)" in message

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -90,16 +88,17 @@ def test_report_has_clean_each_corruption_and_their_mean() -> None:
 def test_a_run_reports_robustness_and_a_rerun_reads_it_back_without_rebuilding_models(
     make_image_folder, tiny_zoo, tmp_path, monkeypatch
 ) -> None:
-    from zoofit import EnsembleClassifier, ZooFit, load_data
+    from zoofit import EnsembleClassifier, ZooFit, load_data, preset
 
     splits = load_data(str(make_image_folder(per_class=8, layout="split")))
     sweep = {"lrs": (0.01,), "steps": (6,), "batch_size": 8, "image_size": 32, "shift_images": 4}
-    first = ZooFit(tiny_zoo, precision="fp32", **sweep).fit(splits, tmp_path).summary_["robustness"]
-    assert first["images"] == 4 and first["severity"] == 3
-    assert list(first) == ["images", "severity", "clean", *CORRUPTIONS, "mean"]
-    assert set(first["clean"]) == {"ensemble", "best_single"}
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    trials = {member["trial"] for member in summary["members"]} | {summary["best_single"]["trial"]}
+    quick = preset("quick")
+    fit = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(**sweep)).fit(splits, tmp_path)
+    first = fit.result_.robustness
+    assert first.images == 4 and first.severity == 3
+    assert list(first.conditions) == ["clean", *CORRUPTIONS, "mean"]
+    assert set(first.conditions["clean"]) == {"ensemble", "best_single"}
+    trials = {member.trial for member in fit.result_.ensemble.members} | set(fit.result_.best_single.trials)
     stored = list((tmp_path / "shift").glob("*.safetensors"))
     assert len(stored) == len(trials) * (1 + len(CORRUPTIONS))  # one file per trial and condition
 
@@ -107,7 +106,7 @@ def test_a_run_reports_robustness_and_a_rerun_reads_it_back_without_rebuilding_m
         raise AssertionError("a finished run's shifted predictions should be read back")
 
     monkeypatch.setattr(EnsembleClassifier, "from_entries", no_rebuild)
-    again = ZooFit(tiny_zoo, precision="fp32", **sweep).fit(splits, tmp_path).summary_["robustness"]
+    again = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(**sweep)).fit(splits, tmp_path).result_.robustness
     assert again == first
-    off = ZooFit(tiny_zoo, precision="fp32", **{**sweep, "shift_images": 0}).fit(splits, tmp_path)
-    assert off.summary_["robustness"] is None
+    off = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(shift_images=0)).fit(splits, tmp_path)
+    assert off.result_.robustness is None

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from zoofit.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,9 @@ _HOMES = {
     "ModelError": "zoofit.errors",
     "ZoofitError": "zoofit.errors",
     "ZooFit": "zoofit.pipeline",
+    "RunResult": "zoofit.result",
+    "SweepConfig": "zoofit.finetune.config",
+    "preset": "zoofit.finetune.config",
     "RankedModel": "zoofit.rank",
     "Ranker": "zoofit.rank",
     "ModelSpec": "zoofit.zoo",
@@ -32,23 +36,14 @@ _HOMES = {
     "load_zoo": "zoofit.zoo",
 }
 __all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.data import DataConfig, ImageSet, Splits, load_data  # noqa: F401
     from zoofit.ensemble import EnsembleClassifier  # noqa: F401
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
+    from zoofit.finetune.config import SweepConfig, preset  # noqa: F401
     from zoofit.pipeline import ZooFit  # noqa: F401
     from zoofit.rank import RankedModel, Ranker  # noqa: F401
+    from zoofit.result import RunResult  # noqa: F401
     from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo  # noqa: F401
-
-
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'zoofit' has no attribute '{name}'")
-    value = getattr(import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])

@@ -5,13 +5,16 @@ the data is read, so ``zoofit --help`` and a bad ``--data`` answer at once."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin, get_type_hints
 
 import click
 import numpy as np
@@ -22,6 +25,8 @@ from rich.text import Text
 
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ParameterError, ZoofitError
+from zoofit.finetune.config import SweepConfig, default_preset
+from zoofit.finetune.config import preset as sweep_preset
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.report import (
     RichProgress,
@@ -128,15 +133,50 @@ def _ids(models: str | None) -> list[str] | None:
     return [m.strip() for m in models.split(",") if m.strip()] if models else None
 
 
-def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
-    if text is None:
-        return None
+def _with_sweep_options(run: Callable[..., None]) -> Callable[..., None]:
+    """``run`` with one option per setting of :class:`SweepConfig` (its name, type and help come from the field;
+    a tuple is given comma-separated), handed to ``run`` as ``sweep_changes``: the settings given, by name."""
+    hints = get_type_hints(SweepConfig)
+    settings = [f for f in fields(SweepConfig) if f.metadata["option"]]
+    extra = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=Annotated[_option_type(hints[f.name]), _sweep_option(f.name, hints[f.name], f.metadata["help"])])
+        for f in settings
+    ]  # fmt: skip
+    own = [p for p in inspect.signature(run, eval_str=True).parameters.values() if p.name != "sweep_changes"]
+
+    @functools.wraps(run)
+    def with_changes(**values: Any) -> None:
+        changes = {f.name: _parsed(f.name, hints[f.name], values.pop(f.name)) for f in settings}
+        run(**values, sweep_changes=changes)
+
+    with_changes.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
+    return with_changes
+
+
+def _option_type(kind: Any) -> Any:
+    """The type an option of a setting of type ``kind`` takes: text for a tuple (comma-separated), else ``kind``
+    or None."""
+    return str | None if get_origin(kind) is tuple else (kind | None if type(None) not in get_args(kind) else kind)
+
+
+def _sweep_option(name: str, kind: Any, help: str) -> typer.models.OptionInfo:
+    flag = "--" + name.replace("_", "-")
+    decls = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
+    return typer.Option(decls, help=help, rich_help_panel="The sweep (each changes the preset's value)")
+
+
+def _parsed(name: str, kind: Any, value: Any) -> Any:
+    """An option's ``value`` as the setting ``name`` of type ``kind`` takes it (a tuple from comma-separated text)."""
+    if value is None or get_origin(kind) is not tuple:
+        return value
+    item = get_args(kind)[0]
     try:
-        values = tuple(kind(part) for part in text.split(",") if part.strip())
+        values = tuple(item(part) for part in value.split(",") if part.strip())
     except ValueError:
         values = ()
     if not values:
-        raise ZoofitError(f"{option} '{text}' is not a comma-separated list of {kind.__name__} values")
+        raise ParameterError.of(name, f"'{value}' is not a comma-separated list of {item.__name__} values")
     return values
 
 
@@ -182,31 +222,15 @@ def rank(
 
 
 @app.command()
+@_with_sweep_options
 def run(
     data: Data,
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Run folder (rerunning into it resumes and reuses finished work).")] = Path(
         "runs/run"
     ),
-    preset: Annotated[str | None, _option("quick (CPU default) or paper (GPU default).")] = None,
-    top_k: Annotated[int | None, _option("Fine-tune this many of the best-ranked models.")] = None,
-    lrs: Annotated[str | None, _option("Learning rates of the sweep, comma-separated.")] = None,
-    steps: Annotated[str | None, _option("Training steps of the sweep, comma-separated.")] = None,
-    batch_size: Annotated[int | None, _option("Training batch size.")] = None,
-    image_size: Annotated[int | None, _option("Input resolution (0: each model's own).")] = None,
-    flip: Annotated[bool | None, _option("Random horizontal flips in training.", "--flip/--no-flip")] = None,
-    freeze_stride: Annotated[
-        int | None, _option("Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).")
-    ] = None,
-    max_members: Annotated[int | None, _option("At most this many distinct trials in the ensemble.")] = None,
-    max_gflops: Annotated[float | None, _option("At most this many GFLOPs per image for the ensemble.")] = None,
-    ensemble_steps: Annotated[int | None, _option("Greedy selection steps.")] = None,
-    seed_baseline: Annotated[int | None, _option("Also ensemble N seeds of the best trial (0: off).")] = None,
-    shift_images: Annotated[
-        int | None, _option("Test images corrupted in 5 ways to measure robustness (quick: 500, paper: 2000; 0: off).")
-    ] = None,
-    shift_severity: Annotated[
-        int | None, _option("Severity of the corruptions, 1-5 as in ImageNet-C (default 3).")
+    preset: Annotated[
+        str | None, _option("quick (CPU default) or paper (GPU default); the options below change it.")
     ] = None,
     workers: Annotated[
         int | None,
@@ -223,23 +247,24 @@ def run(
     test_fraction: TestFraction = None,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
+    *,
+    sweep_changes: dict[str, Any],
 ) -> None:
     """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
-        lr_values, step_values = _numbers(lrs, float, "--lrs"), _numbers(steps, int, "--steps")
         config.validate()  # before torch loads: a bad --data is reported at once
+        from zoofit.device import resolve_device
         from zoofit.pipeline import ZooFit
         from zoofit.store import write_text
 
+        gpu = resolve_device(device).type == "cuda"
+        sweep = sweep_preset(preset or default_preset(gpu)).override(**sweep_changes)
         fit = ZooFit(
-            zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
-            models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
-            batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
-            max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
-            seed_baseline=seed_baseline, shift_images=shift_images, shift_severity=shift_severity, workers=workers,
+            zoo, sweep=sweep, k=k, metric=metric, device=device, precision=precision, seed=seed,
+            models=_ids(models), cache_dir=cache_dir, workers=workers,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
         with RichProgress(console) as progress:
@@ -247,12 +272,12 @@ def run(
             console.print(f"data: {splits.describe()}")
             fit.fit(splits, out, progress=progress)
         stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
-        stdout.print(run_tables(fit.summary_))
+        stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))
-        units = fit.summary_["units"]
+        units = fit.result_.units
         console.print(
             f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "
-            f"({units['computed']} units computed, {units['reused']} reused)"
+            f"({units.computed} units computed, {units.reused} reused)"
         )
 
 

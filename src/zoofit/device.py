@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -18,9 +18,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
-        raise ZoofitError(f"--device '{device}' is not a device torch knows (auto, cpu, cuda, cuda:N)") from error
+        raise ParameterError.of(
+            "device", f"'{device}' is not a device torch knows (auto, cpu, cuda, cuda:N)"
+        ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ZoofitError(f"--device '{device}' asked for CUDA, but no GPU is visible; use --device cpu")
+        raise ParameterError(f"{{device}} '{device}' asked for CUDA, but no GPU is visible; use the CPU ('cpu')")
     return resolved
 
 
@@ -44,7 +46,7 @@ def resolve_precision(precision: str, device: torch.device, *, training: bool = 
     """``auto`` is bf16 where the device computes it natively, else fp32; for training on a CPU it is fp32
     (measured no faster in bf16 there: the backward pass gains nothing)."""
     if precision not in PRECISIONS:
-        raise ZoofitError(f"--precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+        raise ParameterError.of("precision", f"must be one of {', '.join(PRECISIONS)}, not '{precision}'")
     if precision == "auto":
         if training and device.type != "cuda":
             return "fp32"

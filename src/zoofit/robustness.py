@@ -19,6 +19,7 @@ from zoofit.data import ImageSet
 from zoofit.ensemble import EnsembleClassifier, average
 from zoofit.evaluate.shift import CORRUPTIONS, sample, shift_report
 from zoofit.progress import Progress
+from zoofit.result import RobustnessResult, Scores
 from zoofit.store import Cache, content_key
 
 KIND = "shift"
@@ -37,7 +38,7 @@ def robustness(
     precision: str,
     batch_size: int,
     progress: Progress,
-) -> dict[str, Any]:
+) -> RobustnessResult:
     """The :func:`~zoofit.evaluate.shift.shift_report` of the ensemble (its ``members``: the manifest entries of
     the run folder ``root``) and of the ``best`` single trial (its entry) on ``count`` test images drawn with
     ``seed``, with its settings."""
@@ -69,4 +70,5 @@ def robustness(
 
     with progress.task("robustness", total=1 + len(CORRUPTIONS)) as task:
         report = shift_report(images, predict, severity=severity, seed=seed)
-    return {"images": len(images), "severity": severity, **report}
+    conditions = {condition: {name: Scores(**m) for name, m in by.items()} for condition, by in report.items()}
+    return RobustnessResult(len(images), severity, conditions)

@@ -57,7 +57,7 @@ class EnsembleClassifier:
         root = Path(run)
         if not root.is_dir():
             state = "is a file" if root.exists() else "does not exist"
-            raise ZoofitError(f"run folder '{root}' {state}; give the --out folder of a 'zoofit run'")
+            raise ZoofitError(f"run folder '{root}' {state}; give the folder a 'zoofit run' wrote")
         manifest = root / MANIFEST
         if not manifest.is_file():
             raise ZoofitError(f"run folder '{root}' has no {MANIFEST}: the run has not finished; rerun 'zoofit run'")

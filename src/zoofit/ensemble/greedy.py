@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
 from zoofit.evaluate import nll
 
 
@@ -54,8 +54,8 @@ def greedy_select(
         raise ZoofitError("no finished trials to ensemble")
     costs = np.asarray(gflops if gflops is not None else np.zeros(count), dtype=float)
     if max_gflops is not None and costs.min() > max_gflops:
-        raise ZoofitError(
-            f"no trial fits --max-gflops {max_gflops:g}; the cheapest needs {costs.min():.3g} GFLOPs per image"
+        raise ParameterError(
+            f"no trial fits {{max_gflops}} {max_gflops:g}; the cheapest needs {costs.min():.3g} GFLOPs per image"
         )
     counts = np.zeros(count, dtype=int)
     total = np.zeros_like(val_probs[0], dtype=np.float64)

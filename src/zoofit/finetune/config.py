@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from zoofit.errors import ZoofitError
+from zoofit.checks import is_whole
+from zoofit.errors import ParameterError
 
 #: Images with fewer pixels than this are "small": BiT-HyperRule (Kolesnikov et al., 2019) fine-tunes them at
 #: 128 px whatever the model's own resolution.
@@ -31,69 +33,111 @@ class TrialConfig:
         return f"lr={self.lr:g},steps={self.steps},seed={self.seed}"
 
 
+def setting(
+    default: Any, help: str, check: Callable[[Any], bool] | None = None, problem: str = "", *, option: bool = True
+) -> Any:
+    """A field of :class:`SweepConfig`, with everything said of it once: its default, its ``help`` (the CLI's
+    option, where ``option``), and the ``check`` its values must pass, else ``problem`` is the error."""
+    return field(default=default, metadata={"help": help, "check": check, "problem": problem, "option": option})
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Which trials to run: the top ``top_k`` ranked models x ``lrs`` x ``steps`` (one seed each), then the
-    greedy ensemble under the budget, and optionally a ``seed_baseline`` of the best trial's seeds.
+    greedy ensemble under the budget, and optionally a ``seed_baseline`` of the best trial's seeds; then the
+    robustness evaluation. Each field says what it means (``help``) and which values it takes.
 
     ``freeze_stride`` keeps the stem and the stages up to that output stride as pre-trained (weights and
-    normalisation statistics; see :mod:`zoofit.finetune.freeze`); 0 fine-tunes the whole network.
-
-    ``shift_images`` test images (0: none) are also corrupted in five ways at ``shift_severity`` (1-5) to
-    measure robustness to distribution shift (see :mod:`zoofit.evaluate.shift`).
-
-    ``image_size`` ``None`` means each model's own resolution, except for data whose images are all smaller
-    than 96 x 96 pixels when ``small_image_size`` is set: those are fine-tuned (and ranked) at that size.
+    normalisation statistics; see :mod:`zoofit.finetune.freeze`). ``image_size`` ``None`` means each model's own
+    resolution, except for data whose images are all smaller than 96 x 96 pixels when ``small_image_size`` is set:
+    those are fine-tuned (and ranked) at that size. Robustness: see :mod:`zoofit.evaluate.shift`.
     """
 
-    top_k: int = 3
-    lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
-    steps: tuple[int, ...] = (500,)
-    batch_size: int = 64
-    image_size: int | None = None
-    small_image_size: int | None = None
-    eval_batch_size: int | None = None  # None: suits the device (16 on CPU, 256 on GPU)
-    flip: bool = True
-    freeze_stride: int = 0
-    seed: int = 0
-    ensemble_steps: int = 20
-    max_members: int | None = None
-    max_gflops: float | None = None
-    seed_baseline: int = 0
-    shift_images: int = 2000
-    shift_severity: int = 3
+    name: str = setting("custom", "The preset this sweep comes from.", option=False)
+    top_k: int = setting(
+        3, "Fine-tune this many of the best-ranked models.", lambda v: is_whole(v) and v >= 1, "must be at least 1"
+    )
+    lrs: tuple[float, ...] = setting(
+        (0.003, 0.01, 0.03),
+        "Learning rates of the sweep, comma-separated.",
+        lambda v: bool(v) and min(v) > 0,
+        "must be positive learning rates",
+    )
+    steps: tuple[int, ...] = setting(
+        (500,),
+        "Training steps of the sweep, comma-separated.",
+        lambda v: bool(v) and all(is_whole(s) and s >= 1 for s in v),
+        "must be positive",
+    )
+    batch_size: int = setting(64, "Training batch size.", lambda v: is_whole(v) and v >= 1, "must be positive")
+    image_size: int | None = setting(
+        None, "Input resolution (0: each model's own).", lambda v: v is None or v >= 16, "must be at least 16 pixels"
+    )
+    small_image_size: int | None = setting(
+        None,
+        "Resolution of data smaller than 96 x 96 px where no image_size is set.",
+        lambda v: v is None or v >= 16,
+        "must be at least 16 pixels",
+        option=False,
+    )
+    eval_batch_size: int | None = setting(
+        None,
+        "Images per pass without gradients (None: 16 on CPU, 256 on GPU).",
+        lambda v: v is None or v >= 1,
+        "must be positive",
+        option=False,
+    )
+    flip: bool = setting(True, "Random horizontal flips in training.")
+    freeze_stride: int = setting(
+        0,
+        "Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).",
+        lambda v: is_whole(v) and v >= 0,
+        "must be 0 (fine-tune everything) or an output stride",
+    )
+    ensemble_steps: int = setting(20, "Greedy selection steps.", lambda v: is_whole(v) and v >= 1, "must be at least 1")
+    max_members: int | None = setting(
+        None, "At most this many distinct trials in the ensemble.", lambda v: v is None or v >= 1, "must be at least 1"
+    )
+    max_gflops: float | None = setting(
+        None, "At most this many GFLOPs per image for the ensemble.", lambda v: v is None or v > 0, "must be positive"
+    )
+    seed_baseline: int = setting(
+        0,
+        "Also ensemble N seeds of the best trial (0: off).",
+        lambda v: is_whole(v) and (v == 0 or v >= 2),
+        "needs at least 2 seeds (or 0)",
+    )
+    shift_images: int = setting(
+        2000,
+        "Test images corrupted in 5 ways to measure robustness (quick: 500, paper: 2000; 0: off).",
+        lambda v: is_whole(v) and v >= 0,
+        "must be 0 (off) or a number of images",
+    )
+    shift_severity: int = setting(
+        3,
+        "Severity of the corruptions, 1-5 as in ImageNet-C.",
+        lambda v: is_whole(v) and 1 <= v <= 5,
+        "must be 1 to 5 (ImageNet-C's severities)",
+    )
 
-    def trials(self) -> list[TrialConfig]:
+    def trials(self, seed: int = 0) -> list[TrialConfig]:
+        """One trial per step count and learning rate, each seeded with ``seed``."""
         return [
             TrialConfig(
-                lr, steps, self.batch_size, self.image_size, self.seed, flip=self.flip, freeze_stride=self.freeze_stride
+                lr, steps, self.batch_size, self.image_size, seed, flip=self.flip, freeze_stride=self.freeze_stride
             )
             for steps in self.steps
             for lr in self.lrs
         ]
 
-    def validate(self) -> None:
-        checks = [
-            (self.top_k >= 1, "--top-k must be at least 1"),
-            (bool(self.lrs) and min(self.lrs) > 0, "--lrs must be positive learning rates"),
-            (bool(self.steps) and min(self.steps) >= 1, "--steps must be positive"),
-            (self.batch_size >= 1, "--batch-size must be positive"),
-            (self.image_size is None or self.image_size >= 16, "--image-size must be at least 16 pixels"),
-            (self.freeze_stride >= 0, "--freeze-stride must be 0 (fine-tune everything) or an output stride"),
-            (self.small_image_size is None or self.small_image_size >= 16, "small_image_size must be >= 16 pixels"),
-            (self.ensemble_steps >= 1, "--ensemble-steps must be at least 1"),
-            (self.max_members is None or self.max_members >= 1, "--max-members must be at least 1"),
-            (self.max_gflops is None or self.max_gflops > 0, "--max-gflops must be positive"),
-            (self.seed_baseline == 0 or self.seed_baseline >= 2, "--seed-baseline needs at least 2 seeds (or 0)"),
-            (_whole(self.shift_images) and self.shift_images >= 0, "--shift-images must be 0 (off) or a number"),
-            (
-                _whole(self.shift_severity) and 1 <= self.shift_severity <= 5,
-                "--shift-severity must be 1 to 5 (ImageNet-C's severities)",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ZoofitError(message)
+    def validate(self) -> SweepConfig:
+        """This config, where every field passes its check; else a :class:`ParameterError` naming the first that
+        does not."""
+        for item in fields(self):
+            check, value = item.metadata["check"], getattr(self, item.name)
+            if check is not None and not check(value):
+                raise ParameterError.of(item.name, f"{item.metadata['problem']}, not {value!r}")
+        return self
 
     def for_images(self, largest_area: int) -> SweepConfig:
         """This config for data whose largest image has ``largest_area`` pixels: ``small_image_size`` becomes
@@ -103,45 +147,44 @@ class SweepConfig:
         return self
 
     def override(self, **values: Any) -> SweepConfig:
-        """This config with the given values replaced (``None`` values are ignored)."""
-        known = {f.name for f in fields(self)}
-        unknown = set(values) - known
+        """This config with the given values replaced (``None`` values are ignored; ``image_size=0`` asks for each
+        model's own resolution, whatever the data), validated."""
+        unknown = sorted(set(values) - {f.name for f in fields(self)})
         if unknown:
-            raise ValueError(f"unknown sweep settings: {sorted(unknown)}")
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+            raise ParameterError.of(unknown[0], f"is not a sweep setting; the settings are {', '.join(options())}")
+        changes = {k: v for k, v in values.items() if v is not None}
+        if changes.get("image_size") == 0:
+            changes.update(image_size=None, small_image_size=None)
+        return replace(self, **changes).validate()
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def options() -> list[str]:
+    """The settings of :class:`SweepConfig` that a front end offers as options."""
+    return [f.name for f in fields(SweepConfig) if f.metadata["option"]]
 
 
 #: Named presets. ``paper`` follows the published protocol (top 5 models, 500 steps at batch 64, lr in {0.003, 0.01,
 #: 0.03}, the whole network fine-tuned) and wants a GPU; it uses each model's own resolution, except for data
 #: smaller than 96 x 96, which it fine-tunes at 128 px, as BiT-HyperRule does: upsampling 28 px Fashion-MNIST
 #: further adds no detail, and costs the GPU about 3x the time (224 -> 128 px). ``quick`` is sized for the
-#: Fashion-MNIST demo on a 2-core CPU: 112 px, 300 steps at batch 32, lr 0.01, the top 3 models - diversity of
-#: pre-training buys more than a second learning rate - with the stem and the stages up to stride 8 kept as
-#: pre-trained (2.5% of a MobileNetV2's weights with a 10-class head, but over half of its training step on a CPU:
-#: the backward pass at the highest resolutions). Demo ensembles measured there (test accuracy / NLL, 2-core AMD
-#: EPYC, one trial at a time unless "two lanes"): the quick preset 0.873 / 0.401 in 258 s from an empty cache (best
-#: single trial 0.857); frozen to stride 4 0.866 / 0.404 in 274 s (best single 0.850), on two lanes 0.862 / 0.408
-#: (0.852); to stride 8 on two lanes 0.864 / 0.411; the whole network fine-tuned on two lanes 0.854 / 0.424 in 365 s
-#: (best single 0.842). The whole network on two lanes, before folded batch norms made efficientnet_lite0 the third
-#: model instead of lite1: top 3 x lr 0.01 x 300 steps 0.858 / 0.410; top 2 x lr {0.003, 0.01} 0.853 / 0.428 for the
-#: same time; top 3 x 200 steps 0.850; top 2 x lr 0.01 x 400 steps 0.850 / 0.485 and x 450 steps 0.855 / 0.475;
-#: batch 16 0.846; the first 2/3 of the steps at 78 px 0.845; a linear-probe head instead of a zero one lost 0.8
-#: points per trial; 64 px lost 3-5 points; lr 0.03 at batch 32 diverged (0.59). ``quick`` measures robustness on
-#: 500 test images (about 13 s of the demo), ``paper`` on 2,000.
+#: Fashion-MNIST demo on a 2-core CPU: 112 px, 300 steps at batch 32, lr 0.01, the top 3 models (diversity of
+#: pre-training buys more than a second learning rate), the stem and the stages up to stride 8 kept as pre-trained,
+#: robustness on 500 test images; the alternatives measured: ``benchmarks/results/notes-quick-preset-cpu.md``.
 PRESETS: dict[str, SweepConfig] = {
     "quick": SweepConfig(
-        top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=8, shift_images=500
+        "quick", top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=8, shift_images=500
     ),
-    "paper": SweepConfig(top_k=5, small_image_size=128),
+    "paper": SweepConfig("paper", top_k=5, small_image_size=128),
 }
 
 
 def preset(name: str) -> SweepConfig:
     """The named preset."""
     if name not in PRESETS:
-        raise ZoofitError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+        raise ParameterError.of("preset", f"must be one of {', '.join(PRESETS)}, not '{name}'")
     return PRESETS[name]
+
+
+def default_preset(gpu: bool) -> str:
+    """The preset a device gets where none is named: ``paper`` on a GPU, ``quick`` on a CPU."""
+    return "paper" if gpu else "quick"

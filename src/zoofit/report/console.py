@@ -15,6 +15,7 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
+from zoofit.result import RobustnessResult, RunResult
 
 if TYPE_CHECKING:  # only named in annotations: the report needs neither torch nor timm
     from zoofit.rank import RankedModel
@@ -94,22 +95,22 @@ def zoo_table(zoo: Zoo) -> Table:
     return table
 
 
-def run_tables(summary: dict[str, Any]) -> Group:
+def run_tables(result: RunResult) -> Group:
     """The test results of a run, then its robustness where it was measured."""
-    tables = [run_table(summary)]
-    if summary.get("robustness"):
-        tables.append(robustness_table(summary["robustness"]))
+    tables = [run_table(result)]
+    if result.robustness:
+        tables.append(robustness_table(result.robustness))
     return Group(*tables)
 
 
-def run_table(summary: dict[str, Any]) -> Table:
+def run_table(result: RunResult) -> Table:
     """The end-of-run comparison: the ensemble against the single-model baselines, on the test split."""
-    return _table(f"Test results ({summary['data']})", RESULT_COLUMNS, result_rows(summary), bold_row=0)
+    return _table(f"Test results ({result.data})", RESULT_COLUMNS, result_rows(result), bold_row=0)
 
 
-def robustness_table(report: dict[str, Any]) -> Table:
+def robustness_table(report: RobustnessResult) -> Table:
     """Accuracy, NLL and ECE of the ensemble and the best single trial, clean and under each corruption."""
-    title = f"Robustness ({report['images']} test images, each corruption at severity {report['severity']} of 5)"
+    title = f"Robustness ({report.images} test images, each corruption at severity {report.severity} of 5)"
     rows = robustness_rows(report)
     return _table(title, ROBUSTNESS_COLUMNS, rows, bold_row=len(rows) - 1)
 

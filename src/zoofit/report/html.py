@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from zoofit.errors import ZoofitError, first_line
-from zoofit.layout import RANKING, SUMMARY, TRIALS
+from zoofit.layout import RANKING, TRIALS
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
+from zoofit.result import RobustnessResult, RunResult
 
-COLOURS = ("#3b6ea5", "#d08c2b")  # first series (the ensemble, or the only one), second (the best single trial)
+#: Colours of the series, in order (the ensemble, or the only series, first); more series cycle through them.
+COLOURS = ("#3b6ea5", "#d08c2b", "#5a9e4b", "#b0463c", "#7d5ba6", "#8c6d31")
 _STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
 td.n{text-align:right;font-variant-numeric:tabular-nums}h2{margin-top:1.8em}.note{color:#666}
@@ -27,29 +29,24 @@ svg text{font:12px system-ui,sans-serif}"""
 def html_report(run: str | Path) -> str:
     """The page of the finished run folder ``run``."""
     root = Path(run)
+    result = RunResult.read(root)
     try:
-        summary = json.loads((root / SUMMARY).read_text(encoding="utf-8"))
         ranking = json.loads((root / RANKING).read_text(encoding="utf-8"))
         with (root / TRIALS).open(newline="", encoding="utf-8") as handle:
             trials = list(csv.DictReader(handle))
-    except (OSError, ValueError) as error:
-        raise ZoofitError(
-            f"run folder '{root}' holds no finished run to report ({error}); give the --out folder of a 'zoofit run'"
-        ) from error
-    try:
         sections = [
-            _overview(summary),
+            _overview(result),
             _ranking(ranking),
             _trials(trials, {row["model"]: row["knn_accuracy"] for row in ranking}),
-            _per_class(summary.get("per_class_accuracy") or {}),
-            _robustness(summary["robustness"]) if summary.get("robustness") else "",
+            _per_class(result.ensemble.per_class_accuracy),
+            _robustness(result.robustness) if result.robustness else "",
         ]
-    except (KeyError, TypeError, ValueError) as error:
+    except (OSError, KeyError, TypeError, ValueError) as error:
         raise ZoofitError(
             f"run folder '{root}' was written by another zoofit version or was altered ({_missing(error)} is missing "
             "or unreadable); run 'zoofit run' into it again"
         ) from error
-    title = f"zoofit run: {summary['data']}"
+    title = f"zoofit run: {result.data}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
@@ -61,12 +58,11 @@ def _missing(error: Exception) -> str:
     return repr(error.args[0]) if isinstance(error, KeyError) and error.args else first_line(error)
 
 
-def _overview(summary: dict[str, Any]) -> str:
-    stages = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in summary.get("stage_seconds", {}).items())
-    timing = f"; {summary['wall_seconds']:.0f} s ({stages})" if "wall_seconds" in summary else ""
+def _overview(result: RunResult) -> str:
+    stages = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in result.stage_seconds.items())
     return (
-        f"<p>Preset <b>{escape(str(summary.get('preset')))}</b>{escape(timing)}.</p>"
-        f"<h2>Test results</h2>{_table(RESULT_COLUMNS, result_rows(summary))}"
+        f"<p>Preset <b>{escape(result.preset)}</b>; {result.wall_seconds:.0f} s ({escape(stages)}).</p>"
+        f"<h2>Test results</h2>{_table(RESULT_COLUMNS, result_rows(result))}"
     )
 
 
@@ -96,7 +92,7 @@ def _trials(trials: list[dict[str, str]], knn: dict[str, float]) -> str:
                 float(t["lr"]),
                 int(t["steps"]),
                 int(t["seed"]),
-                *(_number(t.get(key)) for key in ("val_accuracy", "test_accuracy", "test_nll", "seconds")),
+                *(_float(t.get(key)) for key in ("val_accuracy", "test_accuracy", "test_nll", "seconds")),
             ]
             for t in trials
         ],  # fmt: skip
@@ -112,16 +108,17 @@ def _per_class(accuracy: dict[str, float | None]) -> str:
     return f"<h2>Test accuracy of the ensemble per class</h2>{chart}" if accuracy else ""
 
 
-def _robustness(report: dict[str, Any]) -> str:
+def _robustness(report: RobustnessResult) -> str:
     rows = robustness_rows(report)
     chart = _bars([(row[0], row[1:3]) for row in rows], ["ensemble", "best single"])  # the two accuracies
     return (
-        f"<h2>Robustness to distribution shift</h2><p class='note'>{report['images']} test images, each ImageNet-C "
-        f"corruption at severity {report['severity']} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
+        f"<h2>Robustness to distribution shift</h2><p class='note'>{report.images} test images, each ImageNet-C "
+        f"corruption at severity {report.severity} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
     )
 
 
-def _number(text: str | None) -> float | None:
+def _float(text: str | None) -> float | None:
+    """A CSV cell's number (None where empty)."""
     return float(text) if text else None
 
 
@@ -156,10 +153,10 @@ def _bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[s
             length = max(0.0, min(1.0, value)) * bars_width
             row_top = y + j * bar
             parts.append(f"<rect x='{label_width}' y='{row_top}' width='{length:.1f}' height='{bar - 2}' "
-                         f"fill='{COLOURS[j]}'/><text x='{label_width + length + 4:.1f}' y='{row_top + bar - 4}'>"
+                         f"fill='{COLOURS[j % len(COLOURS)]}'/><text x='{label_width + length + 4:.1f}' y='{row_top + bar - 4}'>"
                          f"{value:.3f}</text>")  # fmt: skip
     legend = "".join(
-        f"<rect x='{label_width + 130 * j}' y='{height - 14}' width='10' height='10' fill='{COLOURS[j]}'/>"
+        f"<rect x='{label_width + 130 * j}' y='{height - 14}' width='10' height='10' fill='{COLOURS[j % len(COLOURS)]}'/>"
         f"<text x='{label_width + 130 * j + 14}' y='{height - 5}'>{escape(name)}</text>"
         for j, name in enumerate(series)
     )

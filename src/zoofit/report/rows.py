@@ -1,39 +1,40 @@
-"""What the terminal tables and report.html show of a run summary: one set of rows for both, values unformatted."""
+"""What the terminal tables and report.html show of a run's result: one set of rows for both, values unformatted."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from zoofit.result import RobustnessResult, RunResult
+
 RESULT_COLUMNS = ("classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members")
+_CLASSIFIERS = ("ensemble", "best_single")
 ROBUSTNESS_COLUMNS = (
     "test images",
-    *(f"{m}: {c}" for m in ("accuracy", "NLL", "ECE") for c in ("ensemble", "best single")),
+    *(f"{m}: {c.replace('_', ' ')}" for m in ("accuracy", "NLL", "ECE") for c in _CLASSIFIERS),
 )
 _CONDITION_LABELS = {"clean": "as they are", "mean": "mean of the corruptions"}
 
 
-def result_rows(summary: dict[str, Any]) -> list[list[Any]]:
+def result_rows(result: RunResult) -> list[list[Any]]:
     """The ensemble, then the single-trial baselines: name, test accuracy, NLL, ECE, GFLOPs per image, members."""
-    members = ", ".join(
-        f"{m['model']} (lr={m['lr']:g}, seed={m['seed']}) x{m['weight']:.2f}" for m in summary["members"]
-    )
-    named = [("greedy ensemble", summary, members)]
-    named += [(name, summary[key], summary[key]["model"]) for name, key in
-              (("best single (by val)", "best_single"), ("best of kNN-top model", "knn_top"))]  # fmt: skip
-    if baseline := summary.get("seed_baseline"):
-        named.append((f"{len(baseline['trials'])} seeds of best single", baseline, baseline["model"]))
-    return [
-        [name, m.get("test_accuracy"), m.get("test_nll"), m.get("test_ece"), m.get("gflops_per_image"), who]
-        for name, m, who in named
-    ]
+    ensemble = result.ensemble
+    members = ", ".join(f"{m.label()} x{m.weight:.2f}" for m in ensemble.members)
+    named = [
+        ("greedy ensemble", ensemble.test, ensemble.gflops_per_image, members),
+        ("best single (by val)", result.best_single.test, result.best_single.gflops_per_image, result.best_single.model),
+        (f"best of {result.proxy}-top model", result.proxy_top.test, result.proxy_top.gflops_per_image,
+         result.proxy_top.model),
+    ]  # fmt: skip
+    if seeds := result.seed_baseline:
+        named.append((f"{len(seeds.trials)} seeds of best single", seeds.test, seeds.gflops_per_image, seeds.model))
+    return [[name, test.accuracy, test.nll, test.ece, gflops, who] for name, test, gflops, who in named]
 
 
-def robustness_rows(report: dict[str, Any]) -> list[list[Any]]:
+def robustness_rows(report: RobustnessResult) -> list[list[Any]]:
     """Per condition (clean, each corruption, their mean): its label, then accuracy, NLL and ECE of the ensemble
     and of the best single trial."""
     return [
         [_CONDITION_LABELS.get(condition, condition),
-         *(by[c][m] for m in ("accuracy", "nll", "ece") for c in ("ensemble", "best_single"))]
-        for condition, by in report.items()
-        if isinstance(by, dict)
+         *(getattr(by[c], m) for m in ("accuracy", "nll", "ece") for c in _CLASSIFIERS)]
+        for condition, by in report.conditions.items()
     ]  # fmt: skip

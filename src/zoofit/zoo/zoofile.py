@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import timm
 import yaml
 
+from zoofit.checks import is_number, is_whole
 from zoofit.errors import ZoofitError
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
@@ -20,23 +20,19 @@ _REQUIRED = ("id", "arch", "weights")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _whole(value: Any) -> bool:
-    return _number(value) and value == int(value)
+    return is_whole(value, whole_floats=True)  # YAML's 224.0 is a whole number
 
 
 def _three(values: Any) -> bool:
-    return isinstance(values, list) and len(values) == 3 and all(_number(v) and v >= 0 for v in values)
+    return isinstance(values, list) and len(values) == 3 and all(is_number(v) and v >= 0 for v in values)
 
 
 #: The kind of each model key that is not text (``preprocessing`` is checked by ``_parse_preprocessing``).
 _KINDS = {
     "arch_kwargs": ("a mapping", lambda value: isinstance(value, dict)),
     "num_classes": ("a whole number", _whole),
-    "gflops": ("a number", _number),
+    "gflops": ("a number", is_number),
     "preprocessing": ("a mapping", lambda value: True),
 }
 _TEXT = ("text (quote it)", lambda value: isinstance(value, str))
@@ -151,7 +147,7 @@ def _parse_preprocessing(value: Any, where: str) -> Preprocessing:
     size, mean, std = value["input_size"], value["mean"], value["std"]
     interpolation, crop_pct = value.get("interpolation", "bicubic"), value.get("crop_pct", 0.875)
     if not (
-        _whole(size) and size > 0 and _number(crop_pct) and 0 < crop_pct <= 1 and interpolation in INTERPOLATIONS
+        _whole(size) and size > 0 and is_number(crop_pct) and 0 < crop_pct <= 1 and interpolation in INTERPOLATIONS
         and _three(mean) and _three(std) and min(std) > 0
     ):  # fmt: skip
         raise ZoofitError(

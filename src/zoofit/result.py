@@ -1,0 +1,150 @@
+"""A run's result as typed records, written to and read from the run folder's ``summary.json`` here alone.
+
+Torch-free, so that the report and the CLI read a run without loading torch. ``SCHEMA`` is the version of the
+file's shape: bump it when a field changes, and a folder written by another version is refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dacite
+
+from zoofit.errors import ZoofitError, first_line
+from zoofit.finetune.config import SweepConfig, TrialConfig
+from zoofit.layout import SUMMARY
+
+SCHEMA = 2
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Test metrics of one classifier."""
+
+    accuracy: float
+    nll: float
+    ece: float
+
+
+@dataclass(frozen=True)
+class Member:
+    """One trial of the ensemble, with its weight and its hyper-parameters."""
+
+    trial: str
+    model: str
+    weight: float
+    settings: TrialConfig
+
+    def label(self) -> str:
+        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed})"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A classifier the ensemble is compared with: one trial, or the average of several (seeds of one)."""
+
+    model: str
+    trials: list[str]
+    test: Scores
+    gflops_per_image: float
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """The greedy ensemble: its members, its validation NLL (what the selection minimised) and its test scores."""
+
+    members: list[Member]
+    val_nll: float
+    test: Scores
+    per_class_accuracy: dict[str, float | None]  # None: a class without test images
+    gflops_per_image: float
+
+
+@dataclass(frozen=True)
+class RobustnessResult:
+    """Scores under distribution shift: ``conditions[condition][classifier]``, where the conditions are
+    ``clean``, each corruption and their ``mean``, and the classifiers ``ensemble`` and ``best_single``."""
+
+    images: int
+    severity: int
+    conditions: dict[str, dict[str, Scores]]
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of work this invocation computed, and those it found done (features per model, trials)."""
+
+    computed: int
+    reused: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``zoofit run`` found: the ensemble, its baselines, its robustness, and how the run went."""
+
+    data: str  # the splits, described
+    preset: str
+    sweep: SweepConfig
+    proxy: str  # the ranking proxy whose top model gives ``proxy_top``
+    ensemble: EnsembleResult
+    best_single: Baseline  # the best trial by validation accuracy
+    proxy_top: Baseline  # the best trial of the model the proxy ranked first
+    seed_baseline: Baseline | None
+    robustness: RobustnessResult | None
+    units: Units
+    stage_seconds: dict[str, float]
+    wall_seconds: float
+    schema: int = SCHEMA
+
+    def write(self, root: Path) -> Path:
+        """Write ``summary.json`` into the run folder ``root``."""
+        from zoofit.store import write_json  # the store loads torch; reading a result does not need it
+
+        write_json(root / SUMMARY, asdict(self))
+        return root / SUMMARY
+
+    @classmethod
+    def read(cls, root: str | Path) -> RunResult:
+        """The result in the run folder ``root``; a one-line error where there is none, or one of another shape."""
+        path = Path(root) / SUMMARY
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ZoofitError(
+                f"run folder '{root}' holds no finished run ({first_line(error)}); give the folder a 'zoofit run' wrote"
+            ) from error
+        schema = data.get("schema") if isinstance(data, dict) else None
+        try:
+            if schema != SCHEMA:
+                raise ValueError(f"its schema is {schema}, this version reads {SCHEMA}")
+            return dacite.from_dict(cls, data, config=dacite.Config(cast=[int, float, tuple], strict=True))
+        except (ValueError, dacite.DaciteError) as error:
+            raise ZoofitError(
+                f"'{path}' was written by another zoofit version or was altered ({first_line(error)}); "
+                "run 'zoofit run' into its folder again"
+            ) from error
+
+
+@dataclass
+class StageTimer:
+    """Wall seconds per stage of a run, and in all."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    start: float = field(default_factory=time.perf_counter)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - began, 2)
+
+    @property
+    def wall(self) -> float:
+        return time.perf_counter() - self.start
