@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from zoofit.cli import app
 from zoofit.data import DataConfig, ImageSet, SourceData, load_data, load_source, make_splits
 from zoofit.data.decode import UnreadableImage, decode_image
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
 
 # ---------------------------------------------------------------- decoding
 
@@ -261,16 +263,43 @@ def test_train_per_class_larger_than_a_class_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "config",
+    ("config", "message"),
     [
-        DataConfig("x", train_per_class=5, train_size=10),
-        DataConfig("x", val_fraction=1.0),
-        DataConfig("x", train_per_class=0),
+        (DataConfig("x", train_per_class=5, train_size=10), "give train_per_class or train_size, not both"),
+        (DataConfig("x", val_fraction=1.0), "val_fraction must lie strictly between 0 and 1, not 1.0"),
+        (DataConfig("x", test_fraction=0.0), "test_fraction must lie strictly between 0 and 1, not 0.0"),
+        (DataConfig("x", train_per_class=0), "train_per_class must be a positive number, not 0"),
+        (DataConfig("x", train_size=-1), "train_size must be a positive number, not -1"),
+        (DataConfig("x", max_side=8), "max_side must be at least 16 pixels, not 8"),
     ],
 )
-def test_bad_protocol_options_are_errors(config: DataConfig) -> None:
-    with pytest.raises(ZoofitError):
+def test_bad_protocol_options_name_their_parameter(config: DataConfig, message: str) -> None:
+    with pytest.raises(ParameterError) as raised:
         config.validate()
+    assert str(raised.value) == message
+
+
+def test_a_size_larger_than_the_data_names_its_parameter(make_image_folder) -> None:
+    folder = str(make_image_folder(per_class=4))
+    with pytest.raises(ParameterError, match=r"^train_per_class 50 is larger than class 'cat' \(4 images\); lower it$"):
+        load_data(folder, train_per_class=50)
+    with pytest.raises(ParameterError, match=r"^train_size 13 is larger than the training data \(12 images\)$"):
+        load_data(folder, train_size=13)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--train-per-class", "50"], "error: --train-per-class 50 is larger than class 'cat' (4 images); lower it"),
+        (["--train-per-class", "5", "--train-size", "9"], "error: give --train-per-class or --train-size, not both"),
+        (["--val-fraction", "1"], "error: --val-fraction must lie strictly between 0 and 1, not 1.0"),
+        (["--test-fraction", "0"], "error: --test-fraction must lie strictly between 0 and 1, not 0.0"),
+    ],
+)
+def test_the_cli_names_the_protocol_options(make_image_folder, options: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--data", str(make_image_folder(per_class=4)), *options])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and errors == [message]
 
 
 def test_fingerprint_follows_content() -> None:
