@@ -12,9 +12,6 @@ from zoofit.data.sources import check_source, load_source
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.progress import Progress
 
-#: Built-in sources and their default protocol (Fashion-MNIST mirrors VTAB-1k: 100 images per class).
-DEFAULT_TRAIN_PER_CLASS = {"fashion-mnist": 100}
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -92,7 +89,7 @@ def make_splits(data: SourceData, config: DataConfig) -> Splits:
         pool, test = pool.subset(np.flatnonzero(~test_mask)), pool.subset(np.flatnonzero(test_mask))
     per_class = config.train_per_class
     if per_class is None and config.train_size is None:
-        per_class = DEFAULT_TRAIN_PER_CLASS.get(data.name)
+        per_class = data.default_train_per_class
     if per_class is not None:
         pool = pool.subset(stratified_per_class(pool, per_class, rng))
     elif config.train_size is not None:
