@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
-from zoofit.data import DataConfig, ImageSet, SourceData, load_data, load_source, make_splits
+from zoofit.cli import app
+from zoofit.data import DataConfig, ImageSet, SourceData, load_data, load_source, make_splits, sources
 from zoofit.data.decode import UnreadableImage, decode_image
-from zoofit.errors import ZoofitError
+from zoofit.data.sources import CsvFile, Source
+from zoofit.errors import ParameterError, ZoofitError
 
 # ---------------------------------------------------------------- decoding
 
@@ -225,6 +228,64 @@ def test_fashion_mnist_protocol() -> None:
     assert splits.class_names[0] == "T-shirt/top"
 
 
+# ---------------------------------------------------------------- the registry of sources
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("csv:{tmp}/none.csv", "CSV file '{tmp}/none.csv' does not exist"),
+        ("npz:{tmp}/none", "numpy file '{tmp}/none' does not exist"),
+        ("fashion-mnist:{tmp}", "Fashion-MNIST not found in {tmp} (missing train-images-idx3-ubyte.gz"),
+        ("{tmp}/none.png", "data path '{tmp}/none.png' does not exist; give an image folder, a .csv or .npz file"),
+        ("{tmp}/notes.txt", "data path '{tmp}/notes.txt' is a file zoofit cannot read"),
+    ],
+)
+def test_a_source_that_names_nothing_to_read_fails_its_check(tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ZoofitError) as raised:
+        DataConfig(source.format(tmp=tmp_path)).validate()
+    assert str(raised.value).startswith(message.format(tmp=tmp_path))
+
+
+def test_a_csv_named_folder_is_read_as_a_csv_file(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").mkdir()
+    entry, location = sources.resolve(str(tmp_path / "d.csv"))
+    assert isinstance(entry, CsvFile) and location == str(tmp_path / "d.csv")
+    with pytest.raises(ZoofitError, match="CSV file '.*d.csv' does not exist"):
+        load_source(str(tmp_path / "d.csv"))
+
+
+def test_the_default_protocol_comes_from_the_source_not_its_name(make_image_folder) -> None:
+    root = make_image_folder(per_class=4)
+    folder = root.rename(root.parent / "fashion-mnist")
+    splits = load_data(str(folder))  # a folder called fashion-mnist is no Fashion-MNIST: all its images
+    assert splits.name == "fashion-mnist" and len(splits.train) + len(splits.val) == 12
+
+
+class Repeated(Source):
+    """A source made up for the test: ``repeat:N`` is N grey images of each of three classes."""
+
+    scheme = "repeat"
+    default_train_per_class = 3
+
+    def check(self, location: str) -> None:
+        if not location.isdigit():
+            raise ZoofitError(f"repeat:'{location}' is no number")
+
+    def load(self, location: str, *, max_side: int, progress) -> SourceData:
+        labels = np.arange(3 * int(location)) % 3
+        return SourceData("repeated", ImageSet(np.zeros((len(labels), 4, 4, 1), np.uint8), labels, ("a", "b", "c")))
+
+
+def test_a_source_is_one_entry_of_the_registry(monkeypatch) -> None:
+    monkeypatch.setattr(sources, "SOURCES", (Repeated(), *sources.SOURCES))
+    with pytest.raises(ZoofitError, match="is no number"):
+        DataConfig("repeat:x").validate()
+    splits = load_data("repeat:10", val_fraction=1 / 3)
+    assert list(splits.train.class_counts()) == [2, 2, 2] and list(splits.val.class_counts()) == [1, 1, 1]
+
+
 # ---------------------------------------------------------------- the protocol
 
 
@@ -261,16 +322,43 @@ def test_train_per_class_larger_than_a_class_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "config",
+    ("config", "message"),
     [
-        DataConfig("x", train_per_class=5, train_size=10),
-        DataConfig("x", val_fraction=1.0),
-        DataConfig("x", train_per_class=0),
+        (DataConfig("x", train_per_class=5, train_size=10), "give train_per_class or train_size, not both"),
+        (DataConfig("x", val_fraction=1.0), "val_fraction must lie strictly between 0 and 1, not 1.0"),
+        (DataConfig("x", test_fraction=0.0), "test_fraction must lie strictly between 0 and 1, not 0.0"),
+        (DataConfig("x", train_per_class=0), "train_per_class must be a positive number, not 0"),
+        (DataConfig("x", train_size=-1), "train_size must be a positive number, not -1"),
+        (DataConfig("x", max_side=8), "max_side must be at least 16 pixels, not 8"),
     ],
 )
-def test_bad_protocol_options_are_errors(config: DataConfig) -> None:
-    with pytest.raises(ZoofitError):
+def test_bad_protocol_options_name_their_parameter(config: DataConfig, message: str) -> None:
+    with pytest.raises(ParameterError) as raised:
         config.validate()
+    assert str(raised.value) == message
+
+
+def test_a_size_larger_than_the_data_names_its_parameter(make_image_folder) -> None:
+    folder = str(make_image_folder(per_class=4))
+    with pytest.raises(ParameterError, match=r"^train_per_class 50 is larger than class 'cat' \(4 images\); lower it$"):
+        load_data(folder, train_per_class=50)
+    with pytest.raises(ParameterError, match=r"^train_size 13 is larger than the training data \(12 images\)$"):
+        load_data(folder, train_size=13)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--train-per-class", "50"], "error: --train-per-class 50 is larger than class 'cat' (4 images); lower it"),
+        (["--train-per-class", "5", "--train-size", "9"], "error: give --train-per-class or --train-size, not both"),
+        (["--val-fraction", "1"], "error: --val-fraction must lie strictly between 0 and 1, not 1.0"),
+        (["--test-fraction", "0"], "error: --test-fraction must lie strictly between 0 and 1, not 0.0"),
+    ],
+)
+def test_the_cli_names_the_protocol_options(make_image_folder, options: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--data", str(make_image_folder(per_class=4)), *options])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and errors == [message]
 
 
 def test_fingerprint_follows_content() -> None:

@@ -95,12 +95,14 @@ def stack_if_uniform(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 
 @dataclass(frozen=True)
 class SourceData:
-    """What a source yields: all labelled training data, plus validation and test splits where given."""
+    """What a source yields: all labelled training data, plus validation and test splits where given, and the
+    training images per class its protocol draws where the user asks for no size (None: all of them)."""
 
     name: str
     train: ImageSet
     val: ImageSet | None = None
     test: ImageSet | None = None
+    default_train_per_class: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,8 @@ import numpy as np
 from zoofit.data.dataset import ImageSet, SourceData, Splits
 from zoofit.data.decode import DEFAULT_MAX_SIDE
 from zoofit.data.sources import check_source, load_source
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
 from zoofit.progress import Progress
-
-#: Built-in sources and their default protocol (Fashion-MNIST mirrors VTAB-1k: 100 images per class).
-DEFAULT_TRAIN_PER_CLASS = {"fashion-mnist": 100}
 
 
 @dataclass(frozen=True)
@@ -36,17 +33,17 @@ class DataConfig:
     def validate(self) -> None:
         """Check the settings, and that the source names something to read (no image is read)."""
         if self.train_per_class is not None and self.train_size is not None:
-            raise ZoofitError("give --train-per-class or --train-size, not both")
+            raise ParameterError("give {train_per_class} or {train_size}, not both")
         for name in ("train_per_class", "train_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ZoofitError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+                raise ParameterError.of(name, f"must be a positive number, not {value}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ZoofitError(f"--val-fraction must lie strictly between 0 and 1, not {self.val_fraction}")
+            raise ParameterError.of("val_fraction", f"must lie strictly between 0 and 1, not {self.val_fraction}")
         if self.test_fraction is not None and not 0.0 < self.test_fraction < 1.0:
-            raise ZoofitError(f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}")
+            raise ParameterError.of("test_fraction", f"must lie strictly between 0 and 1, not {self.test_fraction}")
         if self.max_side < 16:
-            raise ZoofitError(f"max_side must be at least 16 pixels, not {self.max_side}")
+            raise ParameterError.of("max_side", f"must be at least 16 pixels, not {self.max_side}")
         check_source(self.source)
 
 
@@ -92,7 +89,7 @@ def make_splits(data: SourceData, config: DataConfig) -> Splits:
         pool, test = pool.subset(np.flatnonzero(~test_mask)), pool.subset(np.flatnonzero(test_mask))
     per_class = config.train_per_class
     if per_class is None and config.train_size is None:
-        per_class = DEFAULT_TRAIN_PER_CLASS.get(data.name)
+        per_class = data.default_train_per_class
     if per_class is not None:
         pool = pool.subset(stratified_per_class(pool, per_class, rng))
     elif config.train_size is not None:
@@ -110,9 +107,9 @@ def stratified_per_class(images: ImageSet, per_class: int, rng: np.random.Genera
         if count == 0:
             continue
         if count < per_class:
-            raise ZoofitError(
-                f"--train-per-class {per_class} is larger than class '{images.class_names[label]}' "
-                f"({count} images); lower it"
+            raise ParameterError.of(
+                "train_per_class",
+                f"{per_class} is larger than class '{images.class_names[label]}' ({count} images); lower it",
             )
         chosen.append(rng.permutation(np.flatnonzero(images.labels == label))[:per_class])
     return np.sort(np.concatenate(chosen))
@@ -122,7 +119,7 @@ def stratified_sample(images: ImageSet, size: int, rng: np.random.Generator) -> 
     """Indices of ``size`` images with class proportions kept (largest-remainder rounding)."""
     counts = images.class_counts()
     if size > len(images):
-        raise ZoofitError(f"--train-size {size} is larger than the training data ({len(images)} images)")
+        raise ParameterError.of("train_size", f"{size} is larger than the training data ({len(images)} images)")
     exact = counts * size / counts.sum()
     take = np.floor(exact).astype(int)
     shortfall = size - take.sum()

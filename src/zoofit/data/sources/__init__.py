@@ -1,0 +1,82 @@
+"""Data sources: a registry with one entry per kind of data, each turning its string into :class:`SourceData`.
+
+A source is named by a string: an image folder, ``csv:PATH`` (or a ``.csv`` path), a ``.npz`` path,
+or the built-in ``fashion-mnist`` (``fashion-mnist:DIR`` for another location).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from zoofit.data.dataset import SourceData
+from zoofit.data.decode import DEFAULT_MAX_SIDE
+from zoofit.data.sources.base import PathSource, Source
+from zoofit.data.sources.csv_file import CsvFile, load_csv
+from zoofit.data.sources.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    FASHION_MNIST_ENV,
+    FashionMnist,
+    load_fashion_mnist,
+)
+from zoofit.data.sources.folder import ImageFolder, image_files, load_image_folder
+from zoofit.data.sources.npz_file import NpzFile, load_npz
+from zoofit.errors import ZoofitError
+from zoofit.progress import Progress
+
+#: Every source, in the order that recognises a string: first by its scheme, then (for an existing path
+#: without one) by :meth:`Source.recognises`, so a ``.csv`` folder is read as a CSV file, not as a folder.
+SOURCES: tuple[Source, ...] = (FashionMnist(), CsvFile(), NpzFile(), ImageFolder())
+
+
+def load_source(source: str, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
+    """Read the data named by ``source`` (see the module docstring for the accepted forms)."""
+    entry, location = resolve(source)
+    data = entry.load(location, max_side=max_side, progress=progress)
+    return replace(data, default_train_per_class=entry.default_train_per_class)
+
+
+def check_source(source: str) -> None:
+    """Fail at once, before any image is read, where ``source`` names nothing there is to read."""
+    entry, location = resolve(source)
+    entry.check(location)
+
+
+def resolve(source: str) -> tuple[Source, str]:
+    """The entry of :data:`SOURCES` that reads ``source``, and the location it reads."""
+    for entry in SOURCES:
+        location = entry.named_by(source)
+        if location is not None:
+            return entry, location
+    path = Path(source)
+    if not path.exists():
+        raise ZoofitError(
+            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or 'fashion-mnist'"
+        )
+    for entry in SOURCES:
+        if entry.recognises(path):
+            return entry, source
+    raise ZoofitError(f"data path '{source}' is a file zoofit cannot read; give a folder, a .csv or a .npz file")
+
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_ENV",
+    "SOURCES",
+    "CsvFile",
+    "FashionMnist",
+    "ImageFolder",
+    "NpzFile",
+    "PathSource",
+    "Source",
+    "check_source",
+    "image_files",
+    "load_csv",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "load_npz",
+    "load_source",
+    "resolve",
+]
