@@ -19,10 +19,12 @@ from safetensors.torch import save_file
 
 from tests.conftest import tiny_spec
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.store import content_key
 from zoofit.zoo import ModelSpec, Preprocessing, load_model, load_zoo, prepare_batch, preset_names
 from zoofit.zoo.convert import assign_by_position
 from zoofit.zoo.inference import fold_batch_norms
 from zoofit.zoo.load import count_gflops
+from zoofit.zoo.schemes import SCHEMES, WeightScheme
 from zoofit.zoo.transforms import _channel_scales
 
 # ---------------------------------------------------------------- zoo files
@@ -54,6 +56,11 @@ def test_zoo_file_resolves_relative_weight_paths(tmp_path: Path) -> None:
         ("models:\n  - {id: a, arch: test_resnet, weights: random, colour: red}", "unknown key"),
         ("models:\n  - {id: a, arch: no_such_net, weights: random}", "not a timm architecture"),
         ("models:\n  - {id: a, arch: test_resnet, weights: 'ftp:x'}", "must start with"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: 'file:'}", "must have the form file:<path>"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: 'timm:'}", "must have the form timm:<name>"),
+        ("models:\n  - {id: a, weights: 'timm:no_such_net.x'}", "unknown timm model 'no_such_net.x'"),
+        ("models:\n  - {id: a, arch: test_vit, weights: 'timm:test_resnet.r160_in1k'}", "leave 'arch' out"),
+        ("models:\n  - {id: a, arch: test_resnet, weights: 'pypi:x==1'}", "need 'pypi:<package>==<version>'"),
         (
             "models:\n  - {id: a, arch: test_resnet, weights: random}\n  - {id: a, arch: test_vit, weights: random}",
             "more than once",
@@ -96,6 +103,17 @@ def test_a_zoo_without_a_name_is_named_after_its_file(tmp_path: Path) -> None:
     assert load_zoo(tmp_path / "mine.yaml").name == "mine"
 
 
+def test_a_list_of_timm_weights_is_a_zoo_of_their_models() -> None:
+    zoo = load_zoo("timm:test_resnet.r160_in1k, timm:test_vit.r160_in1k")
+    assert zoo.name == "timm"
+    assert [(spec.id, spec.arch) for spec in zoo.models] == [
+        ("test_resnet.r160_in1k", "test_resnet"),
+        ("test_vit.r160_in1k", "test_vit"),
+    ]
+    with pytest.raises(ZoofitError, match="more than once"):
+        load_zoo("timm:test_vit.r160_in1k,timm:test_vit.r160_in1k")
+
+
 def test_unknown_zoo_and_model_id_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ZoofitError, match="unknown zoo 'zooo'"):
         load_zoo("zooo")
@@ -105,6 +123,60 @@ def test_unknown_zoo_and_model_id_are_errors(tmp_path: Path) -> None:
         load_zoo("timm:not_a_model.x")
     with pytest.raises(ZoofitError, match="unknown model id"):
         load_zoo("demo").select(["efficientnet_lite9"])
+
+
+# ---------------------------------------------------------------- the registry of weight schemes
+
+
+def test_the_registry_has_an_entry_for_every_scheme_a_zoo_file_can_name(tmp_path: Path) -> None:
+    documented = {
+        "timm": "{id: t, weights: 'timm:test_resnet.r160_in1k'}",
+        "file": "{id: f, arch: test_resnet, weights: 'file:w.pth'}",
+        "pypi": "{id: p, arch: test_resnet, weights: 'pypi:w==1', member: w.pth, sha256: '00'}",
+        "random": "{id: r, arch: test_resnet, weights: random}",
+    }
+    (tmp_path / "zoo.yaml").write_text("models:\n" + "".join(f"  - {model}\n" for model in documented.values()))
+    specs = load_zoo(tmp_path / "zoo.yaml").models
+    assert [spec.scheme for spec in specs] == list(documented) and set(SCHEMES) == set(documented)
+    for spec in specs:
+        entry = spec.weight_scheme
+        assert entry is SCHEMES[spec.scheme] and entry.name == spec.scheme
+        assert type(entry).load is not WeightScheme.load  # each entry loads its own weights
+
+
+def test_an_unknown_scheme_is_one_line_that_lists_the_known_ones(tmp_path: Path) -> None:
+    (tmp_path / "zoo.yaml").write_text("models:\n  - {id: a, arch: test_resnet, weights: 'hf-hub:org/net'}")
+    with pytest.raises(ZoofitError) as raised:
+        load_zoo(tmp_path / "zoo.yaml")
+    assert str(raised.value) == (
+        "model 'a': weights 'hf-hub:org/net' must start with a known scheme: "
+        "timm:<name>, file:<path>, pypi:<package>==<version>, random"
+    )
+    with pytest.raises(ModelError, match="^model 'a': weights 'hf-hub:org/net' must start with [^\n]*$"):
+        load_model(tiny_spec("a", weights="hf-hub:org/net"))  # a spec made in Python: that model is skipped
+
+
+def test_the_content_keys_of_specs_stay_what_they_were(tmp_path: Path) -> None:
+    """Cached features and trials are keyed by a spec's identity: changing a key throws all of them away."""
+    demo = load_zoo("demo").models
+    hub = ModelSpec(id="h", arch="test_resnet", weights="timm:test_resnet.r160_in1k", arch_kwargs={"drop_rate": 0.1})
+    pinned = {
+        "cef4969f7500bdf6b5e9": tiny_spec(),
+        "8f9ea7124bc6b3620292": tiny_spec(weights="file:/nonexistent/w.pth"),
+        "7f167d3c90d0841600dd": hub,
+        "dc73e2aca58316af3159": demo[0],
+        "e3d9d7d9d9028b165b6a": demo[3],
+    }
+    assert [content_key(spec.identity()) for spec in pinned.values()] == list(pinned)
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"x" * 10)
+    os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)
+    identity = tiny_spec(weights=f"file:{path}").identity()
+    assert identity == {
+        **tiny_spec().identity(),
+        "weights": f"file:{path}",
+        "file_state": (10, 1_700_000_000_000_000_000),
+    }
 
 
 # ---------------------------------------------------------------- file: weights

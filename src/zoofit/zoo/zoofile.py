@@ -1,8 +1,8 @@
-"""Zoo files: YAML lists of model specs, the built-in presets, and ad-hoc ``timm:`` lists."""
+"""Zoo files: YAML lists of model specs, the built-in presets, and ad-hoc lists of weights (``timm:``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import yaml
 
 from zoofit.checks import is_number, is_whole
 from zoofit.errors import ZoofitError
+from zoofit.zoo.schemes import SCHEMES
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 _SPEC_KEYS = {f.name for f in fields(ModelSpec)}
@@ -73,9 +74,10 @@ def preset_names() -> list[str]:
 def load_zoo(zoo: str | Path) -> Zoo:
     """A built-in preset by name (``demo``), a YAML zoo file, or ``timm:<name>[,timm:<name>...]``."""
     text = str(zoo)
-    if text.startswith("timm:"):
-        names = [part.strip() for part in text.split(",") if part.strip()]
-        return Zoo("timm", tuple(_timm_spec(name) for name in names))
+    scheme, colon, _ = text.partition(":")
+    if colon and scheme in SCHEMES:  # weights that name their architecture, one model each
+        models = [{"id": part.partition(":")[2], "weights": part} for part in map(str.strip, text.split(",")) if part]
+        return parse_zoo({"models": models}, origin=f"zoo '{text}'", name=scheme)
     if text in preset_names():
         content = resources.files("zoofit.zoo.presets").joinpath(f"{text}.yaml").read_text(encoding="utf-8")
         return parse_zoo(yaml.safe_load(content), origin=f"preset '{text}'", name=text)
@@ -95,8 +97,8 @@ def load_zoo(zoo: str | Path) -> Zoo:
 
 
 def parse_zoo(content: Any, *, origin: str, name: str, base: Path | None = None) -> Zoo:
-    """Validate the parsed YAML of a zoo (``name`` where it names none); ``file:`` paths are taken relative to
-    ``base``."""
+    """Validate the parsed YAML of a zoo (``name`` where it names none); weights' locations (``file:`` paths) are
+    taken relative to ``base``."""
     if not isinstance(content, dict) or not isinstance(content.get("models"), list) or not content["models"]:
         raise ZoofitError(f"{origin} needs a non-empty list under 'models:'")
     specs = [_parse_spec(entry, origin, base) for entry in content["models"]]
@@ -114,19 +116,20 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     unknown = sorted(set(entry) - _SPEC_KEYS)
     if unknown:
         raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
-    if str(entry.get("weights", "")).startswith("timm:") and "arch" not in entry:
-        entry = {**entry, "arch": timm.models.split_model_name_tag(entry["weights"][5:])[0]}
+    name, colon, location = str(entry.get("weights", "")).partition(":")
+    scheme = SCHEMES.get(name)  # an unknown one is reported by ModelSpec.validate
+    if scheme is not None and "arch" not in entry and (arch := scheme.arch_of(location)):
+        entry = {**entry, "arch": arch}
     missing = [key for key in _REQUIRED if key not in entry]
     if missing:
         raise ZoofitError(f"{where}: missing key(s) {', '.join(missing)}")
     values = {key: _typed(key, value, where) for key, value in entry.items()}
     if "preprocessing" in values:
         values["preprocessing"] = _parse_preprocessing(values["preprocessing"], where)
-    if str(values["weights"]).startswith("file:") and base is not None:
-        location = Path(values["weights"][5:]).expanduser()
-        values["weights"] = f"file:{location if location.is_absolute() else (base / location).resolve()}"
     spec = ModelSpec(**values)
     spec.validate()
+    if scheme is not None and base is not None:
+        spec = replace(spec, weights=f"{name}{colon}{scheme.resolve(location, base)}")
     if not timm.is_model(spec.arch):
         raise ZoofitError(f"{where}: '{spec.arch}' is not a timm architecture (see timm.list_models())")
     return spec
@@ -155,11 +158,3 @@ def _parse_preprocessing(value: Any, where: str) -> Preprocessing:
             f"interpolation one of {', '.join(INTERPOLATIONS)}, crop_pct in (0, 1]"
         )
     return Preprocessing(int(size), tuple(mean), tuple(std), interpolation, float(crop_pct))
-
-
-def _timm_spec(weights: str) -> ModelSpec:
-    name = weights[5:]
-    arch = timm.models.split_model_name_tag(name)[0]
-    if not timm.is_model(arch):
-        raise ZoofitError(f"unknown timm model '{name}' (see timm.list_pretrained())")
-    return ModelSpec(id=name, arch=arch, weights=weights)

