@@ -1,6 +1,7 @@
 """Running the trials of a sweep through an executor: those not yet stored, one at a time here or several at
-once in worker processes. Small models leave a device under-used, so several trials side by side finish
-sooner (measured speeds: benchmarks/results/notes-cpu-lanes.md). The driver alone stores the trials."""
+once in worker processes; the driver (here) alone stores them. Small models leave a device under-used: on a
+CPU, single-threaded trials side by side finish sooner than one after the other on all cores
+(benchmarks/results/notes-cpu-lanes.md); on a GPU, concurrent trials hide each other's Python overhead."""
 
 from __future__ import annotations
 
