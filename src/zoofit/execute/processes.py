@@ -3,7 +3,8 @@
 Workers are spawned (safe with CUDA) and import zoofit afresh; each gets the shared input once, when it starts,
 and runs its units on its share of the CPU cores. A unit's result comes back pickled (tensors as bytes, not
 shared-memory handles), its progress through a queue that a thread here replays into the caller's progress.
-Workers die with this process, so a killed run leaves nothing training behind.
+Workers die with this process, so a killed run leaves nothing running behind (strictly: with the thread that
+iterates :meth:`LocalProcesses.map`, which spawns them; the pool is shut down before the map ends).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class LocalProcesses:
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
     def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
+        if not items:  # no process to start
+            return
         spawn = get_context("spawn")
         events = spawn.Queue()
         forwarder = threading.Thread(target=_forward_progress, args=(events, progress), daemon=True)
@@ -89,16 +92,20 @@ def _main_script_hidden() -> Iterator[None]:
     """Spawned processes re-run the caller's main script before they start work; a script without an
     ``if __name__ == "__main__":`` guard would then start its work again in every worker (which hangs).
     Workers need only zoofit, so the main script is hidden from them while they are spawned."""
-    main = sys.modules["__main__"]
-    saved = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
-    main.__spec__ = None
-    if "__file__" in saved:
-        del main.__file__
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(main, name, value)
+    with _main_script_lock:  # maps in several threads may submit at once
+        main = sys.modules["__main__"]
+        saved = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
+        main.__spec__ = None
+        if "__file__" in saved:
+            del main.__file__
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(main, name, value)
+
+
+_main_script_lock = threading.Lock()
 
 
 # --- here: progress events from the workers -> the caller's Progress
