@@ -1,4 +1,5 @@
-"""Trials run in worker processes: the same results as in this process, progress forwarded, stored once."""
+"""Trials run through an executor: the same results in worker processes as here, progress forwarded, stored once
+by the driver."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ import torch
 
 from tests.conftest import tiny_spec
 from zoofit.data import load_data
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
+from zoofit.execute import InProcess, LocalProcesses
 from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
 from zoofit.finetune.runner import longest_first_makespan
-from zoofit.finetune.sweep import train_and_store
 from zoofit.store import cache_root
 
 
@@ -58,14 +59,20 @@ JOBS = [(tiny_spec(), TrialConfig(lr=lr, steps=6, batch_size=8, image_size=32)) 
 JOBS.append((tiny_spec("tiny_effnet", "test_efficientnet"), TrialConfig(lr=0.01, steps=6, batch_size=8, image_size=32)))
 
 
-def test_workers_train_what_this_process_trains(context_for, tmp_path: Path) -> None:
-    here = TrialRunner(context_for(tmp_path / "here"), workers=1).run(JOBS)
+def test_both_executors_train_the_same_trials(context_for, tmp_path: Path) -> None:
+    """One thread a trial on either: the very same numbers, wherever a trial ran."""
+    here = TrialRunner(context_for(tmp_path / "here"), executor=InProcess(threads=1)).run(JOBS)
     progress = RecordingProgress()
-    pooled = TrialRunner(context_for(tmp_path / "pooled"), workers=2, progress=progress).run(JOBS)
+    pooled_runner = TrialRunner(
+        context_for(tmp_path / "pooled"), executor=LocalProcesses(2, threads=1), progress=progress
+    )
+    pooled = pooled_runner.run(JOBS)
+    assert pooled_runner.workers == 2
     assert [r.key for r in pooled] == [r.key for r in here] and not any(r.reused for r in pooled)
-    for a, b in zip(here, pooled, strict=True):  # one thread per worker vs two here: equal up to rounding
-        np.testing.assert_allclose(a.val_probs, b.val_probs, atol=1e-4)
-        np.testing.assert_allclose(a.test_probs, b.test_probs, atol=1e-4)
+    for a, b in zip(here, pooled, strict=True):
+        np.testing.assert_array_equal(a.val_probs, b.val_probs)
+        np.testing.assert_array_equal(a.test_probs, b.test_probs)
+        assert a.result == b.result | {"seconds": a.result["seconds"]}
     assert len(progress.totals) == 3 and all(progress.advanced[d] == 6 for d in progress.totals)
 
     again = TrialRunner(context_for(tmp_path / "pooled"), workers=2).run([*JOBS, JOBS[0]])
@@ -90,21 +97,26 @@ def test_resolve_workers(monkeypatch) -> None:
     assert longest_first_makespan([3, 2, 2, 1], 2) == 4
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 4  # measured on 2 cores only
-    with pytest.raises(ZoofitError, match="--workers"):
+    with pytest.raises(ParameterError, match="workers must be at least 1, not 0"):
         resolve_workers(0, torch.device("cpu"))
 
 
-def test_workers_take_the_longest_trials_first(context_for, tmp_path: Path, monkeypatch) -> None:
-    submitted = []
+class RecordingExecutor(InProcess):
+    """Runs the units here, noting the order they were handed over in."""
 
-    def in_order(jobs, context, workers, progress) -> None:  # the pool, but one job after another, here
-        submitted.extend(jobs)
-        for spec, config in jobs:
-            train_and_store(spec, config, context, progress)
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list = []
 
-    monkeypatch.setattr("zoofit.finetune.runner._run_in_workers", in_order)
-    records = TrialRunner(context_for(tmp_path), workers=2).run(JOBS, costs=[1.0, 3.0, 2.0])
-    assert submitted == [JOBS[1], JOBS[2], JOBS[0]]
+    def map(self, unit, shared, items, progress):
+        self.items.extend(items)
+        return super().map(unit, shared, items, progress)
+
+
+def test_workers_take_the_longest_trials_first(context_for, tmp_path: Path) -> None:
+    executor = RecordingExecutor()
+    records = TrialRunner(context_for(tmp_path), executor=executor).run(JOBS, costs=[1.0, 3.0, 2.0])
+    assert executor.items == [JOBS[1], JOBS[2], JOBS[0]]
     assert [(r.model, r.config) for r in records] == [(spec.id, config) for spec, config in JOBS]
 
 
@@ -139,8 +151,8 @@ def test_a_trial_redone_on_resume_gives_the_same_numbers(context_for, tmp_path: 
 
 
 def test_workers_end_normally_after_the_sweep(context_for, tmp_path: Path, monkeypatch) -> None:
-    """A worker is spawned from a lane thread, whose end would SIGKILL it (PR_SET_PDEATHSIG) if the pool
-    had not shut it down first."""
+    """The pool shuts its workers down at the end (PR_SET_PDEATHSIG would SIGKILL a worker whose spawning
+    thread ended first)."""
     processes = {}
     submit = ProcessPoolExecutor.submit
 

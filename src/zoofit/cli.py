@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
 
-try:  # typer 0.2x runs commands on its own copy of click, whose context is not click's
+try:  # typer 0.2x runs commands in its own copy of click, whose context the click package does not see
     from typer._click.globals import get_current_context
-except ImportError:
+except ImportError:  # older typers run them in click
     from click import get_current_context
 
 from zoofit.data import DataConfig, image_files, load_data
@@ -245,7 +245,7 @@ def run(
     ] = None,
     workers: Annotated[
         int | None,
-        _option("Trials trained at once: here and in N-1 processes (default: CPU cores up to 4; 4 on a GPU)."),
+        _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
     ] = None,
     models: Models = None,
     k: K = 1,

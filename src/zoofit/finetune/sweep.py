@@ -66,7 +66,7 @@ def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: s
 
 @dataclass(frozen=True)
 class TrialContext:
-    """What every trial of a run shares (picklable: worker processes get one copy each)."""
+    """What every trial of a run shares (picklable: each worker process gets one copy)."""
 
     splits: Splits
     run_root: Path
@@ -84,8 +84,25 @@ class TrialContext:
         return trial_key(spec, config, self.splits, self.precision, self.eval_precision)
 
 
-def train_and_store(spec: ModelSpec, config: TrialConfig, context: TrialContext, progress: Progress) -> str:
-    """Fine-tune ``spec`` with ``config`` and store the trial in the run (atomically); return its key."""
+Job = tuple[ModelSpec, TrialConfig]
+
+
+@dataclass(frozen=True)
+class TrialOutput:
+    """What a trial hands back to the driver, which stores it in the run (wherever the trial ran)."""
+
+    key: str
+    result: dict[str, Any]
+    predictions: dict[str, torch.Tensor]
+    checkpoint: dict[str, torch.Tensor]
+
+    def save(self, store: RunStore) -> None:
+        store.save_trial(self.key, self.result, self.predictions, self.checkpoint)
+
+
+def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
+    """The unit of work of a sweep: fine-tune ``job``'s model with its config; write nothing."""
+    spec, config = job
     key = context.key(spec, config)
     splits = context.splits
     loaded = load_model(spec, Cache(context.cache_root))
@@ -111,8 +128,7 @@ def train_and_store(spec: ModelSpec, config: TrialConfig, context: TrialContext,
     predictions = {"val_probs": torch.from_numpy(trained.val_probs)}
     if trained.test_probs is not None:
         predictions["test_probs"] = torch.from_numpy(trained.test_probs)
-    context.store.save_trial(key, result, predictions, trained.state)
-    return key
+    return TrialOutput(key, result, predictions, trained.state)
 
 
 def load_record(store: RunStore, key: str, model: str, config: TrialConfig, reused: bool) -> TrialRecord:
