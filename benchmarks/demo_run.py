@@ -10,29 +10,32 @@ Writes benchmarks/results/demo_run-<preset>-<cpu|gpu>.json.
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import run_fresh, save  # noqa: E402
 
+from zoofit.result import RunResult  # noqa: E402
+
 
 def read_summary(out: Path) -> dict[str, Any]:
-    summary = json.loads((out / "summary.json").read_text())
+    result = RunResult.read(out)
+    ensemble = result.ensemble
     return {
-        "preset": summary["preset"],
-        "test_accuracy": summary["test_accuracy"],
-        "test_nll": summary["test_nll"],
-        "test_ece": summary["test_ece"],
-        "members": [f"{m['model']} lr={m['lr']:g} x{m['weight']:.2f}" for m in summary["members"]],
-        "gflops_per_image": summary["gflops_per_image"],
-        "stage_seconds": summary["stage_seconds"],
-        "best_single": summary["best_single"],
-        "knn_top": summary["knn_top"],
-        "ensemble_beats_best_single_nll": summary["test_nll"] < summary["best_single"]["test_nll"],
-        "robustness_mean": (summary["robustness"] or {}).get("mean"),
+        "preset": result.preset,
+        "test_accuracy": ensemble.test.accuracy,
+        "test_nll": ensemble.test.nll,
+        "test_ece": ensemble.test.ece,
+        "members": [f"{m.model} lr={m.settings.lr:g} x{m.weight:.2f}" for m in ensemble.members],
+        "gflops_per_image": ensemble.gflops_per_image,
+        "stage_seconds": result.stage_seconds,
+        "best_single": asdict(result.best_single),
+        "proxy_top": asdict(result.proxy_top),
+        "ensemble_beats_best_single_nll": ensemble.test.nll < result.best_single.test.nll,
+        "robustness_mean": asdict(result.robustness)["conditions"]["mean"] if result.robustness else None,
     }
 
 

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from cpu_suite import feature_extraction, fine_tuning, knn, scaling, synchronize
 from zoofit import Ranker  # noqa: E402
 from zoofit.data import ImageSet, load_data  # noqa: E402
 from zoofit.device import resolve_device  # noqa: E402
+from zoofit.result import RunResult  # noqa: E402
 from zoofit.zoo import ModelSpec  # noqa: E402
 
 ZOO_15 = [
@@ -188,23 +190,23 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
     start = time.perf_counter()  # the zoofit of this interpreter, whatever PATH holds
     subprocess.run([sys.executable, "-m", "zoofit.cli", *arguments, "--out", str(out)], check=True, timeout=500)
     wall = time.perf_counter() - start
-    summary = json.loads((out / "summary.json").read_text())
+    result = RunResult.read(out)
     with open(out / "trials.csv", newline="") as handle:
         trials = list(csv.DictReader(handle))
     return {
         "command": " ".join(["zoofit", *arguments]),
-        "image_size": summary["sweep"]["image_size"],  # None: each model's own
+        "image_size": result.sweep.image_size,  # None: each model's own
         "process_wall_seconds": round(wall, 1),
-        "wall_seconds": round(summary["wall_seconds"], 1),
-        "stage_seconds": summary["stage_seconds"],
+        "wall_seconds": round(result.wall_seconds, 1),
+        "stage_seconds": result.stage_seconds,
         "trials": len(list((out / "trials").iterdir())),
         "trial_seconds": {f"{row['model']} lr={row['lr']}": round(float(row["seconds"]), 1) for row in trials},
         "rank_seconds": {
             row["model"]: round(row["seconds"], 2) for row in json.loads((out / "ranking.json").read_text())
         },
-        "test_accuracy": summary["test_accuracy"],
-        "test_nll": summary["test_nll"],
-        "best_single": summary["best_single"],
+        "test_accuracy": result.ensemble.test.accuracy,
+        "test_nll": result.ensemble.test.nll,
+        "best_single": asdict(result.best_single),
     }
 
 

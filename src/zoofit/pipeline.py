@@ -19,14 +19,15 @@ from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
-from zoofit.finetune.config import TrialConfig, default_preset, preset
+from zoofit.finetune.config import default_preset, preset
+from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankedModel, Ranker
 from zoofit.result import Baseline, EnsembleResult, Member, RunResult, Scores, StageTimer, Units
 from zoofit.robustness import robustness
 from zoofit.store import Cache, RunStore
-from zoofit.zoo import ModelSpec, Zoo
+from zoofit.zoo import Zoo
 
 log = logging.getLogger("zoofit")
 
@@ -162,9 +163,6 @@ class ZooFit:
         store.write_csv(TRIALS, [t.row() for t in trials + seeds])
         self.result_.write(store.root)
         return self
-
-
-Job = tuple[ModelSpec, TrialConfig]
 
 
 def plan_trials(ranker: Ranker, config: SweepConfig, seed: int) -> tuple[list[Job], list[float]]:
