@@ -153,7 +153,7 @@ def test_sweep_grid_and_validation() -> None:
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
     with pytest.raises(ParameterError, match="^top_k must be at least 1, not 0$"):  # as Python names it
         config.override(top_k=0)
-    with pytest.raises(ParameterError, match="^freeze_stride must be 0"):
+    with pytest.raises(ParameterError, match="^freeze_stride must be at least 0, not -1$"):
         SweepConfig(freeze_stride=-1).validate()
     with pytest.raises(ParameterError, match="^top_kk is not a sweep setting; the settings are top_k, lrs,"):
         config.override(top_kk=3)

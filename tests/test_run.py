@@ -208,9 +208,9 @@ def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path:
         (["--lrs", ""], "split", "--lrs '' is not a comma-separated list"),
         (["--max-gflops", "0.000001"], "split", "--max-gflops"),
         (["--workers", "0"], "split", "--workers must be at least 1"),
-        (["--freeze-stride", "-1"], "split", "--freeze-stride must be 0"),
+        (["--freeze-stride", "-1"], "split", "--freeze-stride must be at least 0"),
         (["--shift-severity", "6"], "split", "--shift-severity must be 1 to 5"),
-        (["--shift-images", "-1"], "split", "--shift-images must be 0"),
+        (["--shift-images", "-1"], "split", "--shift-images must be at least 0"),
     ],
 )
 def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:

@@ -5,27 +5,14 @@ builds its options from them at once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zoofit.lazy import lazy_exports
 
-_HOMES = {
-    "PRESETS": "zoofit.finetune.config",
-    "SweepConfig": "zoofit.finetune.config",
-    "TrialConfig": "zoofit.finetune.config",
-    "preset": "zoofit.finetune.config",
-    "TrialRunner": "zoofit.finetune.runner",
-    "resolve_workers": "zoofit.finetune.runner",
-    "TrialContext": "zoofit.finetune.sweep",
-    "TrialRecord": "zoofit.finetune.sweep",
-    "TrainedTrial": "zoofit.finetune.trial",
-    "train_trial": "zoofit.finetune.trial",
+_MODULES = {
+    "config": ("PRESETS", "SweepConfig", "TrialConfig", "preset"),
+    "runner": ("TrialRunner", "resolve_workers"),
+    "sweep": ("TrialContext", "TrialRecord"),
+    "trial": ("TrainedTrial", "train_trial"),
 }
+_HOMES = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
-
-if TYPE_CHECKING:  # the same names, for type checkers and editors
-    from zoofit.finetune.config import PRESETS, SweepConfig, TrialConfig, preset  # noqa: F401
-    from zoofit.finetune.runner import TrialRunner, resolve_workers  # noqa: F401
-    from zoofit.finetune.sweep import TrialContext, TrialRecord  # noqa: F401
-    from zoofit.finetune.trial import TrainedTrial, train_trial  # noqa: F401

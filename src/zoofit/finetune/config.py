@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from zoofit.checks import is_whole
+from zoofit.checks import is_number, is_whole
 from zoofit.errors import ParameterError
 
 #: Images with fewer pixels than this are "small": BiT-HyperRule (Kolesnikov et al., 2019) fine-tunes them at
@@ -41,6 +41,17 @@ def setting(
     return field(default=default, metadata={"help": help, "check": check, "problem": problem, "option": option})
 
 
+def _at_least(low: int, *, none: bool = False) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a whole number of at least ``low`` (or None, where ``none``)."""
+    return (lambda v: (none and v is None) or (is_whole(v) and v >= low)), f"must be at least {low}"
+
+
+def _positive(*, whole: bool) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a non-empty tuple of positive numbers (whole ones, where ``whole``)."""
+    kind = is_whole if whole else is_number
+    return (lambda v: bool(v) and all(kind(x) and x > 0 for x in v)), f"must be positive{' whole' * whole} numbers"
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Which trials to run: the top ``top_k`` ranked models x ``lrs`` x ``steps`` (one seed each), then the
@@ -54,71 +65,41 @@ class SweepConfig:
     """
 
     name: str = setting("custom", "The preset this sweep comes from.", option=False)
-    top_k: int = setting(
-        3, "Fine-tune this many of the best-ranked models.", lambda v: is_whole(v) and v >= 1, "must be at least 1"
-    )
+    top_k: int = setting(3, "Fine-tune this many of the best-ranked models.", *_at_least(1))
     lrs: tuple[float, ...] = setting(
-        (0.003, 0.01, 0.03),
-        "Learning rates of the sweep, comma-separated.",
-        lambda v: bool(v) and min(v) > 0,
-        "must be positive learning rates",
+        (0.003, 0.01, 0.03), "Learning rates of the sweep, comma-separated.", *_positive(whole=False)
     )
-    steps: tuple[int, ...] = setting(
-        (500,),
-        "Training steps of the sweep, comma-separated.",
-        lambda v: bool(v) and all(is_whole(s) and s >= 1 for s in v),
-        "must be positive",
-    )
-    batch_size: int = setting(64, "Training batch size.", lambda v: is_whole(v) and v >= 1, "must be positive")
-    image_size: int | None = setting(
-        None, "Input resolution (0: each model's own).", lambda v: v is None or v >= 16, "must be at least 16 pixels"
-    )
+    steps: tuple[int, ...] = setting((500,), "Training steps of the sweep, comma-separated.", *_positive(whole=True))
+    batch_size: int = setting(64, "Training batch size.", *_at_least(1))
+    image_size: int | None = setting(None, "Input resolution (0: each model's own).", *_at_least(16, none=True))
     small_image_size: int | None = setting(
-        None,
-        "Resolution of data smaller than 96 x 96 px where no image_size is set.",
-        lambda v: v is None or v >= 16,
-        "must be at least 16 pixels",
-        option=False,
+        None, "Resolution of data under 96 x 96 px without an image_size.", *_at_least(16, none=True), option=False
     )
     eval_batch_size: int | None = setting(
-        None,
-        "Images per pass without gradients (None: 16 on CPU, 256 on GPU).",
-        lambda v: v is None or v >= 1,
-        "must be positive",
-        option=False,
+        None, "Images per pass without gradients (None: 16 on CPU, 256 on GPU).", *_at_least(1, none=True), option=False
     )
     flip: bool = setting(True, "Random horizontal flips in training.")
     freeze_stride: int = setting(
-        0,
-        "Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).",
-        lambda v: is_whole(v) and v >= 0,
-        "must be 0 (fine-tune everything) or an output stride",
+        0, "Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).", *_at_least(0)
     )
-    ensemble_steps: int = setting(20, "Greedy selection steps.", lambda v: is_whole(v) and v >= 1, "must be at least 1")
+    ensemble_steps: int = setting(20, "Greedy selection steps.", *_at_least(1))
     max_members: int | None = setting(
-        None, "At most this many distinct trials in the ensemble.", lambda v: v is None or v >= 1, "must be at least 1"
+        None, "At most this many distinct trials in the ensemble.", *_at_least(1, none=True)
     )
     max_gflops: float | None = setting(
         None, "At most this many GFLOPs per image for the ensemble.", lambda v: v is None or v > 0, "must be positive"
     )
     seed_baseline: int = setting(
-        0,
-        "Also ensemble N seeds of the best trial (0: off).",
-        lambda v: is_whole(v) and (v == 0 or v >= 2),
+        0, "Also ensemble N seeds of the best trial (0: off).", lambda v: is_whole(v) and v >= 0 and v != 1,
         "needs at least 2 seeds (or 0)",
-    )
+    )  # fmt: skip
     shift_images: int = setting(
-        2000,
-        "Test images corrupted in 5 ways to measure robustness (quick: 500, paper: 2000; 0: off).",
-        lambda v: is_whole(v) and v >= 0,
-        "must be 0 (off) or a number of images",
+        2000, "Test images corrupted in 5 ways to measure robustness (quick: 500, paper: 2000; 0: off).", *_at_least(0)
     )
     shift_severity: int = setting(
-        3,
-        "Severity of the corruptions, 1-5 as in ImageNet-C.",
-        lambda v: is_whole(v) and 1 <= v <= 5,
+        3, "Severity of the corruptions, 1-5 as in ImageNet-C.", lambda v: is_whole(v) and 1 <= v <= 5,
         "must be 1 to 5 (ImageNet-C's severities)",
-    )
+    )  # fmt: skip
 
     def trials(self, seed: int = 0) -> list[TrialConfig]:
         """One trial per step count and learning rate, each seeded with ``seed``."""
