@@ -129,7 +129,12 @@ class ZooFit:
         )  # fmt: skip
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
-        """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there)."""
+        """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
+        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset."""
+        with RunStore(Path(out)).writer() as store:
+            return self._fit(splits, store, progress)
+
+    def _fit(self, splits: Splits, store: RunStore, progress: Progress | None) -> ZooFit:
         start = time.perf_counter()
         if splits.test is None:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or --test-fraction")
@@ -140,7 +145,7 @@ class ZooFit:
         resolve_workers(self.workers, device)  # a bad --workers is reported before any work
         self.preset_ = self.preset_name(gpu=device.type == "cuda")
         config = self.sweep_config(gpu=device.type == "cuda", largest_area=splits.ranking_set.largest_area())
-        store = RunStore(Path(out))
+        store.claim_data(splits.fingerprint, splits.describe())
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
 
         ranker = self._ranker(config, precision).fit(splits, progress=progress)
