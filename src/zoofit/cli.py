@@ -216,17 +216,18 @@ def rank(
         config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
         config.validate()  # before torch loads: a bad --data is reported at once
         from zoofit.rank import Ranker
+        from zoofit.store import RunStore
 
         ranker = Ranker(
             zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir,
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
-        with RichProgress(console) as progress:
+        with RichProgress(console) as progress, RunStore(out).writer():
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
             ranker.fit(splits, progress=progress)
-        ranker.save(out)
+            ranker.save(out)
         stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
         console.print(f"wrote {out}/{RANKING} and {RANKING_CSV} in {time.perf_counter() - start:.1f} s{skipped}")
@@ -269,7 +270,7 @@ def run(
         config.validate()  # before torch loads: a bad --data is reported at once
         from zoofit.device import resolve_device
         from zoofit.pipeline import ZooFit
-        from zoofit.store import write_text
+        from zoofit.store import RunStore, write_text
 
         gpu = resolve_device(device).type == "cuda"
         sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
@@ -278,6 +279,7 @@ def run(
             models=_ids(models), cache_dir=cache_dir, workers=workers,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
+        RunStore(out).check_writer()
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")

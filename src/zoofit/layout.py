@@ -8,3 +8,6 @@ RANKING = "ranking.json"  # the zoo ranked, best first (also written by 'zoofit 
 RANKING_CSV = "ranking.csv"
 SKIPPED = "skipped.json"  # the models the ranking skipped, and why
 REPORT = "report.html"
+DATA = "data.json"  # the fingerprint of the run's data: another dataset is refused
+WRITER_LOCK = ".writer.lock"  # held by the one process writing the folder
+WRITER = ".writer.json"  # that process's id and command line, for the message that refuses a second one

@@ -114,7 +114,12 @@ class ZooFit:
         )  # fmt: skip
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
-        """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there)."""
+        """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
+        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset."""
+        with RunStore(Path(out)).writer() as store:
+            return self._fit(splits, store, progress)
+
+    def _fit(self, splits: Splits, store: RunStore, progress: Progress | None) -> ZooFit:
         if splits.test is None:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or a test_fraction")
         progress = progress or SilentProgress()
@@ -122,7 +127,7 @@ class ZooFit:
         device = resolve_device(self.device)
         resolve_workers(self.workers, device)  # a bad number of workers is reported before any work
         config = self.sweep_config(device, splits.ranking_set.largest_area())
-        store = RunStore(Path(out))
+        store.claim_data(splits.fingerprint, splits.describe())
         context = TrialContext(
             splits, store.root, Cache(Path(self.cache_dir) if self.cache_dir else None).root, str(device),
             resolve_precision(self.precision, device, training=True), resolve_precision(self.precision, device),

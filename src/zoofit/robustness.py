@@ -56,12 +56,12 @@ def robustness(
         return EnsembleClassifier.from_entries(root, [entry], test.class_names, device=device, precision=precision)
 
     def probabilities(index: int, shifted: ImageSet) -> np.ndarray:
+        def predicted() -> dict[str, torch.Tensor]:
+            probs = rebuilt(index).member_probabilities(list(shifted.images), batch_size=batch_size)[0]
+            return {"probs": torch.from_numpy(probs)}
+
         key = content_key(KIND, entries[index]["trial"], shifted.fingerprint, precision)
-        if (stored := cache.load_tensors(KIND, key)) is not None:
-            return stored["probs"].numpy()
-        probs = rebuilt(index).member_probabilities(list(shifted.images), batch_size=batch_size)[0]
-        cache.save_tensors(KIND, key, {"probs": torch.from_numpy(probs)})
-        return probs
+        return cache.tensors(KIND, key, predicted)["probs"].numpy()
 
     def predict(shifted: ImageSet) -> dict[str, np.ndarray]:
         per_trial = [probabilities(index, shifted) for index in range(len(entries))]

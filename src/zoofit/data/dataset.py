@@ -123,6 +123,12 @@ class Splits:
         """All training images (train + validation), which the kNN ranking uses, as in the paper."""
         return ImageSet.concat(self.train, self.val)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """A content hash of the three splits (which images train, validate and test)."""
+        parts = (self.train.fingerprint, self.val.fingerprint, self.test.fingerprint if self.test else "")
+        return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
+
     def describe(self) -> str:
         test = f", {len(self.test)} test" if self.test is not None else ""
         return (

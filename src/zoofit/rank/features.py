@@ -47,18 +47,19 @@ def extract_features(
     prep = prep or loaded.preprocessing
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
+    seconds: list[float] = []  # the extraction's time, where this call extracts
+
+    def extract() -> dict[str, torch.Tensor]:
+        model = fold_batch_norms(to_device(loaded.model, device).eval(), prep.input_size)
+        start = time.perf_counter()
+        with (progress or SilentProgress()).task(loaded.spec.id, total=len(images)) as task:
+            values = forward_batches(
+                model, images.images, prep, pre_logits, device=device, precision=precision,
+                batch_size=batch_size or default_batch_size(device), task=task,
+            )  # fmt: skip
+        seconds.append(time.perf_counter() - start)
+        return {"features": values}
+
     key = feature_key(loaded, prep, precision, images)
-    if cache is not None and (stored := cache.load_tensors("features", key)) is not None:
-        return Features(stored["features"].numpy(), 0.0, True)
-    batch_size = batch_size or default_batch_size(device)
-    model = fold_batch_norms(to_device(loaded.model, device).eval(), prep.input_size)
-    progress = progress or SilentProgress()
-    start = time.perf_counter()
-    with progress.task(loaded.spec.id, total=len(images)) as task:
-        values = forward_batches(
-            model, images.images, prep, pre_logits, device=device, precision=precision, batch_size=batch_size, task=task
-        )
-    seconds = time.perf_counter() - start
-    if cache is not None:
-        cache.save_tensors("features", key, {"features": values})
-    return Features(values.numpy(), seconds, False)
+    values = extract() if cache is None else cache.tensors("features", key, extract)
+    return Features(values["features"].numpy(), sum(seconds), not seconds)

@@ -1,20 +1,26 @@
-"""The content-addressed cache shared by all runs: converted weights, downloads, features."""
+"""The content-addressed cache shared by all runs and processes: converted weights, features.
+
+Each entry is made once: under a file lock beside it, by the first process that finds it missing; the others
+wait, then read it. The maker writes it under a temporary name of its own and renames it into place."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from zoofit.store.atomic import write_tensors
+from zoofit.store.locks import lock_beside, waiting_for
 
 CACHE_ENV = "ZOOFIT_CACHE_DIR"
+T = TypeVar("T")
 
 
 def cache_root() -> Path:
@@ -29,7 +35,7 @@ def content_key(*parts: Any) -> str:
 
 
 class Cache:
-    """Files under one root, in one folder per kind (``weights``, ``downloads``, ``features``)."""
+    """Files under one root, in one folder per kind (``weights``, ``features``)."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_root()
@@ -51,3 +57,23 @@ class Cache:
         path = self.path(kind, f"{key}.safetensors")
         write_tensors(path, tensors)
         return path
+
+    def once(self, path: Path, find: Callable[[], T | None], make: Callable[[], T]) -> T:
+        """What ``find`` finds of the entry at ``path``; where it finds nothing, what ``make`` returns after
+        writing the entry atomically. Across processes the entry is made once: check, lock, check again, make."""
+        if (found := find()) is not None:
+            return found
+        with waiting_for(lock_beside(path), f"making {path.name}"):
+            if (found := find()) is not None:
+                return found
+            return make()
+
+    def tensors(self, kind: str, key: str, make: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The tensors stored under ``key``; where absent, ``make()``'s, stored once (see :meth:`once`)."""
+
+        def made() -> dict[str, torch.Tensor]:
+            tensors = make()
+            self.save_tensors(kind, key, tensors)
+            return tensors
+
+        return self.once(self.path(kind, f"{key}.safetensors"), lambda: self.load_tensors(kind, key), made)

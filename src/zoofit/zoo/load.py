@@ -24,11 +24,11 @@ from zoofit.zoo.convert import (
     torch_checkpoint_tensors,
     unwrap_state_dict,
 )
-from zoofit.zoo.packages import fetch_wheel_member
+from zoofit.zoo.packages import wheel_member
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
 log = logging.getLogger("zoofit")
-_conversion = threading.Lock()  # held while a pypi: checkpoint is converted
+_conversion = threading.Lock()  # held while a pypi: checkpoint is converted (one at a time: they are memory-hungry)
 
 
 @dataclass
@@ -170,22 +170,17 @@ def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], sourc
 
 
 def converted_weights(spec: ModelSpec, cache: Cache) -> Path:
-    """The timm safetensors of a ``pypi:`` spec: converted once into the cache, then reused. Conversions run
-    one at a time (they are memory-hungry, and two specs of the same weights share the download)."""
+    """The timm safetensors of a ``pypi:`` spec: converted once into the cache (once across processes too: see
+    :meth:`Cache.once`), then reused."""
     key = content_key(spec.identity())
     target = cache.path("weights", f"{spec.id}-{key}.safetensors")
-    if target.is_file():
-        return target
-    with _conversion:
-        return target if target.is_file() else _convert(spec, key, target, cache)
+    return cache.once(target, lambda: target if target.is_file() else None, lambda: _convert(spec, target))
 
 
-def _convert(spec: ModelSpec, key: str, target: Path, cache: Cache) -> Path:
+def _convert(spec: ModelSpec, target: Path) -> Path:
     """Fetch a ``pypi:`` spec's checkpoint, convert it to timm's names and store it at ``target``."""
     log.info("preparing weights of %s from %s (once)", spec.id, spec.location)
-    raw = cache.path("downloads", f"{key}-{Path(spec.member or 'weights').name}")
-    fetch_wheel_member(spec.location, spec.member or "", spec.sha256 or "", raw)
-    try:
+    with _conversion, wheel_member(spec.location, spec.member or "", spec.sha256 or "") as raw:
         model = create_model(spec, spec.num_classes)
         if spec.convert == "keras-mobilenetv2":
             values = keras_backbone_tensors(raw)
@@ -194,6 +189,4 @@ def _convert(spec: ModelSpec, key: str, target: Path, cache: Cache) -> Path:
         state = assign_by_position(model.state_dict(), values, f"model '{spec.id}': {raw.name}")
         model.load_state_dict(state, strict=True)
         write_tensors(target, state, metadata={"source": spec.weights, "member": spec.member or ""})
-    finally:
-        raw.unlink(missing_ok=True)
     return target

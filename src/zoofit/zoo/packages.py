@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from zoofit.errors import ModelError
-from zoofit.store import atomic_path
 
 #: Extra arguments for ``pip download`` (e.g. ``--no-index --find-links DIR`` for a local wheelhouse).
 PIP_ARGS_ENV = "ZOOFIT_PIP_ARGS"
@@ -26,8 +28,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_wheel_member(requirement: str, member: str, sha256: str, destination: Path) -> Path:
-    """Extract ``member`` of the wheel ``requirement`` (``package==version``) to ``destination``.
+@contextmanager
+def wheel_member(requirement: str, member: str, sha256: str) -> Iterator[Path]:
+    """Within: ``member`` of the wheel ``requirement`` (``package==version``), extracted into a temporary folder
+    of this process's own (removed on leaving, so no other process ever reads or removes it).
 
     The wheel is fetched with ``pip download --no-deps`` (so a package's wrong dependency pins never
     install), and refused unless its sha256 equals ``sha256``.
@@ -40,11 +44,12 @@ def fetch_wheel_member(requirement: str, member: str, sha256: str, destination: 
         with zipfile.ZipFile(wheel) as archive:
             if member not in archive.namelist():
                 raise ModelError(f"{wheel.name} has no file '{member}'; check 'member' in the zoo file")
-            with atomic_path(destination) as temporary, archive.open(member) as source:
-                with temporary.open("wb") as target:
-                    while block := source.read(1 << 20):
-                        target.write(block)
-    return destination
+            extracted = Path(folder) / "member" / Path(member).name
+            extracted.parent.mkdir()
+            with archive.open(member) as source, extracted.open("wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        wheel.unlink()  # the member alone stays on the disk while it is converted
+        yield extracted
 
 
 def _pip_download(requirement: str, folder: Path) -> Path:
