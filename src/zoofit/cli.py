@@ -13,12 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import click
 import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+
+try:  # typer 0.2x runs commands on its own copy of click, whose context is not click's
+    from typer._click.globals import get_current_context
+except ImportError:
+    from click import get_current_context
 
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ParameterError, ZoofitError
@@ -94,7 +98,7 @@ _OPTION_OF = {"source": "data"}
 def _option_name(parameter: str) -> str:
     """How the running command spells a library ``parameter``: its option (``top_k`` -> ``--top-k``), or the
     parameter's own name where no option sets it."""
-    context = click.get_current_context(silent=True)
+    context = get_current_context(silent=True)
     name = _OPTION_OF.get(parameter, parameter)
     options = {param.name: param.opts[0] for param in context.command.params if param.opts} if context else {}
     return options.get(name, parameter)
