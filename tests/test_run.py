@@ -35,11 +35,12 @@ def splits(make_image_folder):
 def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_path: Path) -> None:
     first = ZooFit(tiny_zoo, precision="fp32", seed_baseline=2, **SWEEP).fit(splits, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single", "knn_top", "gflops_per_image",
+    for key in ("test_accuracy", "test_nll", "test_ece", "members", "best_single", "top_ranked", "gflops_per_image",
                 "units", "wall_seconds", "stage_seconds"):  # fmt: skip
         assert key in summary
     assert {"trial", "test_accuracy", "test_nll"} <= summary["best_single"].keys()
-    assert summary["knn_top"]["model"] == first.ranker_.ranking_[0].model
+    assert summary["top_ranked"]["model"] == first.ranker_.ranking_[0].model
+    assert summary["proxy"] == {"name": "knn", "label": "kNN accuracy", "settings": {"k": 1, "metric": "cosine"}}
     assert sum(m["weight"] for m in summary["members"]) == pytest.approx(1.0)
     assert summary["units"] == {"computed": 2 + 4 + 1, "reused": 0}  # 2 rankings, 2 models x 2 lrs, 1 extra seed
     assert len(summary["seed_baseline"]["trials"]) == 2
@@ -256,7 +257,8 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     page = (tmp_path / REPORT).read_text()
     body = page.split("<body>", 1)[1].split("</body>", 1)[0]
     ElementTree.fromstring(f"<body>{body}</body>")  # well-formed: every tag closed, every text escaped
-    for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg"):
+    for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg",
+                     "best of top model by kNN accuracy"):  # fmt: skip
         assert expected in page
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
     assert "holds no finished run" in message

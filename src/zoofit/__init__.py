@@ -1,15 +1,17 @@
 """zoofit: the best classifier a budget allows, from a small labelled dataset and a zoo of pre-trained models.
 
 >>> import zoofit
->>> splits = zoofit.load_data("fashion-mnist")                           # doctest: +SKIP
->>> ranker = zoofit.Ranker("demo", image_size=64).fit(splits)            # doctest: +SKIP
->>> [(row.model, round(row.knn_accuracy, 3)) for row in ranker.ranking_]  # doctest: +SKIP
+>>> splits = zoofit.load_data("fashion-mnist")                          # doctest: +SKIP
+>>> ranker = zoofit.Ranker("demo", image_size=64).fit(splits)           # doctest: +SKIP
+>>> [(row.model, round(row.score, 3)) for row in ranker.ranking_]       # kNN accuracy  # doctest: +SKIP
+>>> logme = zoofit.Ranker("demo", image_size=64, proxy="logme").fit(splits)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from zoofit.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -42,13 +44,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo  # noqa: F401
 
 
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'zoofit' has no attribute '{name}'")
-    value = getattr(import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_names(globals(), _HOMES)

@@ -27,6 +27,7 @@ except ImportError:
 from zoofit.data import DataConfig, image_files, load_data
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
+from zoofit.rank.proxies import PROXIES
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -60,8 +61,11 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
 Data = Annotated[str, _option("Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.", "--data")]
 ZooName = Annotated[str, _option("Preset name (demo), YAML zoo file, or timm:<name>[,...].", "--zoo")]
 Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
-K = Annotated[int, _option("Neighbours in the leave-one-out kNN.", "--k")]
-Metric = Annotated[str, _option("kNN similarity: cosine or euclidean.")]
+ProxyName = Annotated[
+    str, _option(f"Ranking proxy: {', '.join(f'{name} ({kind.label})' for name, kind in PROXIES.items())}.", "--proxy")
+]
+K = Annotated[int, _option("Neighbours in the leave-one-out kNN (proxy knn).", "--k")]
+Metric = Annotated[str, _option("kNN similarity (proxy knn): cosine or euclidean.")]
 Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
 TrainPerClass = Annotated[int | None, _option("Draw this many training images per class.")]
@@ -150,6 +154,7 @@ def rank(
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
     models: Models = None,
+    proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
     image_size: Annotated[int | None, _option("Input resolution for all models (default: each model's own).")] = None,
@@ -162,7 +167,7 @@ def rank(
     seed: Seed = 0,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
+    """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
@@ -171,7 +176,7 @@ def rank(
         from zoofit.rank import Ranker
 
         ranker = Ranker(
-            zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+            zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir,
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
@@ -180,7 +185,7 @@ def rank(
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
             ranker.fit(splits, progress=progress)
         ranker.save(out)
-        stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
+        stdout.print(ranking_table(ranker.ranking_, ranker.proxy_))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
         console.print(f"wrote {out}/{RANKING} and {RANKING_CSV} in {time.perf_counter() - start:.1f} s{skipped}")
 
@@ -217,6 +222,7 @@ def run(
         _option("Trials trained at once: here and in N-1 processes (default: CPU cores up to 4; 4 on a GPU)."),
     ] = None,
     models: Models = None,
+    proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
     device: Device = "auto",
@@ -239,7 +245,7 @@ def run(
         from zoofit.store import write_text
 
         fit = ZooFit(
-            zoo, preset=preset, k=k, metric=metric, device=device, precision=precision, seed=seed,
+            zoo, preset=preset, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
             models=_ids(models), cache_dir=cache_dir, top_k=top_k, lrs=lr_values, steps=step_values,
             batch_size=batch_size, image_size=image_size, flip=flip, freeze_stride=freeze_stride,
             max_members=max_members, max_gflops=max_gflops, ensemble_steps=ensemble_steps,
@@ -250,7 +256,7 @@ def run(
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
             fit.fit(splits, out, progress=progress)
-        stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
+        stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.summary_))
         write_text(out / REPORT, html_report(out))
         units = fit.summary_["units"]

@@ -19,6 +19,7 @@ from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner,
 from zoofit.layout import MANIFEST, SUMMARY, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import Ranker
+from zoofit.rank.proxies import describe
 from zoofit.robustness import robustness
 from zoofit.store import Cache, RunStore
 from zoofit.zoo import Zoo
@@ -27,7 +28,7 @@ log = logging.getLogger("zoofit")
 
 
 class ZooFit:
-    """Rank a zoo by kNN, fine-tune the top models with a small sweep, and ensemble them greedily.
+    """Rank a zoo by a proxy (kNN by default), fine-tune the top models with a small sweep, and ensemble them greedily.
 
     Parameters
     ----------
@@ -36,7 +37,7 @@ class ZooFit:
     sweep : overrides of the preset (``top_k``, ``lrs``, ``steps``, ``batch_size``, ``image_size`` with 0
         for each model's own, ``max_members``, ``max_gflops``, ``ensemble_steps``, ``seed_baseline``, ``flip``,
         ``freeze_stride``, ``shift_images``, ``shift_severity``).
-    k, metric : the kNN ranking.
+    proxy, k, metric : the ranking's proxy and the kNN's settings, as for :class:`~zoofit.Ranker`.
     device, precision, seed, models, cache_dir : as for :class:`~zoofit.Ranker`; ``seed`` seeds every trial.
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
         (``None``: 4 on a GPU; on a CPU one per core up to 4, or 1 where the trials would not split evenly
@@ -63,6 +64,7 @@ class ZooFit:
         zoo: str | Path | Zoo = "demo",
         *,
         preset: str | None = None,
+        proxy: str = "knn",
         k: int = 1,
         metric: str = "cosine",
         device: str = "auto",
@@ -75,6 +77,7 @@ class ZooFit:
     ) -> None:
         self.zoo = zoo
         self.preset = preset
+        self.proxy = proxy
         self.k = k
         self.metric = metric
         self.device = device
@@ -123,8 +126,8 @@ class ZooFit:
 
     def _ranker(self, config: SweepConfig, precision: str) -> Ranker:
         return Ranker(
-            self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
-            precision=precision, models=self.models, cache_dir=self.cache_dir,
+            self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
+            device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
             own_size_if_needed=not self.sweep.get("image_size"),  # a preset's size, not the user's
         )  # fmt: skip
 
@@ -168,13 +171,13 @@ class ZooFit:
             max_members=config.max_members, max_gflops=config.max_gflops, gflops=[t.gflops for t in trials],
         )  # fmt: skip
         best = max(trials, key=_validation_score)
-        knn_top = max((t for t in trials if t.model == top[0].model), key=_validation_score)
+        top_ranked = max((t for t in trials if t.model == top[0].model), key=_validation_score)
         seeds = range(1, config.seed_baseline)
         extra = runner.run([(specs[best.model], replace(best.config, seed=best.config.seed + i)) for i in seeds])
         stages["ensemble_evaluate"] = time.perf_counter() - start - sum(stages.values())  # incl. the seed baseline
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
-        summary = self._summary(splits, config, selection, trials, best, knn_top, extra)
+        summary = self._summary(splits, config, selection, trials, best, top_ranked, extra)
         manifest = _manifest(splits, [(trials[i], selection.weights[i]) for i in selection.members], store)
         store.write_json(MANIFEST, manifest)
         shift_start = time.perf_counter()
@@ -199,7 +202,7 @@ class ZooFit:
         selection: Selection,
         trials: list[TrialRecord],
         best: TrialRecord,
-        knn_top: TrialRecord,
+        top_ranked: TrialRecord,
         seed_trials: list[TrialRecord],
     ) -> dict[str, Any]:
         labels = splits.test.labels
@@ -208,6 +211,7 @@ class ZooFit:
         summary: dict[str, Any] = {
             "data": splits.describe(),
             "preset": self.preset_,
+            "proxy": describe(self.ranker_.proxy_),
             "sweep": asdict(config),
             **{f"test_{name}": value for name, value in summarize(probs, labels).items()},
             "val_nll": selection.val_nll,
@@ -220,7 +224,7 @@ class ZooFit:
             ],
             "gflops_per_image": float(sum(t.gflops for t in members)),
             "best_single": _trial_summary(best),
-            "knn_top": _trial_summary(knn_top),
+            "top_ranked": _trial_summary(top_ranked),
             "seed_baseline": None,
         }
         if seed_trials:
