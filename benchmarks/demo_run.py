@@ -30,7 +30,7 @@ def read_summary(out: Path) -> dict[str, Any]:
         "gflops_per_image": summary["gflops_per_image"],
         "stage_seconds": summary["stage_seconds"],
         "best_single": summary["best_single"],
-        "knn_top": summary["knn_top"],
+        "top_ranked": summary["top_ranked"],
         "ensemble_beats_best_single_nll": summary["test_nll"] < summary["best_single"]["test_nll"],
         "robustness_mean": (summary["robustness"] or {}).get("mean"),
     }
