@@ -131,5 +131,5 @@ def test_a_run_by_logme_reports_its_proxy(make_image_folder, tiny_zoo: Zoo, tmp_
     assert fit.summary_["proxy"] == {"name": "logme", "label": "LogME", "settings": {}}
     assert fit.summary_["top_ranked"]["model"] == fit.ranker_.ranking_[0].model
     page = html_report(tmp_path)
-    assert "best of top model by LogME" in page and "Ranking: LogME of frozen features" in page
+    assert "best of logme-top model" in page and "Ranking: LogME of frozen features" in page
     assert "kNN" not in page

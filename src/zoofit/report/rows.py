@@ -18,7 +18,7 @@ def result_rows(summary: dict[str, Any]) -> list[list[Any]]:
         f"{m['model']} (lr={m['lr']:g}, seed={m['seed']}) x{m['weight']:.2f}" for m in summary["members"]
     )
     named = [("greedy ensemble", summary, members)]
-    top = f"best of top model by {summary['proxy']['label']}"
+    top = f"best of {summary['proxy']['name']}-top model"
     named += [(name, summary[key], summary[key]["model"]) for name, key in
               (("best single (by val)", "best_single"), (top, "top_ranked"))]  # fmt: skip
     if baseline := summary.get("seed_baseline"):
