@@ -1,8 +1,8 @@
 """Figures of the ranking demo: `zoofit rank --data fashion-mnist --zoo demo` at the models' own resolution.
 
-Fresh cache (weights fetched and converted, features extracted). Records wall time and each model's 1-NN cosine
-leave-one-out accuracy on the 1,000 Fashion-MNIST training images, the correctness check of weights,
-conversion and preprocessing (expected 0.74-0.85). Writes benchmarks/results/demo_rank-<cpu|gpu>.json.
+Fresh cache (weights fetched and converted, features extracted). Records wall time and each model's score (by
+default its 1-NN cosine leave-one-out accuracy) on the 1,000 Fashion-MNIST training images, the correctness check
+of weights, conversion and preprocessing (expected 0.74-0.85). Writes benchmarks/results/demo_rank-<cpu|gpu>.json.
 
     python benchmarks/demo_rank.py [--precision fp32] [other zoofit rank options...]
 """
@@ -20,7 +20,7 @@ from common import run_fresh, save  # noqa: E402
 
 def read_ranking(out: Path) -> dict[str, Any]:
     rows = json.loads((out / "ranking.json").read_text())
-    keys = ("knn_accuracy", "input_size", "images_per_second", "seconds")
+    keys = ("proxy", "score", "input_size", "images_per_second", "seconds")
     return {"ranking": {row["model"]: {key: row[key] for key in keys} for row in rows}}
 
 

@@ -33,7 +33,7 @@ def read_summary(out: Path) -> dict[str, Any]:
         "gflops_per_image": ensemble.gflops_per_image,
         "stage_seconds": result.stage_seconds,
         "best_single": asdict(result.best_single),
-        "proxy_top": asdict(result.proxy_top),
+        "top_ranked": asdict(result.top_ranked),
         "ensemble_beats_best_single_nll": ensemble.test.nll < result.best_single.test.nll,
         "robustness_mean": asdict(result.robustness)["conditions"]["mean"] if result.robustness else None,
     }

@@ -39,5 +39,5 @@ def test_rank_demo_on_fashion_mnist(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "ranking.json").read_text())
     assert sorted(row["model"] for row in rows) == sorted(spec.id for spec in load_zoo("demo").models)
-    assert all(0.6 < row["knn_accuracy"] < 1 and row["feature_dim"] == 1280 for row in rows)
-    assert [row["knn_accuracy"] for row in rows] == sorted((row["knn_accuracy"] for row in rows), reverse=True)
+    assert all(row["proxy"] == "knn" and 0.6 < row["score"] < 1 and row["feature_dim"] == 1280 for row in rows)
+    assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.conftest import tiny_spec
 from zoofit import Ranker, load_data
 from zoofit.cli import app
-from zoofit.errors import ModelError, ZoofitError
+from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.rank import extract_features
 from zoofit.rank.ranker import loaded_and_ranked
 from zoofit.zoo import ModelSpec, Zoo, load_model, prepare_batch
@@ -29,7 +29,8 @@ def test_ranking_is_sorted_and_complete(make_image_folder, tiny_zoo: Zoo) -> Non
     splits = load_data(str(make_image_folder(per_class=8)))
     ranker = Ranker(tiny_zoo).fit(splits)
     assert {row.model for row in ranker.ranking_} == {"tiny_resnet", "tiny_effnet"}
-    accuracies = [row.knn_accuracy for row in ranker.ranking_]
+    accuracies = [row.score for row in ranker.ranking_]
+    assert {row.proxy for row in ranker.ranking_} == {"knn"}
     assert accuracies == sorted(accuracies, reverse=True)
     assert all(row.feature_dim > 0 and row.gflops > 0 for row in ranker.ranking_)
     assert max(accuracies) > 0.5  # colour classes are easy even for random features (chance: 1/3)
@@ -41,7 +42,7 @@ def test_features_are_cached_and_reused(make_image_folder, tiny_zoo: Zoo) -> Non
     second = Ranker(tiny_zoo).fit(splits)
     assert all(row.images_per_second is not None for row in first.ranking_)
     assert all(row.images_per_second is None for row in second.ranking_)
-    assert [r.knn_accuracy for r in first.ranking_] == [r.knn_accuracy for r in second.ranking_]
+    assert [r.score for r in first.ranking_] == [r.score for r in second.ranking_]
     resized = Ranker(tiny_zoo, image_size=48).fit(splits)  # another preprocessing is another key
     assert all(row.images_per_second is not None for row in resized.ranking_)
 
@@ -78,7 +79,7 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
     ranker = Ranker(zoo, image_size=32).fit(splits)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     reason = ranker.skipped_[0]["reason"]
-    assert "'fixed_vit' failed on 32 px inputs" in reason and "--image-size 0" in reason
+    assert "'fixed_vit' failed on 32 px inputs" in reason and "image_size 0" in reason
     sizes = {
         row.model: row.input_size for row in Ranker(zoo, image_size=32, own_size_if_needed=True).fit(splits).ranking_
     }
@@ -137,7 +138,7 @@ def test_ranking_several_models_at_once_gives_the_same_ranking(
     splits = load_data(str(make_image_folder(per_class=8)))
     one, two = (Ranker(tiny_zoo, models_at_once=n, cache_dir=tmp_path / str(n)).fit(splits).ranking_ for n in (1, 2))
     assert all(row.images_per_second is not None for row in one + two)  # extracted each time, not cached
-    assert [(r.model, r.knn_accuracy) for r in one] == [(r.model, r.knn_accuracy) for r in two]
+    assert [(r.model, r.score) for r in one] == [(r.model, r.score) for r in two]
 
 
 def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> None:
@@ -148,11 +149,22 @@ def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"k": 100}, "--k"), ({"metric": "l1"}, "--metric"), ({"models_at_once": 0}, "models_at_once")],
+    [
+        ({"k": 100}, "k must lie between 1 and 11 (images - 1), not 100"),
+        ({"k": 0}, "k must be at least 1, not 0"),
+        ({"metric": "l1"}, "metric must be one of cosine, euclidean, not 'l1'"),
+        ({"proxy": "lasso"}, "proxy must be one of knn, logme, not 'lasso'"),
+        ({"image_size": 8}, "image_size must be at least 16 pixels, not 8"),
+        ({"batch_size": 0}, "batch_size must be positive, not 0"),
+        ({"models_at_once": 0}, "models_at_once must be at least 1, not 0"),
+    ],
 )
-def test_bad_ranking_options_are_errors(make_image_folder, tiny_zoo: Zoo, options, message) -> None:
-    with pytest.raises(ZoofitError, match=message):
+def test_bad_ranking_options_are_errors_naming_the_parameter(
+    make_image_folder, tiny_zoo: Zoo, options, message
+) -> None:
+    with pytest.raises(ParameterError) as error:
         Ranker(tiny_zoo, **options).fit(load_data(str(make_image_folder(per_class=4))))
+    assert str(error.value) == message  # as Python spells it: the CLI spells it as its option
 
 
 # ---------------------------------------------------------------- CLI
@@ -191,9 +203,10 @@ def test_cli_rank_writes_ranking_files(make_image_folder, tmp_path: Path) -> Non
     )
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "ranking.json").read_text())
-    assert rows[0]["model"] == "tiny_resnet" and 0 <= rows[0]["knn_accuracy"] <= 1
-    assert {"model", "knn_accuracy", "feature_dim", "seconds"} <= rows[0].keys()
-    assert (out / "ranking.csv").read_text().startswith("model,knn_accuracy,feature_dim,seconds")
+    assert rows[0]["model"] == "tiny_resnet" and rows[0]["proxy"] == "knn" and 0 <= rows[0]["score"] <= 1
+    assert {"model", "proxy", "score", "feature_dim", "seconds"} <= rows[0].keys()
+    assert (out / "ranking.csv").read_text().startswith("model,proxy,score,feature_dim,seconds")
+    assert "Ranking by leave-one-out 3-NN (euclidean) accuracy" in result.output and "kNN accuracy" in result.output
 
 
 @pytest.mark.parametrize(
@@ -214,7 +227,11 @@ def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: l
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["rank", "--metric", "l1"], "--metric"),
+        (["rank", "--metric", "l1"], "--metric must be one of cosine, euclidean, not 'l1'"),
+        (["rank", "--k", "0"], "--k must be at least 1, not 0"),
+        (["rank", "--proxy", "lasso"], "--proxy must be one of knn, logme, not 'lasso'"),
+        (["rank", "--image-size", "8"], "--image-size must be at least 16 pixels, not 8"),
+        (["run", "--proxy", "lasso"], "--proxy must be one of knn, logme"),
         (["rank", "--models", "nomodel"], "unknown model id"),
         (["run", "--preset", "huge"], "unknown preset"),
         (["run", "--workers", "0"], "--workers"),

@@ -22,7 +22,7 @@ from zoofit import EnsembleClassifier, SweepConfig, ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.ensemble import average
 from zoofit.ensemble import classifier as classifier_module
-from zoofit.result import RunResult, Units
+from zoofit.result import ProxyResult, RunResult, Units
 from zoofit.zoo import Zoo
 
 SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
@@ -45,7 +45,8 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     assert set(result.stage_seconds) == {"rank", "fine_tune", "ensemble_evaluate", "robustness"}
     assert result.wall_seconds >= sum(result.stage_seconds.values()) - 0.1
     assert 0 <= result.best_single.test.accuracy <= 1 and len(result.best_single.trials) == 1
-    assert result.proxy_top.model == first.ranker_.ranking_[0].model
+    assert result.top_ranked.model == first.ranker_.ranking_[0].model
+    assert result.proxy == ProxyResult("knn", "kNN accuracy", {"k": 1, "metric": "cosine"})
     assert sum(m.weight for m in result.ensemble.members) == pytest.approx(1.0)
     assert result.units == Units(computed=2 + 4 + 1, reused=0)  # 2 rankings, 2 models x 2 lrs, 1 extra seed
     assert len(result.seed_baseline.trials) == 2
@@ -261,7 +262,8 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     page = (tmp_path / REPORT).read_text()
     body = page.split("<body>", 1)[1].split("</body>", 1)[0]
     ElementTree.fromstring(f"<body>{body}</body>")  # well-formed: every tag closed, every text escaped
-    for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg"):
+    for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg",
+                     "best of knn-top model"):  # fmt: skip
         assert expected in page
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
     assert "holds no finished run" in message

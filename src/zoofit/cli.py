@@ -32,6 +32,7 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.finetune.config import SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
+from zoofit.rank.proxies import PROXIES
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -65,8 +66,11 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
 Data = Annotated[str, _option("Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.", "--data")]
 ZooName = Annotated[str, _option("Preset name (demo), YAML zoo file, or timm:<name>[,...].", "--zoo")]
 Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
-K = Annotated[int, _option("Neighbours in the leave-one-out kNN.", "--k")]
-Metric = Annotated[str, _option("kNN similarity: cosine or euclidean.")]
+ProxyName = Annotated[
+    str, _option(f"Ranking proxy: {', '.join(f'{name} ({kind.label})' for name, kind in PROXIES.items())}.", "--proxy")
+]
+K = Annotated[int, _option("Neighbours in the leave-one-out kNN (proxy knn).", "--k")]
+Metric = Annotated[str, _option("kNN similarity (proxy knn): cosine or euclidean.")]
 Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
 TrainPerClass = Annotated[int | None, _option("Draw this many training images per class.")]
@@ -197,6 +201,7 @@ def rank(
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
     models: Models = None,
+    proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
     image_size: Annotated[int | None, _option("Input resolution for all models (default: each model's own).")] = None,
@@ -209,7 +214,7 @@ def rank(
     seed: Seed = 0,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Rank every model of a zoo by leave-one-out kNN accuracy of its frozen features."""
+    """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
@@ -219,7 +224,7 @@ def rank(
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+            zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir,
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
@@ -228,7 +233,7 @@ def rank(
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
             ranker.fit(splits, progress=progress)
             ranker.save(out)
-        stdout.print(ranking_table(ranker.ranking_, k=k, metric=metric))
+        stdout.print(ranking_table(ranker.ranking_, ranker.proxy_))
         skipped = f", {len(ranker.skipped_)} skipped" if ranker.skipped_ else ""
         console.print(f"wrote {out}/{RANKING} and {RANKING_CSV} in {time.perf_counter() - start:.1f} s{skipped}")
 
@@ -249,6 +254,7 @@ def run(
         _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
     ] = None,
     models: Models = None,
+    proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
     device: Device = "auto",
@@ -275,7 +281,7 @@ def run(
         gpu = resolve_device(device).type == "cuda"
         sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
         fit = ZooFit(
-            zoo, sweep=sweep, k=k, metric=metric, device=device, precision=precision, seed=seed,
+            zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
             models=_ids(models), cache_dir=cache_dir, workers=workers,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
@@ -284,7 +290,7 @@ def run(
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
             fit.fit(splits, out, progress=progress)
-        stdout.print(ranking_table(fit.ranker_.ranking_, k=k, metric=metric))
+        stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))
         units = fit.result_.units

@@ -24,7 +24,8 @@ from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankedModel, Ranker
-from zoofit.result import Baseline, EnsembleResult, Member, RunResult, Scores, StageTimer, Units
+from zoofit.rank.proxies import describe
+from zoofit.result import Baseline, EnsembleResult, Member, ProxyResult, RunResult, Scores, StageTimer, Units
 from zoofit.robustness import robustness
 from zoofit.store import Cache, RunStore
 from zoofit.zoo import Zoo
@@ -33,14 +34,15 @@ log = logging.getLogger("zoofit")
 
 
 class ZooFit:
-    """Rank a zoo, fine-tune the top models with a small sweep, and ensemble them greedily.
+    """Rank a zoo by a proxy, fine-tune the top models with a small sweep, and ensemble them greedily.
 
     Parameters
     ----------
     zoo : a preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
     sweep : a :class:`~zoofit.finetune.SweepConfig`, or the name of a preset (``"quick"`` for a CPU, ``"paper"``
         for a GPU); ``None`` picks the preset by the device. Change a preset with ``preset("quick").override(...)``.
-    k, metric : the kNN ranking.
+    proxy, k, metric : the ranking's proxy (kNN accuracy by default, the paper's) and the kNN's settings, as for
+        :class:`~zoofit.Ranker`.
     device, precision, models, cache_dir : as for :class:`~zoofit.Ranker`.
     seed : seeds every trial and the robustness evaluation's draw of test images.
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
@@ -66,6 +68,7 @@ class ZooFit:
         zoo: str | Path | Zoo = "demo",
         *,
         sweep: str | SweepConfig | None = None,
+        proxy: str = "knn",
         k: int = 1,
         metric: str = "cosine",
         device: str = "auto",
@@ -77,6 +80,7 @@ class ZooFit:
     ) -> None:
         self.zoo = zoo
         self.sweep = sweep
+        self.proxy = proxy
         self.k = k
         self.metric = metric
         self.device = device
@@ -109,8 +113,9 @@ class ZooFit:
 
     def _ranker(self, config: SweepConfig, precision: str) -> Ranker:
         return Ranker(
-            self.zoo, k=self.k, metric=self.metric, image_size=config.image_size, device=self.device,
-            precision=precision, models=self.models, cache_dir=self.cache_dir, own_size_if_needed=True,
+            self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
+            device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
+            own_size_if_needed=True,
         )  # fmt: skip
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
@@ -145,7 +150,7 @@ class ZooFit:
         with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
             selection = select_ensemble(trials, splits.val.labels, config)
             best = best_trial(trials)
-            proxy_top = best_trial(t for t in trials if t.model == ranker.ranking_[0].model)
+            top_ranked = best_trial(t for t in trials if t.model == ranker.ranking_[0].model)
             seeds = runner.run(seed_jobs(best, jobs, config.seed_baseline))
             members = [(trials[i], float(selection.weights[i])) for i in selection.members]
             store.write_json(MANIFEST, manifest(splits, members, store))
@@ -159,9 +164,10 @@ class ZooFit:
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         labels = splits.test.labels
         self.result_ = RunResult(
-            data=splits.describe(), preset=config.name, sweep=config, proxy="knn",
+            data=splits.describe(), preset=config.name, sweep=config,
+            proxy=ProxyResult(**describe(ranker.proxy_)),
             ensemble=ensemble_result(trials, selection, splits), best_single=baseline([best], labels),
-            proxy_top=baseline([proxy_top], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
+            top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall,
         )  # fmt: skip

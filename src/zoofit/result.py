@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dacite
 
@@ -76,6 +77,15 @@ class RobustnessResult:
 
 
 @dataclass(frozen=True)
+class ProxyResult:
+    """The ranking proxy of a run: its name, its label (what its score is called) and its settings."""
+
+    name: str
+    label: str
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Units:
     """Units of work this invocation computed, and those it found done (features per model, trials)."""
 
@@ -90,10 +100,10 @@ class RunResult:
     data: str  # the splits, described
     preset: str
     sweep: SweepConfig
-    proxy: str  # the ranking proxy whose top model gives ``proxy_top``
+    proxy: ProxyResult  # the ranking proxy, whose top-ranked model gives ``top_ranked``
     ensemble: EnsembleResult
     best_single: Baseline  # the best trial by validation accuracy
-    proxy_top: Baseline  # the best trial of the model the proxy ranked first
+    top_ranked: Baseline  # the best trial of the model the proxy ranked first
     seed_baseline: Baseline | None
     robustness: RobustnessResult | None
     units: Units

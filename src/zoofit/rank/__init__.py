@@ -1,15 +1,17 @@
-"""Ranking: frozen features of every model, scored by leave-one-out kNN accuracy."""
+"""Ranking: frozen features of every model, scored by a proxy (leave-one-out kNN accuracy by default, or LogME).
 
-from zoofit.rank.features import Features, extract_features
-from zoofit.rank.knn import METRICS, loo_knn_accuracy, loo_knn_predict
-from zoofit.rank.ranker import RankedModel, Ranker
+Its names are imported on first use, so that the proxies' names (``zoofit.rank.proxies``) load no torch."""
 
-__all__ = [
-    "METRICS",
-    "Features",
-    "RankedModel",
-    "Ranker",
-    "extract_features",
-    "loo_knn_accuracy",
-    "loo_knn_predict",
-]
+from __future__ import annotations
+
+from zoofit.lazy import lazy_exports
+
+_MODULES = {
+    "features": ("Features", "extract_features"),
+    "knn": ("METRICS", "loo_knn_accuracy", "loo_knn_predict"),
+    "proxies": ("PROXIES", "Proxy", "make_proxy"),
+    "ranker": ("RankedModel", "Ranker"),
+}
+_HOMES = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

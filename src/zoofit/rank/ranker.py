@@ -1,4 +1,4 @@
-"""Ranking a zoo by leave-one-out kNN accuracy of each model's frozen features."""
+"""Ranking a zoo by a proxy score (leave-one-out kNN accuracy by default) of each model's frozen features."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import torch
 
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
-from zoofit.errors import ModelError, ZoofitError, first_line
+from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
 from zoofit.layout import RANKING, RANKING_CSV, SKIPPED
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
-from zoofit.rank.knn import METRICS, loo_knn_accuracy
+from zoofit.rank.proxies import Proxy, make_proxy
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, load_model, load_zoo
 
@@ -35,9 +35,10 @@ class RankedModel:
     """One row of the ranking."""
 
     model: str
-    knn_accuracy: float
+    proxy: str  # the name of the proxy that scored it
+    score: float  # the proxy's score: higher = better
     feature_dim: int
-    seconds: float  # wall time of its features and kNN (its load came before; on a GPU, shared with other models)
+    seconds: float  # wall time of its features and score (its load came before; on a GPU, shared with other models)
     images_per_second: float | None  # feature extraction throughput (None where features were cached)
     gflops: float  # per image, at input_size
     input_size: int
@@ -46,12 +47,15 @@ class RankedModel:
 
 
 class Ranker:
-    """Rank the models of a zoo by leave-one-out kNN accuracy of their frozen features.
+    """Rank the models of a zoo by a proxy score of their frozen features: how well they suit the labels.
 
     Parameters
     ----------
     zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
-    k, metric : the kNN classifier (``metric`` is ``"cosine"`` or ``"euclidean"``).
+    proxy : the score, a name of :data:`~zoofit.rank.proxies.PROXIES`: ``"knn"`` (leave-one-out kNN accuracy,
+        the paper's) or ``"logme"`` (LogME, You et al., 2021).
+    k, metric : the kNN proxy's classifier (``metric`` is ``"cosine"`` or ``"euclidean"``); other proxies
+        ignore them.
     image_size : input resolution for every model (``None``: each model's own).
     own_size_if_needed : rank a model that cannot take ``image_size`` (a fixed-size ViT) at its own resolution
         instead of skipping it.
@@ -65,7 +69,8 @@ class Ranker:
 
     Attributes
     ----------
-    ranking_ : list of :class:`RankedModel`, best first.
+    ranking_ : list of :class:`RankedModel`, best (highest score) first.
+    proxy_ : the :class:`~zoofit.rank.proxies.Proxy` that scored them.
     zoo_ : the :class:`Zoo` that was ranked (after ``models`` selection).
     skipped_ : list of ``{"model", "reason"}`` for models that could not be used.
 
@@ -81,6 +86,7 @@ class Ranker:
         self,
         zoo: str | Path | Zoo = "demo",
         *,
+        proxy: str = "knn",
         k: int = 1,
         metric: str = "cosine",
         image_size: int | None = None,
@@ -93,6 +99,7 @@ class Ranker:
         own_size_if_needed: bool = False,
     ) -> None:
         self.zoo = zoo
+        self.proxy = proxy
         self.k = k
         self.metric = metric
         self.image_size = image_size
@@ -106,16 +113,13 @@ class Ranker:
 
     def check(self) -> Zoo:
         """Check the settings, device and precision, before any data is read; the zoo with the chosen models."""
-        if self.metric not in METRICS:
-            raise ZoofitError(f"--metric must be one of {', '.join(METRICS)}, not '{self.metric}'")
-        if self.k < 1:
-            raise ZoofitError(f"--k must be at least 1, not {self.k}")
+        self._proxy()
         if self.image_size is not None and self.image_size < 16:
-            raise ZoofitError(f"--image-size must be at least 16 pixels, not {self.image_size}")
+            raise ParameterError.of("image_size", f"must be at least 16 pixels, not {self.image_size}")
         if self.models_at_once is not None and self.models_at_once < 1:
-            raise ZoofitError(f"models_at_once must be at least 1, not {self.models_at_once}")
+            raise ParameterError.of("models_at_once", f"must be at least 1, not {self.models_at_once}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ZoofitError(f"--batch-size must be positive, not {self.batch_size}")
+            raise ParameterError.of("batch_size", f"must be positive, not {self.batch_size}")
         resolve_precision(self.precision, resolve_device(self.device))
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
         return zoo.select(self.models)
@@ -124,15 +128,15 @@ class Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
         images = data.ranking_set if isinstance(data, Splits) else data
         zoo = self.zoo_ = self.check()
-        if self.k >= len(images):
-            raise ZoofitError(f"--k must lie between 1 and {len(images) - 1} (images - 1), not {self.k}")
+        proxy = self.proxy_ = self._proxy()
+        proxy.check(len(images))
         device = resolve_device(self.device)
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
         load = partial(self._load, cache=cache, device=device)
-        rank = partial(self._rank_one, images=images, device=device, cache=cache, progress=progress)
+        rank = partial(self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=progress)
         at_once = self.models_at_once or default_models_at_once(device)
         for spec, ranked in loaded_and_ranked(zoo.models, load, rank, at_once):
             try:
@@ -142,8 +146,12 @@ class Ranker:
                 self.skipped_.append({"model": spec.id, "reason": str(error)})
         if not ranking:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
-        self.ranking_ = sorted(ranking, key=lambda row: (-row.knn_accuracy, row.model))
+        self.ranking_ = sorted(ranking, key=lambda row: (-row.score, row.model))
         return self
+
+    def _proxy(self) -> Proxy:
+        """The proxy of ``proxy``, with this ranker's settings for it, checked."""
+        return make_proxy(self.proxy, k=self.k, metric=self.metric)
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
         """``spec`` loaded, and the preprocessing it is ranked with, at whose resolution its GFLOPs are counted
@@ -168,6 +176,7 @@ class Ranker:
     def _rank_one(
         self,
         loaded_with: tuple[LoadedModel, Preprocessing],
+        proxy: Proxy,
         images: ImageSet,
         device: torch.device,
         cache: Cache,
@@ -187,10 +196,10 @@ class Ranker:
                 cache=cache,
                 progress=progress,
             )
-        accuracy = loo_knn_accuracy(features.values, images.labels, k=self.k, metric=self.metric)
         return RankedModel(
             model=spec.id,
-            knn_accuracy=accuracy,
+            proxy=proxy.name,
+            score=proxy.score(features.values, images.labels),
             feature_dim=features.values.shape[1],
             seconds=time.perf_counter() - start,
             images_per_second=None if features.cached else len(images) / max(features.seconds, 1e-9),
@@ -224,7 +233,7 @@ def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
         fix = (
             "correct the input_size of its preprocessing in the zoo file"
             if size == loaded.preprocessing.input_size
-            else "rank it at its own resolution (--image-size 0 for zoofit run, none for zoofit rank) or give it "
+            else "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it "
             "arch_kwargs {dynamic_img_size: true} where timm has that option"
         )
         raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error

@@ -18,7 +18,7 @@ from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, 
 from zoofit.result import RobustnessResult, RunResult
 
 if TYPE_CHECKING:  # only named in annotations: the report needs neither torch nor timm
-    from zoofit.rank import RankedModel
+    from zoofit.rank import Proxy, RankedModel
     from zoofit.zoo import Zoo
 
 
@@ -63,18 +63,18 @@ class RichProgress:
             self._console.print(f"{description}: {total} done in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
-def ranking_table(ranking: Sequence[RankedModel], *, k: int, metric: str) -> Table:
-    table = Table(title=f"Leave-one-out {k}-NN ({metric}) ranking", title_justify="left")
+def ranking_table(ranking: Sequence[RankedModel], proxy: Proxy) -> Table:
+    table = Table(title=f"Ranking by {proxy.title}", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("model", no_wrap=True)
-    for column in ("kNN accuracy", "feature dim", "input px", "GFLOPs", "images/s", "seconds"):
+    for column in (proxy.label, "feature dim", "input px", "GFLOPs", "images/s", "seconds"):
         table.add_column(column, justify="right")
     for position, row in enumerate(ranking, start=1):
         speed = "cached" if row.images_per_second is None else f"{row.images_per_second:.0f}"
         table.add_row(
             str(position),
             row.model,
-            f"{row.knn_accuracy:.4f}",
+            f"{row.score:.4f}",
             str(row.feature_dim),
             str(row.input_size),
             f"{row.gflops:.2f}",

@@ -36,8 +36,8 @@ def html_report(run: str | Path) -> str:
             trials = list(csv.DictReader(handle))
         sections = [
             _overview(result),
-            _ranking(ranking),
-            _trials(trials, {row["model"]: row["knn_accuracy"] for row in ranking}),
+            _ranking(ranking, result.proxy.label),
+            _trials(trials, {row["model"]: row["score"] for row in ranking}, result.proxy.label),
             _per_class(result.ensemble.per_class_accuracy),
             _robustness(result.robustness) if result.robustness else "",
         ]
@@ -66,23 +66,21 @@ def _overview(result: RunResult) -> str:
     )
 
 
-def _ranking(ranking: list[dict[str, Any]]) -> str:
-    chart = _bars([(row["model"], [row["knn_accuracy"]]) for row in ranking], ["kNN accuracy"])
+def _ranking(ranking: list[dict[str, Any]], label: str) -> str:
+    shares = all(0 <= row["score"] <= 1 for row in ranking)  # bars run from 0 to 1: an accuracy, not LogME
+    chart = _bars([(row["model"], [row["score"]]) for row in ranking], [label]) if shares else ""
     table = _table(
-        ["rank", "model", "kNN accuracy", "input px", "GFLOPs", "weights"],
-        [
-            [i, r["model"], r["knn_accuracy"], r["input_size"], r["gflops"], r["weights"]]
-            for i, r in enumerate(ranking, 1)
-        ],
+        ["rank", "model", label, "input px", "GFLOPs", "weights"],
+        [[i, r["model"], r["score"], r["input_size"], r["gflops"], r["weights"]] for i, r in enumerate(ranking, 1)],
     )
-    return f"<h2>Ranking: leave-one-out kNN accuracy of frozen features</h2>{chart}{table}"
+    return f"<h2>Ranking: {escape(label)} of frozen features</h2>{chart}{table}"
 
 
-def _trials(trials: list[dict[str, str]], knn: dict[str, float]) -> str:
+def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) -> str:
     points = [
-        (knn[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}")
+        (scores[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}")
         for t in trials
-        if t["model"] in knn and t.get("test_accuracy")
+        if t["model"] in scores and t.get("test_accuracy")
     ]
     table = _table(
         ["model", "lr", "steps", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
@@ -98,8 +96,8 @@ def _trials(trials: list[dict[str, str]], knn: dict[str, float]) -> str:
         ],  # fmt: skip
     )
     return (
-        "<h2>Fine-tuned trials</h2><p class='note'>Each trial's test accuracy against its model's kNN accuracy: "
-        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points) if points else ''}{table}"
+        f"<h2>Fine-tuned trials</h2><p class='note'>Each trial's test accuracy against its model's {escape(label)}: "
+        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points, label) if points else ''}{table}"
     )
 
 
@@ -164,7 +162,7 @@ def _bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[s
     return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>{''.join(parts)}{legend}</svg>"
 
 
-def _scatter(points: Sequence[tuple[float, float, str]], size: int = 420) -> str:
+def _scatter(points: Sequence[tuple[float, float, str]], x_label: str, size: int = 420) -> str:
     """Points on axes spanning their own range (padded), each labelled."""
     margin = 48
     xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -188,7 +186,7 @@ def _scatter(points: Sequence[tuple[float, float, str]], size: int = 420) -> str
     axes = (
         f"<line x1='{margin}' y1='{size - margin}' x2='{size - margin}' y2='{size - margin}' stroke='#888'/>"
         f"<line x1='{margin}' y1='{margin}' x2='{margin}' y2='{size - margin}' stroke='#888'/>"
-        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>kNN accuracy ({x0:.3f} to {x1:.3f})</text>"
+        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>{escape(x_label)} ({x0:.3f} to {x1:.3f})</text>"
         f"<text x='14' y='{size / 2}' transform='rotate(-90 14 {size / 2})' text-anchor='middle'>"
         f"test accuracy ({y0:.3f} to {y1:.3f})</text>"
     )

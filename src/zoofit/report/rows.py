@@ -22,8 +22,8 @@ def result_rows(result: RunResult) -> list[list[Any]]:
     named = [
         ("greedy ensemble", ensemble.test, ensemble.gflops_per_image, members),
         ("best single (by val)", result.best_single.test, result.best_single.gflops_per_image, result.best_single.model),
-        (f"best of {result.proxy}-top model", result.proxy_top.test, result.proxy_top.gflops_per_image,
-         result.proxy_top.model),
+        (f"best of {result.proxy.name}-top model", result.top_ranked.test, result.top_ranked.gflops_per_image,
+         result.top_ranked.model),
     ]  # fmt: skip
     if seeds := result.seed_baseline:
         named.append((f"{len(seeds.trials)} seeds of best single", seeds.test, seeds.gflops_per_image, seeds.model))
