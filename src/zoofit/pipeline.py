@@ -27,7 +27,7 @@ from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankedModel, Ranker
 from zoofit.result import Baseline, EnsembleResult, Member, RunResult, Scores, StageTimer, Units
 from zoofit.robustness import robustness
-from zoofit.store import Cache, RunStore
+from zoofit.store import RunStore
 from zoofit.zoo import Zoo
 
 log = logging.getLogger("zoofit")
@@ -140,7 +140,7 @@ class ZooFit:
         config = self.sweep_config(device, splits.ranking_set.largest_area())
         store = RunStore(Path(out))
         context = TrialContext(
-            splits, store.root, Cache(Path(self.cache_dir) if self.cache_dir else None).root, str(device),
+            splits, store.root, Path(self.cache_dir) if self.cache_dir else None, str(device),
             resolve_precision(self.precision, device, training=True), resolve_precision(self.precision, device),
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
