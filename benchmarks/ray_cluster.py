@@ -36,6 +36,10 @@ from zoofit.result import RunResult  # noqa: E402
 PORT = 6391
 TEMP_DIRS = ("/tmp/rayA", "/tmp/rayB")
 NO_AUTH = {"RAY_AUTH_MODE": "disabled"}
+ADDRESSES = (
+    "given as 127.0.0.1 (ray start --node-ip-address, --address); Ray registers each node under this "
+    "machine's own interface address instead (it replaces 127.0.0.1), so all traffic stays on this machine"
+)
 SRC = Path(__file__).resolve().parents[1] / "src"
 BIN = Path(sys.executable).parent
 ZOO = """name: tiny-two
@@ -174,7 +178,7 @@ def main() -> None:
             stop_cluster()
     same = (clean["ensemble_test"], clean["best_single_test"]) == (killed["ensemble_test"], killed["best_single_test"])
     figures = {
-        "cluster": {"nodes": nodes, "addresses": "127.0.0.1 only", "temp_dirs": list(TEMP_DIRS)},
+        "cluster": {"nodes": nodes, "addresses": ADDRESSES, "temp_dirs": list(TEMP_DIRS)},
         "run_folder": "only in the driver's temporary folder; the nodes have their own zoofit caches",
         "sweep": " ".join(RUN),
         "clean": clean,

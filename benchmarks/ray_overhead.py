@@ -48,12 +48,13 @@ def demo_wall(executor: str, warm: Path) -> dict[str, Any]:
         cache, out = Path(folder) / "cache", Path(folder) / "out"
         shutil.copytree(warm, cache)
         env = {**os.environ, "ZOOFIT_CACHE_DIR": str(cache), "RAY_ADDRESS": ""}
-        start = time.perf_counter()
+        load_before, start = os.getloadavg()[0], time.perf_counter()
         subprocess.run([*zoofit(), *DEMO, "--out", str(out), "--executor", executor], check=True, env=env)
         wall = time.perf_counter() - start
         result = RunResult.read(out)
     return {
         "wall_seconds": round(wall, 1),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},  # others' work on the machine
         "stage_seconds": result.stage_seconds,
         "units": {"computed": result.units.computed, "reused": result.units.reused},
         "test_accuracy": result.ensemble.test.accuracy,
@@ -138,7 +139,8 @@ def paper(measured: dict[str, Any]) -> dict[str, Any]:
             "cycled to 60 trials",
             "unit_overhead": "this benchmark's Ray overhead per unit on 2 CPU cores (an upper bound: it includes "
             "Ray's start and worker imports)",
-            "start_seconds": "ray start, a worker per GPU importing torch and timm (~10 s each here), once",
+            "start_seconds": "assumed: connecting, and each worker importing torch and timm once (~10 s "
+            "each on 2 CPU cores here)",
         },
         "walls": {
             f"{gpus}_gpus": projected_walls(gpus, **{**inputs, "trial_seconds": trial_seconds}) for gpus in GPU_COUNTS

@@ -79,7 +79,7 @@ def test_a_unit_whose_worker_dies_is_run_again(ray_cluster, tmp_path: Path) -> N
         [(0, "DIE"), (1, "B")],
     )
     (tmp_path / "died").unlink()
-    with pytest.raises(WorkerDied, match="died running a unit, 1 times"):
+    with pytest.raises(WorkerDied, match=r"died running a unit \(.*; retried 0 times\)"):
         list(RayCluster(retries=0).map(once, tmp_path, ["die"], RecordingProgress()))
 
 

@@ -110,7 +110,7 @@ class RayCluster:
                 return Failed(error.cause if isinstance(error.cause, BaseException) else error)
             except ray.exceptions.RayError as error:  # its worker or node died, more often than retried
                 raise WorkerDied(
-                    f"a Ray worker or node died running a unit, {self.retries + 1} times ({type(error).__name__})"
+                    f"a Ray worker or node died running a unit ({type(error).__name__}; retried {self.retries} times)"
                 ) from error
 
         try:
