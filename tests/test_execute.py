@@ -55,7 +55,7 @@ def test_a_dead_worker_is_an_error(tmp_path: Path) -> None:
 
 def test_executors_by_name() -> None:
     assert isinstance(named("local", 1), InProcess) and named("local", 3).workers == 3
-    with pytest.raises(ParameterError, match="executor must be one of local, not 'dask'"):
+    with pytest.raises(ParameterError, match="executor must be one of local, ray, not 'dask'"):
         named("dask", 2)
     with pytest.raises(ParameterError, match="workers must be at least 1, not 0"):
         named("local", 0)

@@ -79,6 +79,20 @@ ValFraction = Annotated[float, _option("Share of the training data held out for 
 TestFraction = Annotated[float | None, _option("Hold out this share as the test split where the data has none.")]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
 CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
+_CLUSTER = "Where units run (a model's features, a trial)"
+ExecutorName = Annotated[
+    str, typer.Option(help="local (this machine) or ray (a Ray cluster).", rich_help_panel=_CLUSTER)
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to join (default $RAY_ADDRESS, else one started here by 'ray start', else a "
+                 "local Ray for the run).", rich_help_panel=_CLUSTER),
+]  # fmt: skip
+UnitGpus = Annotated[
+    float | None, typer.Option(help="GPUs per unit on Ray (default 0.25 where the cluster has GPUs, else 0).",
+                               rich_help_panel=_CLUSTER)
+]  # fmt: skip
+UnitCpus = Annotated[float | None, typer.Option(help="CPUs per unit on Ray (default 1).", rich_help_panel=_CLUSTER)]
 
 
 @contextmanager
@@ -101,7 +115,7 @@ def command() -> Iterator[None]:
 
 
 #: Library parameters that this CLI sets through an option of another name.
-_OPTION_OF = {"source": "data"}
+_OPTION_OF = {"source": "data", "address": "ray_address"}
 
 
 def _option_name(parameter: str) -> str:
@@ -135,6 +149,17 @@ def _check_writable(path: Path, option: str, *, folder: bool) -> None:
         raise ZoofitError(f"{option} '{path}' is a {'file' if folder else 'folder'}; give another path")
     if existing != path and not existing.is_dir():
         raise ZoofitError(f"{option} '{path}' lies beneath '{existing}', which is a file; give another path")
+
+
+def _executor(name: str, workers: int | None = None, **options: Any) -> Any:
+    """The executor the options name: ``"local"`` as it is (its workers follow the device), else built with
+    the ``options`` given (a missing Ray is one line, before any image is read)."""
+    given = {option: value for option, value in options.items() if value is not None}
+    if name == "local" and not given:
+        return name
+    from zoofit.execute import named
+
+    return named(name, workers, **given)
 
 
 def _ids(models: str | None) -> list[str] | None:
@@ -213,6 +238,10 @@ def rank(
     val_fraction: ValFraction = 0.2,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
+    executor: ExecutorName = "local",
+    ray_address: RayAddress = None,
+    unit_gpus: UnitGpus = None,
+    unit_cpus: UnitCpus = None,
 ) -> None:
     """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
     with command():
@@ -226,6 +255,7 @@ def rank(
         ranker = Ranker(
             zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir,
+            executor=_executor(executor, address=ray_address, unit_gpus=unit_gpus, unit_cpus=unit_cpus),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
         with RichProgress(console) as progress, RunStore(out).writer():
@@ -265,6 +295,10 @@ def run(
     test_fraction: TestFraction = None,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
+    executor: ExecutorName = "local",
+    ray_address: RayAddress = None,
+    unit_gpus: UnitGpus = None,
+    unit_cpus: UnitCpus = None,
     *,
     sweep_changes: dict[str, Any],
 ) -> None:
@@ -283,6 +317,7 @@ def run(
         fit = ZooFit(
             zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
             models=_ids(models), cache_dir=cache_dir, workers=workers,
+            executor=_executor(executor, workers, address=ray_address, unit_gpus=unit_gpus, unit_cpus=unit_cpus),
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
         RunStore(out).check_writer()

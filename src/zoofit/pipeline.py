@@ -18,6 +18,7 @@ from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import per_class_accuracy, summarize
+from zoofit.execute import Executor, named
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
 from zoofit.finetune.config import default_preset, preset
 from zoofit.finetune.sweep import Job
@@ -27,7 +28,7 @@ from zoofit.rank import RankedModel, Ranker
 from zoofit.rank.proxies import describe
 from zoofit.result import Baseline, EnsembleResult, Member, ProxyResult, RunResult, Scores, StageTimer, Units
 from zoofit.robustness import robustness
-from zoofit.store import Cache, RunStore
+from zoofit.store import RunStore
 from zoofit.zoo import Zoo
 
 log = logging.getLogger("zoofit")
@@ -48,6 +49,11 @@ class ZooFit:
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
         (``None``: 4 on a GPU; on a CPU one per core up to 4, or 1 where the trials would not split evenly
         across them - see :func:`~zoofit.finetune.resolve_workers`; 1 trains them one after another here).
+        On another executor: units at once (``None``: its own default, for Ray as many as the cluster holds).
+    executor : where the ranking's models and the trials run: ``"local"`` (this machine), ``"ray"`` (a Ray
+        cluster: a unit per model and per trial, their results stored here), or an
+        :class:`~zoofit.execute.Executor` (:class:`~zoofit.execute.RayCluster` with an address or per-unit
+        resources, say).
 
     Attributes
     ----------
@@ -77,6 +83,7 @@ class ZooFit:
         models: list[str] | None = None,
         cache_dir: str | Path | None = None,
         workers: int | None = None,
+        executor: str | Executor = "local",
     ) -> None:
         self.zoo = zoo
         self.sweep = sweep
@@ -89,13 +96,14 @@ class ZooFit:
         self.models = models
         self.cache_dir = cache_dir
         self.workers = workers
+        self.executor = executor
 
     def check(self) -> None:
         """Check every setting (the sweep, workers, device, precision, the zoo and its models) before any data
         is read."""
         device = resolve_device(self.device)
         resolve_workers(self.workers, device)
-        self._ranker(self.sweep_config(device), self.precision).check()
+        self._ranker(self.sweep_config(device), self.precision, self._executor()).check()
 
     def sweep_config(self, device: torch.device, largest_area: int | None = None) -> SweepConfig:
         """The sweep, validated: as given, the named preset, or the device's; sized for data whose largest image
@@ -111,12 +119,19 @@ class ZooFit:
             log.info("images smaller than 96x96: ranking and fine-tuning at %d px", sized.image_size)
         return sized
 
-    def _ranker(self, config: SweepConfig, precision: str) -> Ranker:
+    def _ranker(self, config: SweepConfig, precision: str, executor: Executor | None) -> Ranker:
         return Ranker(
             self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
             device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
-            own_size_if_needed=True,
+            own_size_if_needed=True, executor=executor or "local",
         )  # fmt: skip
+
+    def _executor(self) -> Executor | None:
+        """The executor of every unit, built once; ``None`` for ``"local"``, whose number of workers follows the
+        device and the trials' costs (:func:`~zoofit.finetune.resolve_workers`)."""
+        if self.executor == "local":
+            return None
+        return named(self.executor, self.workers) if isinstance(self.executor, str) else self.executor
 
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
@@ -134,17 +149,19 @@ class ZooFit:
         config = self.sweep_config(device, splits.ranking_set.largest_area())
         store.claim_data(splits.fingerprint, splits.describe())
         context = TrialContext(
-            splits, store.root, Cache(Path(self.cache_dir) if self.cache_dir else None).root, str(device),
+            splits, store.root, Path(self.cache_dir) if self.cache_dir else None, str(device),
             resolve_precision(self.precision, device, training=True), resolve_precision(self.precision, device),
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
 
+        executor = self._executor()
         with timer.stage("rank"):
-            ranker = self._ranker(config, context.eval_precision).fit(splits, progress=progress)
+            ranker = self._ranker(config, context.eval_precision, executor).fit(splits, progress=progress)
             ranker.save(store.root)
         with timer.stage("fine_tune"):
             jobs, costs = plan_trials(ranker, config, self.seed)
-            runner = TrialRunner(context, workers=resolve_workers(self.workers, device, costs), progress=progress)
+            workers = resolve_workers(self.workers, device, costs)
+            runner = TrialRunner(context, workers=workers, progress=progress, executor=executor or "local")
             log.info("fine-tuning %d trials, %d at a time", len(jobs), runner.workers)
             trials = runner.run(jobs, costs)
         with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included

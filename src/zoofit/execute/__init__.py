@@ -1,4 +1,4 @@
-"""Executors: where units of work run (here, in local worker processes, later on Ray), chosen by name.
+"""Executors: where units of work run (here, in local worker processes, on a Ray cluster), chosen by name.
 
 A unit is ``unit(shared, item, progress) -> result``, a module-level function: ``shared`` is what every unit of
 a map needs (sent to each worker once), ``item`` the one unit's input. An executor returns each unit's result
@@ -8,26 +8,31 @@ to the caller, which alone writes the store; nothing above this seam knows where
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from zoofit.errors import ParameterError
 from zoofit.execute.base import Executor, InProcess, Unit
 from zoofit.execute.processes import LocalProcesses, WorkerDied
+from zoofit.execute.ray_cluster import RayCluster
 
 
-def local(workers: int) -> Executor:
-    """This process for one worker; more: that many spawned worker processes on this machine."""
-    return InProcess() if workers == 1 else LocalProcesses(workers)
+def local(workers: int | None = None, **options: Any) -> Executor:
+    """This process for one worker (``None``: one); more: that many spawned worker processes on this machine."""
+    if options:
+        raise ParameterError.of(next(iter(options)), "is not a setting of the local executor")
+    return InProcess() if (workers or 1) == 1 else LocalProcesses(workers)
 
 
-#: Executors by name: a factory of an executor for ``workers`` units at once.
-EXECUTORS: dict[str, Callable[[int], Executor]] = {"local": local}
+#: Executors by name: a factory of an executor for ``workers`` units at once (``None``: its own default) with
+#: its own keyword ``options``.
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": local, "ray": RayCluster}
 
 
-def named(name: str, workers: int) -> Executor:
-    """The executor ``name`` running ``workers`` units at once."""
+def named(name: str, workers: int | None = None, **options: Any) -> Executor:
+    """The executor ``name`` running ``workers`` units at once, with its ``options``."""
     if name not in EXECUTORS:
         raise ParameterError.of("executor", f"must be one of {', '.join(sorted(EXECUTORS))}, not {name!r}")
-    return EXECUTORS[name](check_workers(workers))
+    return EXECUTORS[name](None if workers is None else check_workers(workers), **options)
 
 
 def check_workers(workers: int) -> int:
@@ -42,6 +47,7 @@ __all__ = [
     "Executor",
     "InProcess",
     "LocalProcesses",
+    "RayCluster",
     "Unit",
     "WorkerDied",
     "check_workers",

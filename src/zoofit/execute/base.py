@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import torch
 
@@ -13,6 +14,7 @@ from zoofit.progress import Progress
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
+H = TypeVar("H", bound=Hashable)  # a handle of a submitted unit (a future, a Ray object reference)
 
 #: A unit of work: ``unit(shared, item, progress) -> result``; module-level, so that other processes can call it.
 Unit = Callable[[S, I, Progress], R]
@@ -54,3 +56,39 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+class Failed(Generic[R]):
+    """The outcome of a unit that raised ``error`` (its own error: the map stops starting units)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def windowed(
+    items: Sequence[I],
+    window: int,
+    submit: Callable[[I], H],
+    finished: Callable[[Collection[H]], Iterable[H]],
+    outcome: Callable[[H], R | Failed[R]],
+) -> Iterator[tuple[int, R]]:
+    """The map of :class:`Executor` over handles: keep ``window`` units submitted (the next free worker takes the
+    next unit, and a failure stops the rest, not one more queued), yielding each result as ``finished`` (some of
+    the running handles, once one is done) returns it. ``outcome`` gives a handle's result, or :class:`Failed`
+    for the unit's own error; what it raises (a dead worker) ends the map at once."""
+    pending = deque(enumerate(items))
+    running: dict[H, int] = {}
+    failure: BaseException | None = None
+    while running or (pending and failure is None):
+        while pending and failure is None and len(running) < window:
+            index, item = pending.popleft()
+            running[submit(item)] = index
+        for handle in sorted(finished(list(running)), key=running.__getitem__):
+            index = running.pop(handle)
+            result = outcome(handle)
+            if isinstance(result, Failed):
+                failure = failure or result.error
+            else:
+                yield index, result
+    if failure is not None:
+        raise failure

@@ -15,19 +15,19 @@ import pickle
 import signal
 import sys
 import threading
-from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
 import torch
 
 from zoofit.errors import ZoofitError
-from zoofit.execute.base import I, R, S, Unit
-from zoofit.progress import Progress, TaskHandle
+from zoofit.execute.base import Failed, I, R, S, Unit, windowed
+from zoofit.execute.relay import QueueProgress, replay
+from zoofit.progress import Progress
 
 
 class WorkerDied(ZoofitError):
@@ -47,7 +47,7 @@ class LocalProcesses:
             return
         spawn = get_context("spawn")
         events = spawn.Queue()
-        forwarder = threading.Thread(target=_forward_progress, args=(events, progress), daemon=True)
+        forwarder = threading.Thread(target=replay, args=(events, progress), daemon=True)
         forwarder.start()
         try:
             with ProcessPoolExecutor(
@@ -64,27 +64,19 @@ class LocalProcesses:
             forwarder.join()
 
     def _run(self, pool: ProcessPoolExecutor, unit: Unit[S, I, R], items: Sequence[I]) -> Iterator[tuple[int, R]]:
-        """Keep ``workers`` units submitted (one each: the next free worker takes the next unit, and a failure
-        stops the rest, not one more queued), yielding each result as it comes."""
-        pending = deque(enumerate(items))
-        running: dict[Future[bytes], int] = {}
-        failure: BaseException | None = None
-        while running or (pending and failure is None):
-            while pending and failure is None and len(running) < self.workers:
-                index, item = pending.popleft()
-                with _main_script_hidden():  # the pool may spawn a worker on submit
-                    running[pool.submit(_run_unit, unit, item)] = index
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=running.__getitem__):
-                index = running.pop(future)
-                if future.exception() is None:
-                    yield index, pickle.loads(future.result())
-                elif isinstance(future.exception(), BrokenProcessPool):
-                    raise future.exception()
-                else:
-                    failure = failure or future.exception()
-        if failure is not None:
-            raise failure
+        def submit(item: I) -> Future[bytes]:
+            with _main_script_hidden():  # the pool may spawn a worker on submit
+                return pool.submit(_run_unit, unit, item)
+
+        def outcome(future: Future[bytes]) -> R | Failed[R]:
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                raise error
+            return Failed(error) if error is not None else pickle.loads(future.result())
+
+        return windowed(
+            items, self.workers, submit, lambda running: wait(running, return_when=FIRST_COMPLETED)[0], outcome
+        )
 
 
 @contextmanager
@@ -108,24 +100,6 @@ def _main_script_hidden() -> Iterator[None]:
 _main_script_lock = threading.Lock()
 
 
-# --- here: progress events from the workers -> the caller's Progress
-
-
-def _forward_progress(events: Any, progress: Progress) -> None:
-    """Replay ``("start", id, description, total)``, ``("advance", id, n)`` and ``("end", id)`` until ``None``."""
-    with ExitStack() as open_tasks:
-        tasks: dict[str, tuple[ExitStack, TaskHandle]] = {}
-        while (event := events.get()) is not None:
-            kind, task_id, *rest = event
-            if kind == "start":
-                stack = open_tasks.enter_context(ExitStack())
-                tasks[task_id] = (stack, stack.enter_context(progress.task(*rest)))
-            elif kind == "advance":
-                tasks[task_id][1].advance(*rest)
-            else:
-                tasks.pop(task_id)[0].close()
-
-
 # --- in a worker process
 
 _worker: dict[str, Any] = {}
@@ -137,35 +111,9 @@ def _start_worker(shared: Any, threads: int, events: Any, parent: int) -> None:
     if os.getppid() != parent:  # the parent died while this worker was starting (before the line above)
         os._exit(1)
     torch.set_num_threads(threads)
-    _worker.update(shared=shared, progress=_QueueProgress(events))
+    _worker.update(shared=shared, progress=QueueProgress(events))
 
 
 def _run_unit(unit: Unit[Any, Any, Any], item: Any) -> bytes:
     """Run ``unit`` on ``item`` here; its result pickled plainly (torch would send tensors as shared memory)."""
     return pickle.dumps(unit(_worker["shared"], item, _worker["progress"]), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class _QueueTask:
-    def __init__(self, events: Any, task_id: str) -> None:
-        self._events, self._id = events, task_id
-
-    def advance(self, amount: int = 1) -> None:
-        self._events.put(("advance", self._id, amount))
-
-
-class _QueueProgress:
-    """A worker's Progress: sends its events to the parent."""
-
-    def __init__(self, events: Any) -> None:
-        self._events = events
-        self._count = 0
-
-    @contextmanager
-    def task(self, description: str, total: int) -> Iterator[TaskHandle]:
-        self._count += 1
-        task_id = f"{os.getpid()}-{self._count}"
-        self._events.put(("start", task_id, description, total))
-        try:
-            yield _QueueTask(self._events, task_id)
-        finally:
-            self._events.put(("end", task_id))

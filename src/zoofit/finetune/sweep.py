@@ -70,7 +70,7 @@ class TrialContext:
 
     splits: Splits
     run_root: Path
-    cache_root: Path
+    cache_root: Path | None  # None: where the trial runs, that machine's own (``$ZOOFIT_CACHE_DIR`` or its default)
     device: str
     precision: str  # training
     eval_precision: str

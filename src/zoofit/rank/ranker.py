@@ -19,10 +19,12 @@ import torch
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
+from zoofit.execute import Executor, InProcess, named
 from zoofit.layout import RANKING, RANKING_CSV, SKIPPED
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.proxies import Proxy, make_proxy
+from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, load_model, load_zoo
 
@@ -66,6 +68,9 @@ class Ranker:
         ``~/.cache/zoofit``).
     models_at_once : models ranked at the same time, in threads (``None``: one on a CPU, up to 4 on a GPU;
         see :func:`default_models_at_once`).
+    executor : where the models are ranked: ``"local"`` (here, in threads), another name of
+        :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
+        model extracts its features there, and they are cached and scored here.
 
     Attributes
     ----------
@@ -97,6 +102,7 @@ class Ranker:
         cache_dir: str | Path | None = None,
         models_at_once: int | None = None,
         own_size_if_needed: bool = False,
+        executor: str | Executor = "local",
     ) -> None:
         self.zoo = zoo
         self.proxy = proxy
@@ -110,6 +116,7 @@ class Ranker:
         self.cache_dir = cache_dir
         self.models_at_once = models_at_once
         self.own_size_if_needed = own_size_if_needed
+        self.executor = executor
 
     def check(self) -> Zoo:
         """Check the settings, device and precision, before any data is read; the zoo with the chosen models."""
@@ -121,6 +128,7 @@ class Ranker:
         if self.batch_size is not None and self.batch_size < 1:
             raise ParameterError.of("batch_size", f"must be positive, not {self.batch_size}")
         resolve_precision(self.precision, resolve_device(self.device))
+        self._executor()
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
         return zoo.select(self.models)
 
@@ -138,7 +146,13 @@ class Ranker:
         load = partial(self._load, cache=cache, device=device)
         rank = partial(self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=progress)
         at_once = self.models_at_once or default_models_at_once(device)
-        for spec, ranked in loaded_and_ranked(zoo.models, load, rank, at_once):
+        executor = self._executor()
+        outcomes = (
+            loaded_and_ranked(zoo.models, load, rank, at_once)
+            if isinstance(executor, InProcess)
+            else ranked_on(executor, self, images, cache, progress)
+        )
+        for spec, ranked in outcomes:
             try:
                 ranking.append(ranked.result())
             except ModelError as error:
@@ -152,6 +166,9 @@ class Ranker:
     def _proxy(self) -> Proxy:
         """The proxy of ``proxy``, with this ranker's settings for it, checked."""
         return make_proxy(self.proxy, k=self.k, metric=self.metric)
+
+    def _executor(self) -> Executor:
+        return named(self.executor) if isinstance(self.executor, str) else self.executor
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
         """``spec`` loaded, and the preprocessing it is ranked with, at whose resolution its GFLOPs are counted

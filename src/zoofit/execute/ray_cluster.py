@@ -1,0 +1,163 @@
+"""Units as Ray tasks on a Ray cluster (``pip install 'zoofit[ray]'``): across the GPUs and machines it has.
+
+The shared input goes to Ray's object store once (``ray.put``) and each node's workers read it from there; each
+item is a task that returns its unit's result, pickled, to this process (the driver), which alone writes the
+run folder and its cache, so the nodes need no shared file system. A task whose worker or node dies is retried
+by Ray (``retries`` times); a unit's own error is final, and raised here as it would be locally. The units'
+progress comes back through a Ray queue (an actor) that a thread here replays into the caller's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from zoofit.errors import ParameterError, ZoofitError
+from zoofit.execute.base import Failed, I, R, S, Unit, windowed
+from zoofit.execute.processes import WorkerDied
+from zoofit.execute.relay import QueueProgress, replay
+from zoofit.progress import Progress
+
+log = logging.getLogger("zoofit")
+
+#: GPU share of a unit where the cluster has GPUs: four units share one, as trials do on one local GPU.
+DEFAULT_UNIT_GPUS = 0.25
+#: CPUs of a unit: one thread each (small models train faster side by side than on all cores; see
+#: benchmarks/results/notes-cpu-lanes.md).
+DEFAULT_UNIT_CPUS = 1.0
+#: Times Ray runs a unit again whose worker process or node died.
+DEFAULT_RETRIES = 3
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module, or a one-line error naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise ZoofitError("the Ray executor needs Ray: pip install 'zoofit[ray]'") from None
+    return ray
+
+
+class RayCluster:
+    """Each unit a Ray task on the cluster at ``address`` (``None``: ``$RAY_ADDRESS``, else a cluster started on
+    this machine with ``ray start``, else a local Ray started for the run; a Ray this process has already
+    started or joined is used as it is).
+
+    Parameters
+    ----------
+    workers : units at once (``None``: as many as the cluster's resources hold when a map starts).
+    unit_gpus, unit_cpus : what each unit asks Ray for (``None``: a quarter of a GPU where the cluster has GPUs,
+        none elsewhere; one CPU). A unit's torch runs on ``unit_cpus`` threads.
+    retries : times a unit whose worker or node died is run again.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        unit_gpus: float | None = None,
+        unit_cpus: float | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        for name, value in (("unit_gpus", unit_gpus), ("unit_cpus", unit_cpus)):
+            if value is not None and value < 0:
+                raise ParameterError.of(name, f"must not be negative, not {value}")
+        if unit_cpus == 0 and not unit_gpus:
+            raise ParameterError("give each unit some CPUs or GPUs: {unit_cpus} and {unit_gpus} are both 0")
+        import_ray()  # a missing extra is reported before any work
+        self._workers, self.address, self.retries = workers, address, retries
+        self.unit_gpus, self.unit_cpus = unit_gpus, unit_cpus
+
+    @property
+    def workers(self) -> int:
+        """Units at once: as given, else as many as the cluster holds (connecting to it)."""
+        return self._workers or self._capacity(self._resources())
+
+    def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
+        if not items:
+            return
+        ray = self._connect()
+        from ray.util.queue import Queue
+
+        resources = self._resources()
+        events = Queue(actor_options={"num_cpus": 0})
+        forwarder = threading.Thread(target=replay, args=(events, progress), daemon=True)
+        forwarder.start()
+        task = ray.remote(_run_unit).options(
+            num_cpus=resources["CPU"], num_gpus=resources["GPU"], max_retries=self.retries, retry_exceptions=False
+        )
+        shared_ref = ray.put(shared)  # once, whatever the number of units
+        threads = max(1, math.floor(resources["CPU"]))
+        running: set[Any] = set()
+
+        def submit(item: I) -> Any:
+            running.add(ref := task.remote(unit, shared_ref, item, events, threads))
+            return ref
+
+        def outcome(ref: Any) -> R | Failed[R]:
+            running.discard(ref)
+            try:
+                return pickle.loads(ray.get(ref))
+            except ray.exceptions.RayTaskError as error:  # the unit's own: raised as the unit raised it
+                return Failed(error.cause if isinstance(error.cause, BaseException) else error)
+            except ray.exceptions.RayError as error:  # its worker or node died, more often than retried
+                raise WorkerDied(
+                    f"a Ray worker or node died running a unit ({type(error).__name__}; retried {self.retries} times)"
+                ) from error
+
+        try:
+            yield from windowed(items, self._workers or self._capacity(resources), submit, _first_ready, outcome)
+        finally:
+            for ref in running:  # the map was left early (an interrupt): its units stop too
+                ray.cancel(ref, force=True)
+            events.put(None)
+            forwarder.join()
+            events.shutdown()
+
+    def _connect(self) -> ModuleType:
+        """Ray, connected to the cluster (once per process)."""
+        ray = import_ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise ZoofitError(
+                    f"cannot reach the Ray cluster at {self.address or 'RAY_ADDRESS/auto'}: {error}"
+                ) from None
+        return ray
+
+    def _resources(self) -> dict[str, float]:
+        """What each unit asks for: ``{"CPU": ..., "GPU": ...}``."""
+        has_gpus = self._connect().cluster_resources().get("GPU", 0) > 0
+        gpus = self.unit_gpus if self.unit_gpus is not None else (DEFAULT_UNIT_GPUS if has_gpus else 0.0)
+        return {"CPU": DEFAULT_UNIT_CPUS if self.unit_cpus is None else self.unit_cpus, "GPU": gpus}
+
+    def _capacity(self, resources: dict[str, float]) -> int:
+        """Units of ``resources`` that the cluster holds at once (at least one)."""
+        total = self._connect().cluster_resources()
+        for kind, need in resources.items():
+            if need > total.get(kind, 0):
+                log.warning("each unit asks for %g %s, the Ray cluster has %g: units wait for such a node",
+                            need, kind, total.get(kind, 0))  # fmt: skip
+        return max(1, min(int(total.get(kind, 0) // need) for kind, need in resources.items() if need > 0))
+
+
+def _first_ready(running: Collection[Any]) -> list[Any]:
+    import ray
+
+    return ray.wait(list(running), num_returns=1)[0]
+
+
+def _run_unit(unit: Unit[Any, Any, Any], shared: Any, item: Any, events: Any, threads: int) -> bytes:
+    """In a Ray worker: ``unit`` on ``item`` (``shared`` already fetched by Ray from the object store), its
+    progress sent to the driver; the result pickled plainly."""
+    torch.set_num_threads(threads)
+    return pickle.dumps(unit(shared, item, QueueProgress(events)), protocol=pickle.HIGHEST_PROTOCOL)

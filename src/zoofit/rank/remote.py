@@ -1,0 +1,114 @@
+"""Ranking through an executor (worker processes, a Ray cluster): a unit per model loads it and extracts its
+features wherever it runs; the driver caches them and scores them, so resume and the cache work as here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from zoofit.data import ImageSet
+from zoofit.device import resolve_device, resolve_precision
+from zoofit.errors import ModelError, ZoofitError
+from zoofit.execute import Executor
+from zoofit.progress import Progress
+from zoofit.rank.features import extract_features, feature_key
+from zoofit.store import Cache
+from zoofit.zoo import ModelSpec
+
+if TYPE_CHECKING:
+    from zoofit.rank.ranker import RankedModel, Ranker
+
+FEATURES = "features"  # the cache's kind
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    """What every model's unit shares: the ranker's settings, the images, and the feature keys the driver's
+    cache already holds (those units return no features; the driver reads its own)."""
+
+    ranker: Ranker
+    images: ImageSet
+    known: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ModelFeatures:
+    """A model's unit's result: its features (``None``: the driver holds them under ``key``) and facts."""
+
+    key: str
+    values: np.ndarray | None
+    seconds: float  # extraction
+    gflops: float
+    input_size: int
+
+
+def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFeatures | ModelError:
+    """The unit of work of a ranking: load ``spec`` and extract its features; a model that cannot be used is
+    returned as its :class:`ModelError` (the ranking skips it and goes on)."""
+    from zoofit.rank.ranker import _inputs_of_size
+
+    ranker = job.ranker
+    device = resolve_device(ranker.device)
+    try:
+        loaded, prep = ranker._load(spec, Cache(ranker.cache_dir), device)  # this node's own weight cache
+        key = feature_key(loaded, prep, resolve_precision(ranker.precision, device), job.images)
+        values, seconds = None, 0.0
+        if key not in job.known:
+            with _inputs_of_size(loaded, prep.input_size):
+                features = extract_features(
+                    loaded, job.images, prep=prep, batch_size=ranker.batch_size, device=device,
+                    precision=ranker.precision, progress=progress,
+                )  # fmt: skip
+            values, seconds = features.values, features.seconds
+        return ModelFeatures(key, values, seconds, loaded.gflops_at(prep.input_size), prep.input_size)
+    except ModelError as error:
+        return error
+
+
+def ranked_on(
+    executor: Executor, ranker: Ranker, images: ImageSet, cache: Cache, progress: Progress
+) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
+    """Each model of ``ranker.zoo_`` with the (done) future of its row, as the executor's units finish: its
+    features stored in ``cache`` here, and scored here by ``ranker.proxy_``."""
+    from zoofit.rank.ranker import RankedModel
+
+    specs = ranker.zoo_.models
+    known = frozenset(path.name.split(".")[0] for path in cache.path(FEATURES, "").glob("*.safetensors"))
+    for index, output in executor.map(features_of, FeatureJob(ranker, images, known), specs, progress):
+        spec, row = specs[index], Future[RankedModel]()
+        if isinstance(output, ModelError):
+            row.set_exception(output)
+            yield spec, row
+            continue
+        start = time.perf_counter()
+        values = output.values if output.values is not None else _stored(cache, output.key, spec)
+        if output.values is not None:
+            cache.save_tensors(FEATURES, output.key, {FEATURES: torch.from_numpy(output.values)})
+        row.set_result(
+            RankedModel(
+                model=spec.id,
+                proxy=ranker.proxy_.name,
+                score=ranker.proxy_.score(values, images.labels),
+                feature_dim=values.shape[1],
+                seconds=output.seconds + time.perf_counter() - start,
+                images_per_second=None if output.values is None else len(images) / max(output.seconds, 1e-9),
+                gflops=output.gflops,
+                input_size=output.input_size,
+                arch=spec.arch,
+                weights=spec.weights,
+            )
+        )
+        yield spec, row
+
+
+def _stored(cache: Cache, key: str, spec: ModelSpec) -> np.ndarray:
+    stored = cache.load_tensors(FEATURES, key)
+    if stored is None:
+        raise ZoofitError(f"the cached features of model '{spec.id}' went missing during the ranking; rerun it")
+    return stored[FEATURES].numpy()
