@@ -233,7 +233,7 @@ def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: l
         (["rank", "--image-size", "8"], "--image-size must be at least 16 pixels, not 8"),
         (["run", "--proxy", "lasso"], "--proxy must be one of knn, logme"),
         (["rank", "--models", "nomodel"], "unknown model id"),
-        (["run", "--preset", "huge"], "unknown preset"),
+        (["run", "--preset", "huge"], "--preset must be one of quick, paper"),
         (["run", "--workers", "0"], "--workers"),
         (["run", "--k", "0"], "--k must be at least 1"),
     ],
