@@ -29,21 +29,27 @@ def coloured_image(colour: tuple[int, int, int], size: tuple[int, int], seed: in
     return Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8))
 
 
+def write_image_folder(
+    root: Path, per_class: int = 6, classes=tuple(CLASS_COLOURS), layout: str = "flat", size=(24, 20)
+) -> Path:
+    """A folder of PNGs under ``root``: ``<class>/<i>.png`` (flat) or ``<split>/<class>/<i>.png`` (split)."""
+    splits = {"train": per_class} if layout == "flat" else {"train": per_class, "val": 2, "test": 2}
+    for split, count in splits.items():
+        for name in classes:
+            folder = root / name if layout == "flat" else root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                seed = zlib.crc32(f"{split}/{name}/{i}".encode())
+                coloured_image(CLASS_COLOURS[name], size, seed).save(folder / f"{i}.png")
+    return root
+
+
 @pytest.fixture
 def make_image_folder(tmp_path: Path) -> Callable[..., Path]:
     """``make(per_class=6, classes=..., layout='flat'|'split', size=(24, 20))`` -> a folder of PNGs."""
 
     def make(per_class: int = 6, classes=tuple(CLASS_COLOURS), layout: str = "flat", size=(24, 20)) -> Path:
-        root = tmp_path / f"images-{layout}-{per_class}"
-        splits = {"train": per_class} if layout == "flat" else {"train": per_class, "val": 2, "test": 2}
-        for split, count in splits.items():
-            for name in classes:
-                folder = root / name if layout == "flat" else root / split / name
-                folder.mkdir(parents=True, exist_ok=True)
-                for i in range(count):
-                    seed = zlib.crc32(f"{split}/{name}/{i}".encode())
-                    coloured_image(CLASS_COLOURS[name], size, seed).save(folder / f"{i}.png")
-        return root
+        return write_image_folder(tmp_path / f"images-{layout}-{per_class}", per_class, classes, layout, size)
 
     return make
 

@@ -232,8 +232,15 @@ def units(ranking: Sequence[RankedModel], trials: Sequence[TrialRecord]) -> Unit
 
 
 def manifest(splits: Splits, members: Sequence[tuple[TrialRecord, float]], store: RunStore) -> dict[str, object]:
-    """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder."""
-    return {"class_names": list(splits.class_names), "members": [entry(t, w, store) for t, w in members]}
+    """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder,
+    and the size of the test images (``zoofit export``'s default input), where they all have one."""
+    images = splits.test.images if splits.test is not None else None
+    shape = list(images.shape[1:3]) if isinstance(images, np.ndarray) else None
+    return {
+        "class_names": list(splits.class_names),
+        "members": [entry(t, w, store) for t, w in members],
+        "image_shape": shape,
+    }
 
 
 def entry(trial: TrialRecord, weight: float, store: RunStore) -> dict[str, object]:
