@@ -63,3 +63,21 @@ def tiny_spec(model_id: str = "tiny_resnet", arch: str = "test_resnet", weights:
 @pytest.fixture
 def tiny_zoo() -> Zoo:
     return Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
+
+
+#: The tiny run's sweep: two learning rates per model, with soups; no robustness (its own tests cover it).
+TINY_SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32, "shift_images": 0, "soup": True}
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run folder (two random-init models, two learning rates each, their soups), made once."""
+    from zoofit import ZooFit, load_data, preset
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    splits = load_data(str(write_image_folder(root / "images", per_class=8, layout="split")))
+    zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
+    fit = ZooFit(zoo, sweep=preset("quick").override(**TINY_SWEEP), precision="fp32", workers=1,
+                 cache_dir=root / "cache")  # fmt: skip
+    fit.fit(splits, root / "run")
+    return root / "run"

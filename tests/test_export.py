@@ -1,4 +1,5 @@
-"""The ensemble module, its export (ONNX in onnxruntime without zoofit, torch.export), and the CLI's export."""
+"""The ensemble module, its export (ONNX in onnxruntime without zoofit, torch.export), and the CLI's export, on
+conftest's finished tiny run (``run``: soups among its candidates)."""
 
 from __future__ import annotations
 
@@ -14,27 +15,15 @@ import timm
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import CLASS_COLOURS, coloured_image, tiny_spec, write_image_folder
-from zoofit import EnsembleClassifier, ZooFit, load_data, preset
+from tests.conftest import CLASS_COLOURS, coloured_image
+from zoofit import EnsembleClassifier
 from zoofit.cli import app
 from zoofit.export import export_run
 from zoofit.layout import MANIFEST
-from zoofit.zoo import Zoo, load_model
+from zoofit.zoo import load_model
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
 
-SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32, "shift_images": 0}
-HEIGHT, WIDTH = 20, 24  # the generated images' size
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny run (two random-init models, two learning rates each)."""
-    root = tmp_path_factory.mktemp("export")
-    splits = load_data(str(write_image_folder(root / "images", per_class=8, layout="split")))
-    zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
-    sweep = preset("quick").override(**SWEEP)
-    ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=root / "cache").fit(splits, root / "run")
-    return root / "run"
+HEIGHT, WIDTH = 20, 24  # the generated images' size (conftest's write_image_folder)
 
 
 def images(count: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:

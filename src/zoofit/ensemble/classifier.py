@@ -90,7 +90,7 @@ class EnsembleClassifier:
         members = []
         for entry in entries:
             try:
-                spec, weight = _member_spec(root, entry), float(entry["weight"])
+                spec, weight = member_spec(root, entry), float(entry["weight"])
             except (KeyError, TypeError, ValueError) as error:
                 raise _damaged(root, f"a member of {MANIFEST} is incomplete ({first_line(error)})") from error
             if spec.num_classes != len(class_names):
@@ -170,7 +170,7 @@ def member_entry(result: dict[str, Any], weight: float, checkpoint: str) -> dict
     return {**{key: result[key] for key in keys}, "weight": float(weight), "checkpoint": checkpoint}
 
 
-def _member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
+def member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
     """The spec that rebuilds a member from its manifest ``entry``, with the trained checkpoint as its weights."""
     prep = entry["preprocessing"]
     return ModelSpec(

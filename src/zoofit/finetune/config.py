@@ -94,6 +94,10 @@ class SweepConfig:
         lambda v: is_whole(v) and v >= 0,
         "must be 0 (fine-tune everything) or an output stride",
     )
+    soup: bool = setting(
+        False,
+        "Also average each model's trials greedily into a model soup (one forward pass) for the ensemble to choose.",
+    )
     ensemble_steps: int = setting(20, "Greedy selection steps.", lambda v: is_whole(v) and v >= 1, "must be at least 1")
     max_members: int | None = setting(
         None, "At most this many distinct trials in the ensemble.", lambda v: v is None or v >= 1, "must be at least 1"
