@@ -223,6 +223,8 @@ def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: P
     for trial in trials:
         by_model.setdefault((trial.model, trial.result["preprocessing"]["input_size"]), []).append(trial)
     groups = [sorted(group, key=lambda t: (-t.val["accuracy"], t.val["nll"])) for group in by_model.values()]
+    if all(len(group) < 2 for group in groups):
+        log.info("no soups: no model has several trials (give several learning rates or step counts)")
     with progress.task("soups", total=sum(len(group) > 1 for group in groups)) as task:
         soups = []
         for group in (group for group in groups if len(group) > 1):
