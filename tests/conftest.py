@@ -29,21 +29,27 @@ def coloured_image(colour: tuple[int, int, int], size: tuple[int, int], seed: in
     return Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8))
 
 
+def write_image_folder(
+    root: Path, per_class: int = 6, classes=tuple(CLASS_COLOURS), layout: str = "flat", size=(24, 20)
+) -> Path:
+    """A folder of PNGs under ``root``: ``<class>/<i>.png`` (flat) or ``<split>/<class>/<i>.png`` (split)."""
+    splits = {"train": per_class} if layout == "flat" else {"train": per_class, "val": 2, "test": 2}
+    for split, count in splits.items():
+        for name in classes:
+            folder = root / name if layout == "flat" else root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                seed = zlib.crc32(f"{split}/{name}/{i}".encode())
+                coloured_image(CLASS_COLOURS[name], size, seed).save(folder / f"{i}.png")
+    return root
+
+
 @pytest.fixture
 def make_image_folder(tmp_path: Path) -> Callable[..., Path]:
     """``make(per_class=6, classes=..., layout='flat'|'split', size=(24, 20))`` -> a folder of PNGs."""
 
     def make(per_class: int = 6, classes=tuple(CLASS_COLOURS), layout: str = "flat", size=(24, 20)) -> Path:
-        root = tmp_path / f"images-{layout}-{per_class}"
-        splits = {"train": per_class} if layout == "flat" else {"train": per_class, "val": 2, "test": 2}
-        for split, count in splits.items():
-            for name in classes:
-                folder = root / name if layout == "flat" else root / split / name
-                folder.mkdir(parents=True, exist_ok=True)
-                for i in range(count):
-                    seed = zlib.crc32(f"{split}/{name}/{i}".encode())
-                    coloured_image(CLASS_COLOURS[name], size, seed).save(folder / f"{i}.png")
-        return root
+        return write_image_folder(tmp_path / f"images-{layout}-{per_class}", per_class, classes, layout, size)
 
     return make
 
@@ -57,3 +63,21 @@ def tiny_spec(model_id: str = "tiny_resnet", arch: str = "test_resnet", weights:
 @pytest.fixture
 def tiny_zoo() -> Zoo:
     return Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
+
+
+#: The tiny run's sweep: two learning rates per model, with soups; no robustness (its own tests cover it).
+TINY_SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32, "shift_images": 0, "soup": True}
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run folder (two random-init models, two learning rates each, their soups), made once."""
+    from zoofit import ZooFit, load_data, preset
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    splits = load_data(str(write_image_folder(root / "images", per_class=8, layout="split")))
+    zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
+    fit = ZooFit(zoo, sweep=preset("quick").override(**TINY_SWEEP), precision="fp32", workers=1,
+                 cache_dir=root / "cache")  # fmt: skip
+    fit.fit(splits, root / "run")
+    return root / "run"

@@ -60,7 +60,7 @@ def test_a_model_that_cannot_load_is_skipped_on_ray_with_its_reason(ray_cluster,
     there = Ranker(zoo, precision="fp32", executor="ray").fit(images, progress=progress)
     here = Ranker(zoo, precision="fp32").fit(images)  # (reads the features the driver cached)
     assert there.skipped_ == here.skipped_ and "does not fit" in there.skipped_[0]["reason"]
-    assert [(r.model, r.knn_accuracy) for r in there.ranking_] == [(r.model, r.knn_accuracy) for r in here.ranking_]
+    assert [(r.model, r.score) for r in there.ranking_] == [(r.model, r.score) for r in here.ranking_]
     assert progress.totals == {"tiny_resnet": len(images.ranking_set)}  # the remote extraction's bar
 
 

@@ -22,7 +22,7 @@ from zoofit import EnsembleClassifier, SweepConfig, ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.ensemble import average
 from zoofit.ensemble import classifier as classifier_module
-from zoofit.result import ProxyResult, RunResult, Units
+from zoofit.result import SCHEMA, ProxyResult, RunResult, Units
 from zoofit.zoo import Zoo
 
 SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32}
@@ -279,4 +279,4 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     assert "another zoofit version" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
     (tmp_path / "summary.json").write_text(json.dumps({**summary, "schema": 1}))
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
-    assert "another zoofit version or was altered (its schema is 1, this version reads 2)" in message
+    assert f"another zoofit version or was altered (its schema is 1, this version reads {SCHEMA})" in message

@@ -3,7 +3,8 @@
 >>> import zoofit
 >>> splits = zoofit.load_data("fashion-mnist")                           # doctest: +SKIP
 >>> ranker = zoofit.Ranker("demo", image_size=64).fit(splits)            # doctest: +SKIP
->>> [(row.model, round(row.knn_accuracy, 3)) for row in ranker.ranking_]  # doctest: +SKIP
+>>> [(row.model, round(row.score, 3)) for row in ranker.ranking_]       # kNN accuracy  # doctest: +SKIP
+>>> logme = zoofit.Ranker("demo", image_size=64, proxy="logme").fit(splits)  # doctest: +SKIP
 """
 
 from __future__ import annotations

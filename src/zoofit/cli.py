@@ -115,7 +115,7 @@ def command() -> Iterator[None]:
 
 
 #: Library parameters that this CLI sets through an option of another name.
-_OPTION_OF = {"source": "data", "address": "ray_address"}
+_OPTION_OF = {"source": "data", "address": "ray_address", "image_shape": "image_size"}
 
 
 def _option_name(parameter: str) -> str:
@@ -381,6 +381,43 @@ def report(run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'."
     with command():
         write_text(run_dir / REPORT, html_report(run_dir))
         console.print(f"wrote {run_dir / REPORT}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
+    out: Annotated[Path, _option("The file to write (.onnx, .pt2).", "--out")],
+    format: Annotated[
+        str, _option("onnx (onnxruntime and any ONNX runtime) or pt2 (torch.export).", "--format")
+    ] = "onnx",
+    image_size: Annotated[
+        str | None, _option("Input images' size, H or HxW (default: the run's images' size, where they had one).")
+    ] = None,
+) -> None:
+    """Export a finished run's ensemble (resize, networks, average) to one file that runs without zoofit."""
+    with command():
+        from zoofit.export import export_run, format_of
+
+        format_of(format).check()  # before the path and the models: a missing extra is one line at once
+        _check_writable(out, "--out", folder=False)
+        start = time.perf_counter()
+        exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_size))
+        checked = "" if exported.max_difference is None else f", within {exported.max_difference:.1g} of zoofit's"
+        height, width = exported.image_shape
+        console.print(
+            f"wrote {out}: {exported.members} members, uint8 N x {height} x {width} x 3 images in, probabilities "
+            f"out{checked}, in {time.perf_counter() - start:.1f} s"
+        )
+
+
+def _image_shape(text: str | None) -> tuple[int, int] | None:
+    """``H`` or ``HxW`` as (height, width)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) > 2 or not all(part.strip().isdigit() and int(part) >= 1 for part in parts):
+        raise ParameterError.of("image_shape", f"must be H or HxW in pixels, not '{text}'")
+    return int(parts[0]), int(parts[-1])
 
 
 @zoo_app.command("list")

@@ -17,16 +17,29 @@ from zoofit.data import Splits
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
-from zoofit.evaluate import per_class_accuracy, summarize
+from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
 from zoofit.finetune.config import default_preset, preset
+from zoofit.finetune.soup import cook_soup
 from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankedModel, Ranker
 from zoofit.rank.proxies import describe
-from zoofit.result import Baseline, EnsembleResult, Member, ProxyResult, RunResult, Scores, StageTimer, Units
+from zoofit.result import (
+    Baseline,
+    EnsembleResult,
+    GrowthStep,
+    Member,
+    ProxyResult,
+    ReliabilityBin,
+    RunResult,
+    Scores,
+    SoupResult,
+    StageTimer,
+    Units,
+)
 from zoofit.robustness import robustness
 from zoofit.store import RunStore
 from zoofit.zoo import Zoo
@@ -164,12 +177,18 @@ class ZooFit:
             runner = TrialRunner(context, workers=workers, progress=progress, executor=executor or "local")
             log.info("fine-tuning %d trials, %d at a time", len(jobs), runner.workers)
             trials = runner.run(jobs, costs)
+        if config.soup:
+            with timer.stage("soup"):
+                soups = cook_soups(trials, context, progress)
+        else:
+            soups = []
         with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
-            selection = select_ensemble(trials, splits.val.labels, config)
+            candidates = trials + soups
+            selection = select_ensemble(candidates, splits.val.labels, config)
             best = best_trial(trials)
             top_ranked = best_trial(t for t in trials if t.model == ranker.ranking_[0].model)
             seeds = runner.run(seed_jobs(best, jobs, config.seed_baseline))
-            members = [(trials[i], float(selection.weights[i])) for i in selection.members]
+            members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
             store.write_json(MANIFEST, manifest(splits, members, store))
         with timer.stage("robustness"):
             shifted = None if not config.shift_images else robustness(
@@ -183,10 +202,11 @@ class ZooFit:
         self.result_ = RunResult(
             data=splits.describe(), preset=config.name, sweep=config,
             proxy=ProxyResult(**describe(ranker.proxy_)),
-            ensemble=ensemble_result(trials, selection, splits), best_single=baseline([best], labels),
+            ensemble=ensemble_result(candidates, selection, splits), best_single=baseline([best], labels),
             top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
-            wall_seconds=timer.wall,
+            wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
+            reliability=reliability_of(average([t.test_probs for t in candidates], selection.counts), best, labels),
         )  # fmt: skip
         store.write_csv(TRIALS, [t.row() for t in trials + seeds])
         self.result_.write(store.root)
@@ -225,21 +245,65 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
     return max(trials, key=lambda trial: (trial.val["accuracy"], -trial.val["nll"]))
 
 
+def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: Progress) -> list[TrialRecord]:
+    """The greedy soup of each model's trials (where it has several), stored in the run like a trial and keyed
+    by its candidates, so a rerun reuses it."""
+    by_model: dict[tuple[str, int], list[TrialRecord]] = {}
+    for trial in trials:
+        by_model.setdefault((trial.model, trial.result["preprocessing"]["input_size"]), []).append(trial)
+    groups = [sorted(group, key=lambda t: (-t.val["accuracy"], t.val["nll"])) for group in by_model.values()]
+    if all(len(group) < 2 for group in groups):
+        log.info("no soups: no model has several trials (give several learning rates or step counts)")
+    with progress.task("soups", total=sum(len(group) > 1 for group in groups)) as task:
+        soups = []
+        for group in (group for group in groups if len(group) > 1):
+            soups.append(cook_soup(group, context))
+            task.advance()
+    return soups
+
+
 def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits) -> EnsembleResult:
-    """The selected ensemble's members and its scores on the test split."""
+    """The selected ensemble's members, its scores on the test split, and how it grew step by step."""
     labels = splits.test.labels
     probs = average([t.test_probs for t in trials], selection.counts)
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
+    growth, total = [], np.zeros_like(probs)
+    for step, index in enumerate(selection.order):
+        total += trials[index].test_probs
+        growth.append(GrowthStep(trials[index].key, trials[index].model, float(selection.history[step]),
+                                 accuracy(total, labels)))  # fmt: skip
     return EnsembleResult(
         members=[
-            Member(trials[i].key, trials[i].model, float(selection.weights[i]), trials[i].config)
+            Member(
+                trials[i].key,
+                trials[i].model,
+                float(selection.weights[i]),
+                trials[i].config,
+                len(trials[i].result.get("soup", [0])),
+            )
             for i in selection.members
-        ],
+        ],  # fmt: skip
         val_nll=selection.val_nll,
         test=Scores(**summarize(probs, labels)),
         per_class_accuracy=dict(zip(splits.class_names, per_class, strict=True)),
         gflops_per_image=float(sum(trials[i].gflops for i in selection.members)),
+        growth=growth,
     )
+
+
+def soup_result(soup: TrialRecord) -> SoupResult:
+    return SoupResult(
+        soup.key, soup.model, list(soup.result["soup"]), soup.val["accuracy"], soup.val["nll"],
+        Scores(**soup.test), soup.gflops,
+    )  # fmt: skip
+
+
+def reliability_of(ensemble: np.ndarray, best: TrialRecord, labels: np.ndarray) -> dict[str, list[ReliabilityBin]]:
+    """The reliability diagrams of the ensemble's and the best trial's test probabilities."""
+    return {
+        name: [ReliabilityBin(**row) for row in reliability(probs, labels)]
+        for name, probs in (("ensemble", ensemble), ("best_single", best.test_probs))
+    }
 
 
 def baseline(group: Sequence[TrialRecord], labels: np.ndarray) -> Baseline:
@@ -260,8 +324,15 @@ def units(ranking: Sequence[RankedModel], trials: Sequence[TrialRecord]) -> Unit
 
 
 def manifest(splits: Splits, members: Sequence[tuple[TrialRecord, float]], store: RunStore) -> dict[str, object]:
-    """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder."""
-    return {"class_names": list(splits.class_names), "members": [entry(t, w, store) for t, w in members]}
+    """What ``zoofit predict`` needs to rebuild the ensemble (its trials with their weights) from the run folder,
+    and the size of the test images (``zoofit export``'s default input), where they all have one."""
+    images = splits.test.images if splits.test is not None else None
+    shape = list(images.shape[1:3]) if isinstance(images, np.ndarray) else None
+    return {
+        "class_names": list(splits.class_names),
+        "members": [entry(t, w, store) for t, w in members],
+        "image_shape": shape,
+    }
 
 
 def entry(trial: TrialRecord, weight: float, store: RunStore) -> dict[str, object]:

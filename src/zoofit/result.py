@@ -20,7 +20,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 2
+SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,49 @@ class Member:
     trial: str
     model: str
     weight: float
-    settings: TrialConfig
+    settings: TrialConfig  # of a soup: its best ingredient's
+    ingredients: int = 1  # trials averaged into it (a soup: 2 or more)
 
     def label(self) -> str:
+        if self.ingredients > 1:
+            return f"{self.model} (soup of {self.ingredients} trials)"
         return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed})"
+
+
+@dataclass(frozen=True)
+class GrowthStep:
+    """The greedy selection after one more step: the trial it added, the ensemble's validation NLL (what the
+    selection minimises) and its test accuracy."""
+
+    trial: str
+    model: str
+    val_nll: float
+    test_accuracy: float
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin of a reliability diagram: test images whose top probability lies in (lower, upper],
+    their accuracy and mean confidence (None where the bin is empty)."""
+
+    lower: float
+    upper: float
+    count: int
+    accuracy: float | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class SoupResult:
+    """A greedy soup of one model's trials: its ``ingredients`` (trial ids, best first), scores and cost."""
+
+    trial: str  # its id in the run folder's trials/
+    model: str
+    ingredients: list[str]
+    val_accuracy: float
+    val_nll: float
+    test: Scores
+    gflops_per_image: float
 
 
 @dataclass(frozen=True)
@@ -64,6 +103,7 @@ class EnsembleResult:
     test: Scores
     per_class_accuracy: dict[str, float | None]  # None: a class without test images
     gflops_per_image: float
+    growth: list[GrowthStep] = field(default_factory=list)  # one per greedy step, the steps after the best too
 
 
 @dataclass(frozen=True)
@@ -109,6 +149,8 @@ class RunResult:
     units: Units
     stage_seconds: dict[str, float]
     wall_seconds: float
+    soups: list[SoupResult] = field(default_factory=list)  # with --soup: one per model with several trials
+    reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # ensemble, best_single
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from zoofit.data.decode import UnreadableImage, decode_image
-from zoofit.device import resolve_device, resolve_precision, to_device
-from zoofit.ensemble.greedy import average
+from zoofit.device import resolve_device, resolve_precision, to_device, upload
+from zoofit.ensemble.module import EnsembleModule, MemberModule
 from zoofit.errors import ModelError, ZoofitError, first_line
 from zoofit.layout import MANIFEST
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
-from zoofit.zoo.inference import fold_batch_norms, forward_batches, probabilities
+from zoofit.zoo.inference import fold_batch_norms
 
 log = logging.getLogger("zoofit")
 DECODE_CHUNK = 256  # images decoded at a time, so any number of images fits in memory
@@ -47,9 +48,14 @@ class EnsembleClassifier:
         self.class_names = tuple(class_names)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        modules = []
         for member in members:
-            model = to_device(member.model.model, self.device).eval()
-            member.model.model = fold_batch_norms(model, member.model.preprocessing.input_size)
+            loaded = member.model
+            network = to_device(loaded.model, self.device).eval()
+            loaded.model = network = fold_batch_norms(network, loaded.preprocessing.input_size)
+            modules.append(MemberModule(network, loaded.preprocessing, loaded.spec.id, self.precision))
+        #: The ensemble as one module: uint8 ``N x H x W x C`` images in, probabilities out.
+        self.module = EnsembleModule(modules, [member.weight for member in members]).to(self.device).eval()
 
     @classmethod
     def load(cls, run: str | Path, *, device: str = "auto", precision: str = "auto") -> EnsembleClassifier:
@@ -84,7 +90,7 @@ class EnsembleClassifier:
         members = []
         for entry in entries:
             try:
-                spec, weight = _member_spec(root, entry), float(entry["weight"])
+                spec, weight = member_spec(root, entry), float(entry["weight"])
             except (KeyError, TypeError, ValueError) as error:
                 raise _damaged(root, f"a member of {MANIFEST} is incomplete ({first_line(error)})") from error
             if spec.num_classes != len(class_names):
@@ -112,23 +118,9 @@ class EnsembleClassifier:
         """Each member's ``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays,
         decoded ``DECODE_CHUNK`` at a time. An image file that cannot be read is an error, or with
         ``skip_unreadable`` a warning and a row of NaN."""
-        chunks: list[list[np.ndarray]] = [[] for _ in self.members]
-        with (progress or SilentProgress()).task("predicting", total=len(images)) as task:
-            for start in range(0, len(images), DECODE_CHUNK):
-                decoded = [_decode(image, skip_unreadable) for image in images[start : start + DECODE_CHUNK]]
-                readable = [image for image in decoded if image is not None]
-                rows = np.array([image is not None for image in decoded])
-                for member, probs in zip(self.members, chunks, strict=True):
-                    chunk = np.full((len(decoded), len(self.class_names)), np.nan)
-                    if readable:
-                        chunk[rows] = forward_batches(
-                            member.model.model, readable, member.model.preprocessing, probabilities,
-                            device=self.device, precision=self.precision, batch_size=batch_size,
-                        ).numpy()  # fmt: skip
-                    probs.append(chunk)
-                task.advance(len(decoded))
-        empty = np.zeros((0, len(self.class_names)))
-        return [np.concatenate([empty, *probs]) for probs in chunks]
+        members = list(self.module.members)
+        return self._forward(images, lambda x: [m(x) for m in members], len(members), batch_size, progress,
+                             skip_unreadable)  # fmt: skip
 
     def predict_proba(
         self,
@@ -138,13 +130,34 @@ class EnsembleClassifier:
         progress: Progress | None = None,
         skip_unreadable: bool = False,
     ) -> np.ndarray:
-        """``N x classes`` probabilities for image files or decoded ``H x W x C`` uint8 arrays (see
-        :meth:`member_probabilities` for ``skip_unreadable``)."""
-        weights = np.array([member.weight for member in self.members])
-        members = self.member_probabilities(
-            images, batch_size=batch_size, progress=progress, skip_unreadable=skip_unreadable
-        )
-        return average(members, weights)
+        """``N x classes`` probabilities of the ensemble module for image files or decoded ``H x W x C`` uint8
+        arrays (see :meth:`member_probabilities` for ``skip_unreadable``)."""
+        return self._forward(images, lambda x: [self.module(x)], 1, batch_size, progress, skip_unreadable)[0]
+
+    def _forward(
+        self,
+        images: Sequence[str | Path | np.ndarray],
+        forward: Callable[[torch.Tensor], list[torch.Tensor]],
+        outputs: int,
+        batch_size: int,
+        progress: Progress | None,
+        skip_unreadable: bool,
+    ) -> list[np.ndarray]:
+        """The ``outputs`` tensors of ``forward`` for ``images``, run on batches of images of one size, in order."""
+        chunks: list[list[np.ndarray]] = [[] for _ in range(outputs)]
+        with (progress or SilentProgress()).task("predicting", total=len(images)) as task, torch.inference_mode():
+            for start in range(0, len(images), DECODE_CHUNK):
+                decoded = [_decode(image, skip_unreadable) for image in images[start : start + DECODE_CHUNK]]
+                rows = [np.full((len(decoded), len(self.class_names)), np.nan) for _ in range(outputs)]
+                for indices in _same_size_batches(decoded, batch_size):
+                    batch = upload(torch.from_numpy(np.stack([decoded[i] for i in indices])), self.device)
+                    for row, output in zip(rows, forward(batch), strict=True):
+                        row[indices] = output.float().cpu().numpy()
+                for probs, row in zip(chunks, rows, strict=True):
+                    probs.append(row)
+                task.advance(len(decoded))
+        empty = np.zeros((0, len(self.class_names)))
+        return [np.concatenate([empty, *probs]) for probs in chunks]
 
     def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
         return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]
@@ -157,7 +170,7 @@ def member_entry(result: dict[str, Any], weight: float, checkpoint: str) -> dict
     return {**{key: result[key] for key in keys}, "weight": float(weight), "checkpoint": checkpoint}
 
 
-def _member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
+def member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
     """The spec that rebuilds a member from its manifest ``entry``, with the trained checkpoint as its weights."""
     prep = entry["preprocessing"]
     return ModelSpec(
@@ -169,6 +182,15 @@ def _member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
         preprocessing=Preprocessing(**{**prep, "mean": tuple(prep["mean"]), "std": tuple(prep["std"])}),
         gflops=entry["gflops"],
     )
+
+
+def _same_size_batches(images: Sequence[np.ndarray | None], batch_size: int) -> list[list[int]]:
+    """Indices of ``images`` (``None``: skipped) in batches of at most ``batch_size`` images of one shape."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        if image is not None:
+            groups.setdefault(image.shape, []).append(index)
+    return [group[i : i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
 def _damaged(root: Path, what: str) -> ZoofitError:

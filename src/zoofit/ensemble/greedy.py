@@ -18,6 +18,7 @@ class Selection:
     counts: np.ndarray
     val_nll: float
     history: tuple[float, ...]  # validation NLL after each greedy step
+    order: tuple[int, ...] = ()  # the candidate added at each greedy step
 
     @property
     def members(self) -> list[int]:
@@ -60,6 +61,7 @@ def greedy_select(
     counts = np.zeros(count, dtype=int)
     total = np.zeros_like(val_probs[0], dtype=np.float64)
     history: list[float] = []
+    order: list[int] = []
     best_counts, best_nll = counts.copy(), np.inf
     for step in range(1, max_steps + 1):
         chosen, chosen_nll = -1, np.inf
@@ -74,9 +76,10 @@ def greedy_select(
         counts[chosen] += 1
         total += val_probs[chosen]
         history.append(chosen_nll)
+        order.append(chosen)
         if chosen_nll < best_nll:
             best_counts, best_nll = counts.copy(), chosen_nll
-    return Selection(best_counts, float(best_nll), tuple(history))
+    return Selection(best_counts, float(best_nll), tuple(history), tuple(order))
 
 
 def _allowed(

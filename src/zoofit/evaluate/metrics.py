@@ -19,16 +19,27 @@ def nll(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE: |accuracy - confidence| per equal-width confidence bin, weighted by the bin's share."""
+    return float(
+        sum(b["count"] / len(labels) * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)
+            if b["count"])
+    )  # fmt: skip
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float | None]]:
+    """Per equal-width bin of the top probability: its bounds, how many images fall in it, their accuracy and
+    mean confidence (None where empty). Bin i holds confidences in (i/bins, (i+1)/bins]; 0 joins the first."""
     confidence = probs.max(1)
     correct = probs.argmax(1) == labels
-    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 joins the first bin.
     index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    error = 0.0
+    rows: list[dict[str, float | None]] = []
     for b in range(bins):
         members = index == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+        rows.append({
+            "lower": b / bins, "upper": (b + 1) / bins, "count": int(members.sum()),
+            "accuracy": float(correct[members].mean()) if members.any() else None,
+            "confidence": float(confidence[members].mean()) if members.any() else None,
+        })  # fmt: skip
+    return rows
 
 
 def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float | None]:

@@ -82,6 +82,10 @@ class SweepConfig:
     freeze_stride: int = setting(
         0, "Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).", *_at_least(0)
     )
+    soup: bool = setting(
+        False,
+        "Also average each model's trials greedily into a model soup (one forward pass) for the ensemble to choose.",
+    )
     ensemble_steps: int = setting(20, "Greedy selection steps.", *_at_least(1))
     max_members: int | None = setting(
         None, "At most this many distinct trials in the ensemble.", *_at_least(1, none=True)

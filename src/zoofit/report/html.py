@@ -16,7 +16,7 @@ from typing import Any
 from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import RANKING, TRIALS
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
-from zoofit.result import RobustnessResult, RunResult
+from zoofit.result import GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
 #: Colours of the series, in order (the ensemble, or the only series, first); more series cycle through them.
 COLOURS = ("#3b6ea5", "#d08c2b", "#5a9e4b", "#b0463c", "#7d5ba6", "#8c6d31")
@@ -36,6 +36,8 @@ def html_report(run: str | Path) -> str:
             trials = list(csv.DictReader(handle))
         sections = [
             _overview(result),
+            _growth(result.ensemble.growth),
+            _reliability(result.reliability),
             _ranking(ranking, result.proxy.label),
             _trials(trials, {row["model"]: row["score"] for row in ranking}, result.proxy.label),
             _per_class(result.ensemble.per_class_accuracy),
@@ -63,6 +65,36 @@ def _overview(result: RunResult) -> str:
     return (
         f"<p>Preset <b>{escape(result.preset)}</b>; {result.wall_seconds:.0f} s ({escape(stages)}).</p>"
         f"<h2>Test results</h2>{_table(RESULT_COLUMNS, result_rows(result))}"
+    )
+
+
+def _growth(growth: Sequence[GrowthStep]) -> str:
+    """The ensemble as the greedy selection adds members: validation NLL (what it minimises) and test accuracy."""
+    if not growth:
+        return ""
+    steps = range(1, len(growth) + 1)
+    nll = _plot([("validation NLL", [(i, g.val_nll) for i, g in zip(steps, growth, strict=True)])], "greedy step")
+    accuracy = _plot([("test accuracy", [(i, g.test_accuracy) for i, g in zip(steps, growth, strict=True)])],
+                     "greedy step", colour=1)  # fmt: skip
+    added = ", ".join(f"{i}: {escape(g.model)}" for i, g in zip(steps, growth, strict=True))
+    return (
+        "<h2>Growth of the ensemble</h2><p class='note'>The greedy selection adds one trial per step (a trial may "
+        f"come again); the best prefix by validation NLL is kept. Added: {added}.</p>{nll}{accuracy}"
+    )
+
+
+def _reliability(diagrams: dict[str, list[ReliabilityBin]]) -> str:
+    """Accuracy against mean confidence per confidence bin: on the diagonal, a classifier is calibrated."""
+    if not diagrams:
+        return ""
+    series = [
+        (name.replace("_", " "), [(b.confidence, b.accuracy) for b in bins if b.count and b.confidence is not None])
+        for name, bins in diagrams.items()
+    ]
+    chart = _plot(series, "mean confidence", "accuracy", span=((0.0, 1.0), (0.0, 1.0)), diagonal=True)
+    return (
+        f"<h2>Calibration: reliability diagram</h2><p class='note'>Test images in {len(next(iter(diagrams.values())))}"
+        f" bins of the top probability: each point is a bin's accuracy against its mean confidence.</p>{chart}"
     )
 
 
@@ -160,6 +192,52 @@ def _bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[s
     )
     width = label_width + bars_width + 60
     return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>{''.join(parts)}{legend}</svg>"
+
+
+def _plot(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    x_label: str,
+    y_label: str = "",
+    *,
+    span: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    diagonal: bool = False,
+    colour: int = 0,
+    size: int = 320,
+) -> str:
+    """Lines through points, one per series (colours from ``colour`` on), on axes spanning ``span`` (default the
+    points' own range, padded); ``diagonal`` draws y = x."""
+    margin = 48
+    points = [p for _, line in series for p in line]
+    if span is None:
+        pad = lambda low, high: (low - max((high - low) * 0.1, 0.01), high + max((high - low) * 0.1, 0.01))  # noqa: E731
+        span = (pad(min(p[0] for p in points), max(p[0] for p in points)),
+                pad(min(p[1] for p in points), max(p[1] for p in points)))  # fmt: skip
+    (x0, x1), (y0, y1) = span
+    inner = size - 2 * margin
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return margin + (x - x0) / (x1 - x0) * inner, size - margin - (y - y0) / (y1 - y0) * inner
+
+    def at(x: float, y: float) -> str:
+        return "{:.1f},{:.1f}".format(*xy(x, y))
+
+    parts = [
+        f"<polyline points='{at(x0, y0)} {at(x1, y0)}' stroke='#888' fill='none'/>"
+        f"<polyline points='{at(x0, y0)} {at(x0, y1)}' stroke='#888' fill='none'/>"
+        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>{escape(x_label)} ({x0:.3g} to {x1:.3g})</text>"
+        f"<text x='14' y='{size / 2}' transform='rotate(-90 14 {size / 2})' text-anchor='middle'>"
+        f"{escape(y_label or series[0][0])} ({y0:.3g} to {y1:.3g})</text>"
+    ]
+    if diagonal:
+        parts.append(f"<polyline points='{at(x0, y0)} {at(x1, y1)}' stroke='#bbb' stroke-dasharray='4' fill='none'/>")
+    for j, (name, line) in enumerate(series):
+        fill = COLOURS[(colour + j) % len(COLOURS)]
+        parts.append(f"<polyline points='{' '.join(at(x, y) for x, y in line)}' stroke='{fill}' fill='none'/>")
+        parts += [f"<circle cx='{xy(x, y)[0]:.1f}' cy='{xy(x, y)[1]:.1f}' r='3' fill='{fill}'>"
+                  f"<title>{escape(name)}: {x:.3g}, {y:.4f}</title></circle>" for x, y in line]  # fmt: skip
+        parts.append(f"<rect x='{margin + 8}' y='{margin - 30 + 16 * j}' width='10' height='10' fill='{fill}'/>"
+                     f"<text x='{margin + 22}' y='{margin - 21 + 16 * j}'>{escape(name)}</text>")  # fmt: skip
+    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' role='img'>{''.join(parts)}</svg>"
 
 
 def _scatter(points: Sequence[tuple[float, float, str]], x_label: str, size: int = 420) -> str:

@@ -16,7 +16,8 @@ _CONDITION_LABELS = {"clean": "as they are", "mean": "mean of the corruptions"}
 
 
 def result_rows(result: RunResult) -> list[list[Any]]:
-    """The ensemble, then the single-trial baselines: name, test accuracy, NLL, ECE, GFLOPs per image, members."""
+    """The ensemble, then the single-trial baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per
+    image, members."""
     ensemble = result.ensemble
     members = ", ".join(f"{m.label()} x{m.weight:.2f}" for m in ensemble.members)
     named = [
@@ -27,6 +28,10 @@ def result_rows(result: RunResult) -> list[list[Any]]:
     ]  # fmt: skip
     if seeds := result.seed_baseline:
         named.append((f"{len(seeds.trials)} seeds of best single", seeds.test, seeds.gflops_per_image, seeds.model))
+    named += [
+        (f"soup of {len(soup.ingredients)} trials", soup.test, soup.gflops_per_image, soup.model)
+        for soup in result.soups
+    ]
     return [[name, test.accuracy, test.nll, test.ece, gflops, who] for name, test, gflops, who in named]
 
 

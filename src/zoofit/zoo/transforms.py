@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,12 +22,17 @@ def prepare_batch(
     Pixels travel to ``device`` as uint8 and are resized there (a stacked batch in one call).
     """
     if isinstance(images, np.ndarray):
-        pixels = _resize_crop(_to_tensor(images, device).permute(0, 3, 1, 2), prep)
+        pixels = resize_crop(_to_tensor(images, device).permute(0, 3, 1, 2), prep)
     else:
-        pixels = torch.cat([_resize_crop(_to_tensor(image, device).permute(2, 0, 1)[None], prep) for image in images])
+        pixels = torch.cat([resize_crop(_to_tensor(image, device).permute(2, 0, 1)[None], prep) for image in images])
+    mean, std = _channel_scales(tuple(prep.mean), tuple(prep.std), pixels.device)
+    return normalise(pixels, mean, std)
+
+
+def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``B x C x S x S`` pixels (0..255, C = 1 or 3) as RGB normalised with ``mean`` and ``std`` (of 0..255)."""
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
-    mean, std = _channel_scales(tuple(prep.mean), tuple(prep.std), pixels.device)
     return (pixels - mean) / std
 
 
@@ -38,8 +44,12 @@ def _channel_scales(
     there is a copy that would wait for the GPU at every batch (a blocking copy here, so that any thread or
     stream may use them at once)."""
     with torch.inference_mode(False):  # ordinary tensors, also when first asked for under inference mode
-        scales = torch.tensor([mean, std], dtype=torch.float32).view(2, 1, 3, 1, 1) * 255.0
-        return tuple(scales.to(device).unbind(0))  # type: ignore[return-value]
+        return tuple(channel_scales(mean, std).to(device).unbind(0))  # type: ignore[return-value]
+
+
+def channel_scales(mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``2 x 1 x 3 x 1 x 1``: mean and std of 0..255 pixels per channel."""
+    return torch.tensor([list(mean), list(std)], dtype=torch.float32).view(2, 1, 3, 1, 1) * 255.0
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -49,7 +59,7 @@ def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return upload(torch.from_numpy(pixels), device)
 
 
-def _resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+def resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """Resize the shorter side to ``input_size / crop_pct`` and centre-crop ``input_size`` (float 0..255)."""
     height, width = pixels.shape[-2:]
     size = prep.input_size
