@@ -80,19 +80,14 @@ TestFraction = Annotated[float | None, _option("Hold out this share as the test 
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
 CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
 _CLUSTER = "Where units run (a model's features, a trial)"
-ExecutorName = Annotated[
-    str, typer.Option(help="local (this machine) or ray (a Ray cluster).", rich_help_panel=_CLUSTER)
-]
-RayAddress = Annotated[
-    str | None,
-    typer.Option(help="Ray cluster to join (default $RAY_ADDRESS, else one started here by 'ray start', else a "
-                 "local Ray for the run).", rich_help_panel=_CLUSTER),
-]  # fmt: skip
-UnitGpus = Annotated[
-    float | None, typer.Option(help="GPUs per unit on Ray (default 0.25 where the cluster has GPUs, else 0).",
-                               rich_help_panel=_CLUSTER)
-]  # fmt: skip
-UnitCpus = Annotated[float | None, typer.Option(help="CPUs per unit on Ray (default 1).", rich_help_panel=_CLUSTER)]
+#: Where units run: one group of options, handed to a command together as ``cluster`` (see :func:`_grouped`).
+CLUSTER_OPTIONS = {
+    "executor": (str, "local", "local (this machine) or ray (a Ray cluster)."),
+    "ray_address": (str | None, None, "Ray cluster to join (default $RAY_ADDRESS, else one started here by "
+                    "'ray start', else a local Ray for the run)."),
+    "unit_gpus": (float | None, None, "GPUs per unit on Ray (default 0.25 where the cluster has GPUs, else 0)."),
+    "unit_cpus": (float | None, None, "CPUs per unit on Ray (default 1)."),
+}  # fmt: skip
 
 
 @contextmanager
@@ -151,10 +146,12 @@ def _check_writable(path: Path, option: str, *, folder: bool) -> None:
         raise ZoofitError(f"{option} '{path}' lies beneath '{existing}', which is a file; give another path")
 
 
-def _executor(name: str, workers: int | None = None, **options: Any) -> Any:
-    """The executor the options name: ``"local"`` as it is (its workers follow the device), else built with
-    the ``options`` given (a missing Ray is one line, before any image is read)."""
-    given = {option: value for option, value in options.items() if value is not None}
+def _executor(cluster: dict[str, Any], workers: int | None = None) -> Any:
+    """The executor the ``cluster`` options name: ``"local"`` as it is (its workers follow the device), else
+    built with the options given (a missing Ray is one line, before any image is read)."""
+    name, address = cluster["executor"], cluster["ray_address"]
+    given = {"address": address, "unit_gpus": cluster["unit_gpus"], "unit_cpus": cluster["unit_cpus"]}
+    given = {option: value for option, value in given.items() if value is not None}
     if name == "local" and not given:
         return name
     from zoofit.execute import named
@@ -166,26 +163,43 @@ def _ids(models: str | None) -> list[str] | None:
     return [m.strip() for m in models.split(",") if m.strip()] if models else None
 
 
-def _with_sweep_options(run: Callable[..., None]) -> Callable[..., None]:
-    """``run`` with one option per setting of :class:`SweepConfig` (its name, type and help come from the field;
-    a tuple is given comma-separated), handed to ``run`` as ``sweep_changes``: each setting's text, by name
-    (:func:`_sweep_changes` reads them, within the command, so that a bad one is one line)."""
+def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command with the ``options`` (name -> its annotated type and default) after its own parameters, handed to
+    it together as the dict ``target``: one declaration for a group that several commands share."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != target]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+                 for name, (kind, default) in options.items()]  # fmt: skip
+
+        @functools.wraps(command)
+        def with_group(**values: Any) -> None:
+            group = {name: values.pop(name) for name in options}
+            command(**values, **{target: group})
+
+        with_group.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
+        return with_group
+
+    return decorate
+
+
+def _sweep_options() -> dict[str, tuple[Any, Any]]:
+    """One option per setting of :class:`SweepConfig` (its name, type and help from the field; a tuple is given
+    comma-separated, and :func:`_sweep_changes` reads it within the command, so that a bad one is one line)."""
     hints = get_type_hints(SweepConfig)
-    settings = [f for f in fields(SweepConfig) if f.metadata["option"]]
-    extra = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                          annotation=Annotated[_option_type(hints[f.name]), _sweep_option(f.name, hints[f.name], f.metadata["help"])])
-        for f in settings
-    ]  # fmt: skip
-    own = [p for p in inspect.signature(run, eval_str=True).parameters.values() if p.name != "sweep_changes"]
+    return {
+        f.name: (Annotated[_option_type(hints[f.name]), _sweep_option(f.name, hints[f.name], f.metadata["help"])], None)
+        for f in fields(SweepConfig)
+        if f.metadata["option"]
+    }
 
-    @functools.wraps(run)
-    def with_changes(**values: Any) -> None:
-        changes = {f.name: values.pop(f.name) for f in settings}
-        run(**values, sweep_changes=changes)
 
-    with_changes.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
-    return with_changes
+_CLUSTER = "Where units run (a model's features, a trial)"
+_with_cluster_options = _grouped(
+    "cluster",
+    {name: (Annotated[kind, typer.Option(help=help, rich_help_panel=_CLUSTER)], default)
+     for name, (kind, default, help) in CLUSTER_OPTIONS.items()},
+)  # fmt: skip
 
 
 def _option_type(kind: Any) -> Any:
@@ -221,6 +235,7 @@ def _parsed(name: str, kind: Any, value: Any) -> Any:
 
 
 @app.command()
+@_with_cluster_options
 def rank(
     data: Data,
     zoo: ZooName = "demo",
@@ -238,10 +253,8 @@ def rank(
     val_fraction: ValFraction = 0.2,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
-    executor: ExecutorName = "local",
-    ray_address: RayAddress = None,
-    unit_gpus: UnitGpus = None,
-    unit_cpus: UnitCpus = None,
+    *,
+    cluster: dict[str, Any],
 ) -> None:
     """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
     with command():
@@ -255,7 +268,7 @@ def rank(
         ranker = Ranker(
             zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir,
-            executor=_executor(executor, address=ray_address, unit_gpus=unit_gpus, unit_cpus=unit_cpus),
+            executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
         with RichProgress(console) as progress, RunStore(out).writer():
@@ -269,7 +282,8 @@ def rank(
 
 
 @app.command()
-@_with_sweep_options
+@_with_cluster_options
+@_grouped("sweep_changes", _sweep_options())
 def run(
     data: Data,
     zoo: ZooName = "demo",
@@ -295,12 +309,9 @@ def run(
     test_fraction: TestFraction = None,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
-    executor: ExecutorName = "local",
-    ray_address: RayAddress = None,
-    unit_gpus: UnitGpus = None,
-    unit_cpus: UnitCpus = None,
     *,
     sweep_changes: dict[str, Any],
+    cluster: dict[str, Any],
 ) -> None:
     """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift."""
     with command():
@@ -317,7 +328,7 @@ def run(
         fit = ZooFit(
             zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
             models=_ids(models), cache_dir=cache_dir, workers=workers,
-            executor=_executor(executor, workers, address=ray_address, unit_gpus=unit_gpus, unit_cpus=unit_cpus),
+            executor=_executor(cluster, workers),
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
         RunStore(out).check_writer()
