@@ -26,8 +26,8 @@ def test_training_on_a_cpu_defaults_to_fp32() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: resolve_precision("fp8", CPU), "--precision must be one of"),
-        (lambda: resolve_device("tpu:zero"), "--device 'tpu:zero'"),
+        (lambda: resolve_precision("fp8", CPU), "^precision must be one of auto, fp32, bf16, not 'fp8'$"),
+        (lambda: resolve_device("tpu:zero"), "^device 'tpu:zero' is not a device torch knows"),
     ],
 )
 def test_bad_device_options_are_one_line_errors(call, message) -> None:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from tests.test_rank import write_tiny_zoo_file
 from tests.test_zoo import wheel_spec
-from zoofit import ZooFit, load_data
+from zoofit import ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.data import ImageSet
 from zoofit.errors import ParameterError
@@ -123,7 +123,9 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_lives(make_i
             assert f"run --data {data}" in second.output  # its command line
             assert second.output.rstrip().endswith("wait for it to end or give another folder")
         with pytest.raises(ParameterError, match=f"is being written by process {first.pid}"):
-            ZooFit(str(zoo), precision="fp32", **SWEEP).fit(load_data(str(data)), out)  # the library's own lock
+            ZooFit(str(zoo), precision="fp32", sweep=preset("quick").override(**SWEEP)).fit(
+                load_data(str(data)), out
+            )  # the library's own lock
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
@@ -133,7 +135,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_lives(make_i
 def test_another_dataset_into_a_finished_run_folder_is_refused(make_image_folder, tmp_path: Path) -> None:
     zoo, out = write_tiny_zoo_file(tmp_path), tmp_path / "run"
     first, other = make_image_folder(per_class=8, layout="split"), make_image_folder(per_class=6, layout="split")
-    ZooFit(str(zoo), precision="fp32", **SWEEP).fit(load_data(str(first)), out)
+    ZooFit(str(zoo), precision="fp32", sweep=preset("quick").override(**SWEEP)).fit(load_data(str(first)), out)
     summary = (out / SUMMARY).read_text()
     assert json.loads((out / "data.json").read_text())["fingerprint"] == load_data(str(first)).fingerprint
 
@@ -144,5 +146,7 @@ def test_another_dataset_into_a_finished_run_folder_is_refused(make_image_folder
     assert error.endswith("give a new folder for this data")
     assert (out / SUMMARY).read_text() == summary  # untouched
 
-    again = ZooFit(str(zoo), precision="fp32", **SWEEP).fit(load_data(str(first)), out)  # the same data resumes
-    assert again.summary_["units"]["computed"] == 0
+    again = ZooFit(str(zoo), precision="fp32", sweep=preset("quick").override(**SWEEP)).fit(
+        load_data(str(first)), out
+    )  # the same data resumes
+    assert again.result_.units.computed == 0

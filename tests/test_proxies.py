@@ -10,12 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.test_rank import write_tiny_zoo_file
-from zoofit import Ranker, ZooFit, load_data
+from zoofit import Ranker, ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.errors import ParameterError
 from zoofit.rank import PROXIES, loo_knn_accuracy, make_proxy
 from zoofit.rank.logme import logme, maximise_evidence
 from zoofit.report import html_report
+from zoofit.result import ProxyResult
 from zoofit.zoo import Zoo
 
 rng = np.random.default_rng(0)
@@ -127,9 +128,11 @@ def test_cli_rank_by_logme(make_image_folder, tmp_path: Path) -> None:
 def test_a_run_by_logme_reports_its_proxy(make_image_folder, tiny_zoo: Zoo, tmp_path: Path) -> None:
     splits = load_data(str(make_image_folder(per_class=8, layout="split")))
     sweep = {"top_k": 1, "lrs": (0.01,), "steps": (2,), "batch_size": 4, "image_size": 32, "shift_images": 0}
-    fit = ZooFit(tiny_zoo, proxy="logme", precision="fp32", workers=1, **sweep).fit(splits, tmp_path)
-    assert fit.summary_["proxy"] == {"name": "logme", "label": "LogME", "settings": {}}
-    assert fit.summary_["top_ranked"]["model"] == fit.ranker_.ranking_[0].model
+    fit = ZooFit(tiny_zoo, sweep=preset("quick").override(**sweep), proxy="logme", precision="fp32", workers=1).fit(
+        splits, tmp_path
+    )
+    assert fit.result_.proxy == ProxyResult("logme", "LogME", {})
+    assert fit.result_.top_ranked.model == fit.ranker_.ranking_[0].model
     page = html_report(tmp_path)
     assert "best of logme-top model" in page and "Ranking: LogME of frozen features" in page
     assert "kNN" not in page
