@@ -108,5 +108,5 @@ def test_a_run_reports_robustness_and_a_rerun_reads_it_back_without_rebuilding_m
     monkeypatch.setattr(EnsembleClassifier, "from_entries", no_rebuild)
     again = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(**sweep)).fit(splits, tmp_path).result_.robustness
     assert again == first
-    off = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(shift_images=0)).fit(splits, tmp_path)
+    off = ZooFit(tiny_zoo, precision="fp32", sweep=quick.override(**{**sweep, "shift_images": 0})).fit(splits, tmp_path)
     assert off.result_.robustness is None
