@@ -84,8 +84,12 @@ class ZooFit:
         cache_dir: str | Path | None = None,
         workers: int | None = None,
         executor: str | Executor = "local",
+        exclude: str | list[str] | None = None,
+        licenses: str | list[str] | None = None,
     ) -> None:
         self.zoo = zoo
+        self.exclude = exclude
+        self.licenses = licenses
         self.sweep = sweep
         self.proxy = proxy
         self.k = k
@@ -123,7 +127,7 @@ class ZooFit:
         return Ranker(
             self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
             device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
-            own_size_if_needed=True, executor=executor or "local",
+            own_size_if_needed=True, executor=executor or "local", exclude=self.exclude, licenses=self.licenses,
         )  # fmt: skip
 
     def _executor(self) -> Executor | None:

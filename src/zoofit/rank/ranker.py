@@ -20,13 +20,14 @@ from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
 from zoofit.execute import Executor, InProcess, named
-from zoofit.layout import RANKING, RANKING_CSV, SKIPPED
+from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.proxies import Proxy, make_proxy
 from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
-from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, load_model, load_zoo
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_model, load_zoo
+from zoofit.zoo.hub import fixed_input_size
 
 log = logging.getLogger("zoofit")
 Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
@@ -68,6 +69,8 @@ class Ranker:
         ``~/.cache/zoofit``).
     models_at_once : models ranked at the same time, in threads (``None``: one on a CPU, up to 4 on a GPU;
         see :func:`default_models_at_once`).
+    exclude : shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
+    licenses : keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
     executor : where the models are ranked: ``"local"`` (here, in threads), another name of
         :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
         model extracts its features there, and they are cached and scored here.
@@ -103,8 +106,12 @@ class Ranker:
         models_at_once: int | None = None,
         own_size_if_needed: bool = False,
         executor: str | Executor = "local",
+        exclude: str | list[str] | None = None,
+        licenses: str | list[str] | None = None,
     ) -> None:
         self.zoo = zoo
+        self.exclude = exclude
+        self.licenses = licenses
         self.proxy = proxy
         self.k = k
         self.metric = metric
@@ -130,7 +137,7 @@ class Ranker:
         resolve_precision(self.precision, resolve_device(self.device))
         self._executor()
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
-        return zoo.select(self.models)
+        return filtered(zoo.select(self.models), exclude=self.exclude, licenses=self.licenses)
 
     def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
@@ -144,7 +151,9 @@ class Ranker:
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
         load = partial(self._load, cache=cache, device=device)
-        rank = partial(self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=progress)
+        rank = partial(
+            self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=SilentProgress()
+        )  # one bar over the models, not one per model
         at_once = self.models_at_once or default_models_at_once(device)
         executor = self._executor()
         outcomes = (
@@ -152,12 +161,16 @@ class Ranker:
             if isinstance(executor, InProcess)
             else ranked_on(executor, self, images, cache, progress)
         )
-        for spec, ranked in outcomes:
-            try:
-                ranking.append(ranked.result())
-            except ModelError as error:
-                log.warning("skipping %s", error)
-                self.skipped_.append({"model": spec.id, "reason": str(error)})
+        title = f"ranking {len(zoo)} models"
+        with progress.task(title, total=len(zoo)) as bar:
+            for spec, ranked in outcomes:
+                try:
+                    ranking.append(ranked.result())
+                except ModelError as error:
+                    log.warning("skipping %s", error)
+                    self.skipped_.append({"model": spec.id, "reason": str(error)})
+                    bar.describe(f"{title}, {len(self.skipped_)} failed")
+                bar.advance()
         if not ranking:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
         self.ranking_ = sorted(ranking, key=lambda row: (-row.score, row.model))
@@ -176,6 +189,14 @@ class Ranker:
         its own where ``own_size_if_needed``, else it is a :class:`ModelError`."""
         loaded = load_model(spec, cache, device)
         prep = loaded.preprocessing.with_size(self.image_size)
+        own = loaded.preprocessing.input_size
+        if prep.input_size != own and fixed_input_size(loaded.model) and not spec.arch_kwargs.get("dynamic_img_size"):
+            if not self.own_size_if_needed:
+                raise ModelError(
+                    f"model '{spec.id}' takes only its own {own} px inputs (timm's pretrained config), not "
+                    f"{prep.input_size}; {_OWN_SIZE}"
+                )
+            prep = loaded.preprocessing
         try:
             with _inputs_of_size(loaded, prep.input_size):
                 loaded.gflops_at(prep.input_size)
@@ -227,31 +248,37 @@ class Ranker:
         )
 
     def save(self, out: str | Path) -> Path:
-        """Write ``ranking.json`` and ``ranking.csv`` (best first) to the folder ``out``, and ``skipped.json`` where
-        models were skipped."""
+        """Write ``ranking.json`` (``{"ranked": rows best first, "failed": [{"model", "reason"}]}``) and
+        ``ranking.csv`` (the ranked rows) to the folder ``out``."""
         out = Path(out)
         rows = [asdict(row) for row in self.ranking_]
-        write_json(out / RANKING, rows)
+        write_json(out / RANKING, {"ranked": rows, "failed": self.skipped_})
         write_csv(out / RANKING_CSV, rows)
-        if self.skipped_:
-            write_json(out / SKIPPED, self.skipped_)
         return out
+
+
+_OWN_SIZE = (
+    "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it arch_kwargs "
+    "{dynamic_img_size: true} where timm has that option"
+)
 
 
 @contextmanager
 def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
-    """Within: an error of ``loaded``'s forward passes (not running out of memory) is a :class:`ModelError`
-    saying it failed on ``size`` px inputs, and what to do (a fixed-size ViT at another size, say)."""
+    """Within: an error of ``loaded``'s forward passes is a :class:`ModelError` saying it failed on ``size`` px
+    inputs, and what to do (a fixed-size ViT at another size, say); running out of memory, too."""
     try:
         yield
+    except torch.OutOfMemoryError as error:
+        raise ModelError(
+            f"model '{loaded.spec.id}' ran out of memory on {size} px inputs ({first_line(error)}); give a smaller "
+            "batch_size or rank fewer models at once"
+        ) from None  # not chained: the model the traceback holds can go
     except (AssertionError, RuntimeError, ValueError, IndexError) as error:
-        if isinstance(error, torch.OutOfMemoryError):
-            raise
         fix = (
             "correct the input_size of its preprocessing in the zoo file"
             if size == loaded.preprocessing.input_size
-            else "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it "
-            "arch_kwargs {dynamic_img_size: true} where timm has that option"
+            else _OWN_SIZE
         )
         raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error
 

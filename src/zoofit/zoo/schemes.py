@@ -17,6 +17,7 @@ import timm
 import torch
 
 from zoofit.errors import ModelError, ZoofitError, first_line
+from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_matching
 from zoofit.zoo.load import converted_weights, create_model, load_state_file
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from zoofit.zoo.spec import ModelSpec
 
 #: Fields of a spec that describe the model but change none of its outputs: they stay out of its identity.
-_DESCRIPTIVE = ("id", "upstream", "license", "gflops")
+_DESCRIPTIVE = ("id", "upstream", "license", "gflops", "params")
 
 _process_generator = threading.Lock()  # held while random weights are drawn from the process-wide generator
 
@@ -57,6 +58,14 @@ class WeightScheme:
         """The timm architecture that weights at ``location`` name, where they name one (then a zoo file may
         leave out ``arch``)."""
         return None
+
+    def expand(self, location: str) -> list[str]:
+        """The locations that ``location`` stands for in a zoo (a pattern may stand for many)."""
+        return [location]
+
+    def described(self, location: str) -> dict[str, Any]:
+        """Descriptive fields of a spec (``license``, ``upstream``) that the weights at ``location`` tell."""
+        return {}
 
     def resolve(self, location: str, base: Path) -> str:
         """``location`` as a zoo file in the folder ``base`` writes it, made independent of the working folder."""
@@ -114,6 +123,12 @@ class TimmWeights(WeightScheme):
 
     def arch_of(self, location: str) -> str:
         return timm.models.split_model_name_tag(location)[0]
+
+    def expand(self, location: str) -> list[str]:
+        return pretrained_matching(location) if is_pattern(location) else [location]
+
+    def described(self, location: str) -> dict[str, Any]:
+        return hub_fields(location)
 
 
 @_registered
