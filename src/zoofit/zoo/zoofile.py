@@ -100,16 +100,16 @@ def _weights_zoo(parts: list[str]) -> Zoo:
     """One model for each weights of ``parts``, their schemes expanding patterns (a model that several patterns
     match comes once; an exact name given twice is an error)."""
     models: list[dict[str, Any]] = []
-    from_patterns: set[str] = set()
+    exact: dict[str, bool] = {}  # each location so far: whether only exact names gave it
     for part in parts:
         name, _, location = part.partition(":")
         scheme = SCHEMES[name]
         expanded = scheme.expand(location)
         for each in expanded:
-            if len(expanded) > 1 or each != location:
-                if each in from_patterns:
-                    continue
-                from_patterns.add(each)
+            given = expanded == [location]
+            if each in exact and not (given and exact[each]):
+                continue  # a pattern's model that came already
+            exact[each] = given
             models.append({"id": each, "weights": f"{name}:{each}", **scheme.described(each)})
     origin = f"zoo '{','.join(parts)}'"
     return parse_zoo({"models": models}, origin=origin, name=parts[0].partition(":")[0])

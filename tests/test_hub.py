@@ -1,0 +1,150 @@
+"""The public zoo, offline: presets and patterns over timm's pretrained tags, licences, ``zoo list``, and ranking
+from a real Hugging Face hub cache of random-weight checkpoints under real timm names (``HF_HUB_OFFLINE``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from tests.conftest import tiny_spec, write_random_checkpoints
+from zoofit import Ranker, load_data
+from zoofit.cli import app
+from zoofit.errors import ParameterError, ZoofitError
+from zoofit.zoo import ModelSpec, Zoo, load_zoo
+from zoofit.zoo.hub import upstream_of
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("preset", "least", "most_params"), [("hub-diverse", 30, 105.0), ("hub-mobile", 10, 10.0)])
+def test_every_preset_entry_is_a_pretrained_timm_tag(preset: str, least: int, most_params: float) -> None:
+    zoo = load_zoo(preset)
+    tags = set(timm.list_pretrained())
+    assert len(zoo) >= least
+    for spec in zoo.models:
+        assert spec.location in tags and spec.id == spec.location
+        assert spec.params is not None and spec.params <= most_params
+        assert spec.license == timm.models.get_pretrained_cfg(spec.location).license and spec.upstream
+
+
+def test_the_diverse_preset_spans_six_upstream_families() -> None:
+    upstreams = {spec.upstream for spec in load_zoo("hub-diverse").models}
+    assert len(upstreams) >= 6
+    for family in ("CLIP", "SigLIP", "DINOv2", "MAE", "BiT", "ImageNet-21k", "weakly supervised"):
+        assert any(family in upstream for upstream in upstreams), family
+
+
+def test_a_pattern_expands_over_timm_tags_in_a_mix_with_presets() -> None:
+    zoo = load_zoo("demo, timm:test_vit*, timm:test_vit.r160_in1k", exclude="test_vit2*,efficientnet_lite?")
+    assert [spec.id for spec in zoo.models] == [
+        "mobilenetv2_imagenet", "mobilenetv2_dogs", "test_vit3.r160_in1k", "test_vit.r160_in1k"
+    ]  # fmt: skip
+    vit = zoo.models[-1]
+    assert (vit.weights, vit.arch, vit.license, vit.upstream) == (
+        "timm:test_vit.r160_in1k", "test_vit", "apache-2.0", "ImageNet-1k"
+    )  # fmt: skip
+    assert vit.identity() == ModelSpec(id="x", arch="test_vit", weights="timm:test_vit.r160_in1k").identity()
+
+
+def test_upstreams_come_from_the_tags() -> None:
+    assert upstream_of("vit_small_patch14_dinov2.lvd142m") == "self-supervised DINOv2 (LVD-142M)"
+    assert upstream_of("vit_base_patch16_clip_224.openai") == "CLIP image-text (web-scale)"
+    assert upstream_of("convnext_tiny.fb_in22k") == "ImageNet-21k/22k"
+
+
+def test_a_pattern_that_matches_nothing_is_named() -> None:
+    with pytest.raises(ZoofitError, match=r"'timm:nothing_\*' matches no pretrained timm model"):
+        load_zoo("timm:test_vit*,timm:nothing_*")
+
+
+def test_licences_keep_only_models_under_them() -> None:
+    zoo = load_zoo("demo,timm:test_resnet*", licenses="mit, bsd-3-clause")
+    assert [spec.id for spec in zoo.models] == ["mobilenetv2_imagenet", "mobilenetv2_dogs"]  # "MIT" in the preset
+    with pytest.raises(ParameterError, match="licenses keep none of the models of zoo 'demo'; their licences are"):
+        load_zoo("demo", licenses="gpl-3.0")
+    with pytest.raises(ParameterError, match="exclude leaves none of the 5 models"):
+        load_zoo("demo", exclude="*")
+
+
+def test_cli_zoo_list_shows_what_a_pattern_expands_to() -> None:
+    result = runner.invoke(app, ["zoo", "list", "timm:test_vit*", "--exclude", "test_vit2*", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["id"] for row in rows] == ["test_vit3.r160_in1k", "test_vit.r160_in1k"]
+    assert rows[1] == {
+        "id": "test_vit.r160_in1k", "weights": "timm:test_vit.r160_in1k", "upstream": "ImageNet-1k", "params_m": 0.4,
+        "gflops": rows[1]["gflops"], "input_size": 160, "fixed_input_size": True, "license": "apache-2.0",
+    }  # fmt: skip
+    assert rows[1]["gflops"] > 0
+    table = runner.invoke(app, ["zoo", "list", "hub-mobile"])
+    assert table.exit_code == 0 and "mobilenetv3_small_100.lamb_in1k" in table.output and "apache-2.0" in table.output
+    refused = runner.invoke(app, ["zoo", "list", "demo", "--licenses", "gpl-3.0"])
+    assert refused.exit_code != 0 and refused.output.startswith("error: --licenses keep none")
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face hub cache, read offline."""
+    import huggingface_hub.constants as hub
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_a_pattern_ranks_from_the_hub_cache_and_a_missing_model_is_recorded(
+    offline_hub: Path, make_image_folder, tmp_path: Path
+) -> None:
+    write_random_checkpoints(offline_hub, ["test_resnet.r160_in1k", "test_vit.r160_in1k", "test_vit3.r160_in1k"])
+    data = make_image_folder(per_class=3)
+    arguments = ["rank", "--data", str(data), "--zoo", "timm:test_resnet*,timm:test_vit*", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*arguments, "--exclude", "test_vit3*"])
+    assert result.exit_code == 0, result.output
+    ranking = json.loads((tmp_path / "r" / "ranking.json").read_text())
+    assert {row["model"] for row in ranking["ranked"]} == {"test_resnet.r160_in1k", "test_vit.r160_in1k"}
+    assert [row["model"] for row in ranking["failed"]] == ["test_vit2.r160_in1k"]
+    assert "cannot load timm weights 'test_vit2.r160_in1k'" in ranking["failed"][0]["reason"]
+    assert {row["input_size"] for row in ranking["ranked"]} == {160}
+    assert "1 skipped" in result.output
+
+
+class RecordingProgress:
+    """Every description each task had."""
+
+    def __init__(self) -> None:
+        self.descriptions: list[str] = []
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[RecordingProgress]:
+        self.descriptions.append(f"{description} /{total}")
+        yield self
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def describe(self, description: str) -> None:
+        self.descriptions.append(description)
+
+
+def test_non_finite_features_are_a_recorded_failure_on_one_bar(make_image_folder, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    state = timm.create_model("test_resnet").state_dict()
+    state["conv1.0.weight"] = torch.full_like(state["conv1.0.weight"], float("nan"))
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    zoo = Zoo("mixed", (tiny_spec(), tiny_spec("nan", weights=f"file:{tmp_path / 'nan.safetensors'}")))
+    progress = RecordingProgress()
+    ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=3))), progress=progress)
+    assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
+    assert "model 'nan' gave non-finite features for 9 of 9 images at 32 px" in ranker.skipped_[0]["reason"]
+    assert progress.descriptions == ["ranking 2 models /2", "ranking 2 models, 1 failed"]
