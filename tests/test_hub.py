@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_non_finite_features_are_a_recorded_failure_on_one_bar(make_image_folder
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     assert "model 'nan' gave non-finite features for 9 of 9 images at 32 px" in ranker.skipped_[0]["reason"]
     assert progress.descriptions == ["ranking 2 models /2", "ranking 2 models, 1 failed"]
+
+
+def test_the_licence_of_every_ensemble_member_is_in_the_summary_and_report(make_image_folder, tmp_path: Path) -> None:
+    from zoofit import ZooFit, preset
+    from zoofit.report import html_report
+    from zoofit.result import RunResult
+
+    zoo = Zoo("licensed", (replace(tiny_spec(), license="mit"), replace(tiny_spec("tiny_b"), license="apache-2.0")))
+    sweep = preset("quick").override(lrs=(0.01,), steps=(4,), batch_size=8, image_size=32, shift_images=0)
+    splits = load_data(str(make_image_folder(per_class=6, layout="split")))
+    ZooFit(zoo, precision="fp32", sweep=sweep, workers=1, licenses="MIT").fit(splits, tmp_path)
+    members = RunResult.read(tmp_path).ensemble.members
+    assert [(member.model, member.license) for member in members] == [("tiny_resnet", "mit")]
+    assert "[mit]" in html_report(tmp_path)

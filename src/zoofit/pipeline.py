@@ -187,7 +187,7 @@ class ZooFit:
         self.result_ = RunResult(
             data=splits.describe(), preset=config.name, sweep=config,
             proxy=ProxyResult(**describe(ranker.proxy_)),
-            ensemble=ensemble_result(trials, selection, splits), best_single=baseline([best], labels),
+            ensemble=ensemble_result(trials, selection, splits, ranker.zoo_), best_single=baseline([best], labels),
             top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall,
@@ -229,14 +229,17 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
     return max(trials, key=lambda trial: (trial.val["accuracy"], -trial.val["nll"]))
 
 
-def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits) -> EnsembleResult:
-    """The selected ensemble's members and its scores on the test split."""
+def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits, zoo: Zoo) -> EnsembleResult:
+    """The selected ensemble's members (with their models' licences in ``zoo``) and its scores on the test split."""
+    licenses = {spec.id: spec.license for spec in zoo.models}
     labels = splits.test.labels
     probs = average([t.test_probs for t in trials], selection.counts)
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
     return EnsembleResult(
         members=[
-            Member(trials[i].key, trials[i].model, float(selection.weights[i]), trials[i].config)
+            Member(
+                trials[i].key, trials[i].model, float(selection.weights[i]), trials[i].config, licenses[trials[i].model]
+            )
             for i in selection.members
         ],
         val_nll=selection.val_nll,

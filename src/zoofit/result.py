@@ -20,7 +20,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 2
+SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,13 @@ class Scores:
 
 @dataclass(frozen=True)
 class Member:
-    """One trial of the ensemble, with its weight and its hyper-parameters."""
+    """One trial of the ensemble, with its weight, its hyper-parameters and its model's licence."""
 
     trial: str
     model: str
     weight: float
     settings: TrialConfig
+    license: str = ""
 
     def label(self) -> str:
         return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed})"
