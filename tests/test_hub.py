@@ -19,8 +19,9 @@ from tests.conftest import tiny_spec, write_random_checkpoints
 from zoofit import Ranker, load_data
 from zoofit.cli import app
 from zoofit.errors import ParameterError, ZoofitError
-from zoofit.zoo import ModelSpec, Zoo, load_zoo
+from zoofit.zoo import ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.hub import upstream_of
+from zoofit.zoo.load import assigned
 
 runner = CliRunner()
 
@@ -163,3 +164,31 @@ def test_the_licence_of_every_ensemble_member_is_in_the_summary_and_report(make_
     members = RunResult.read(tmp_path).ensemble.members
     assert [(member.model, member.license) for member in members] == [("tiny_resnet", "mit")]
     assert "[mit]" in html_report(tmp_path)
+
+
+META_ARCHS = ["test_resnet.r160_in1k", "test_vit.r160_in1k", "test_efficientnet.r160_in1k", "test_convnext.r160_in1k"]
+
+
+def test_hub_models_built_on_the_meta_device_compute_what_timm_builds(offline_hub: Path) -> None:
+    write_random_checkpoints(offline_hub, META_ARCHS, seed=3)
+    inputs = torch.randn(2, 3, 160, 160)
+    for name in META_ARCHS:
+        cfg = timm.models.get_pretrained_cfg(name)
+        state = timm.models.load_state_dict_from_hf(cfg.hf_hub_id)
+        assert assigned(lambda name=name: timm.create_model(name), state) is not None  # the meta path is taken
+        ours = load_model(ModelSpec(id=name, arch=name.split(".")[0], weights=f"timm:{name}")).model
+        theirs = timm.create_model(name, pretrained=True).eval()
+        assert all(parameter.device.type == "cpu" for parameter in ours.parameters())
+        with torch.no_grad():
+            torch.testing.assert_close(ours(inputs), theirs(inputs))
+
+
+def test_models_with_computed_buffers_are_built_for_real(tmp_path: Path) -> None:
+    with torch.device("meta"):
+        state = timm.create_model("levit_128s").state_dict()
+    assert assigned(lambda: timm.create_model("levit_128s"), state) is None  # attention_bias_idxs is computed
+    torch.manual_seed(0)
+    real = timm.create_model("test_vit").state_dict()
+    save_file(real, str(tmp_path / "w.safetensors"))
+    loaded = load_model(ModelSpec(id="v", arch="test_vit", weights=f"file:{tmp_path / 'w.safetensors'}")).model
+    assert all(torch.equal(tensor, real[name]) for name, tensor in loaded.state_dict().items())

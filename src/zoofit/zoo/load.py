@@ -134,11 +134,39 @@ def load_state_file(spec: ModelSpec, path: Path, device: torch.device | str) -> 
             state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
         raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
-    with torch.device(device):
+
+    def build() -> torch.nn.Module:
         model = create_model(spec, spec.num_classes)
         if spec.num_classes is None:
-            _match_head(model, state)  # a new head is built on the device too
-        _load_strictly(model, state, f"model '{spec.id}': weights file '{path}'")
+            _match_head(model, state)  # a new head is built on the same device
+        return model
+
+    source = f"model '{spec.id}': weights file '{path}'"
+    model = assigned(build, state, source)
+    if model is None:  # it has tensors the file does not hold: built for real
+        with torch.device(device):
+            model = build()
+        _load_strictly(model, state, source)
+    return model.to(device)
+
+
+def assigned(
+    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor], source: str | None = None
+) -> torch.nn.Module | None:
+    """``build()`` on the meta device, its tensors then taken from ``state`` (cast to their dtypes) instead of
+    copied: no random initialisation that the weights overwrite. ``None`` where the model holds tensors that no
+    state dict does (non-persistent buffers, computed at construction), or, without ``source``, where ``state``
+    does not fit it exactly; with ``source``, a misfit is a :class:`ModelError` naming it."""
+    with torch.device("meta"):
+        model = build()
+    expected = model.state_dict()
+    if set(dict(model.named_buffers())) - expected.keys():
+        return None
+    if source is not None:
+        _check_fit(model, state, source)
+    elif expected.keys() != state.keys() or any(expected[k].shape != state[k].shape for k in expected):
+        return None
+    model.load_state_dict({k: state[k].to(expected[k].dtype) for k in expected}, strict=True, assign=True)
     return model
 
 
@@ -155,6 +183,12 @@ def _match_head(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    _check_fit(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """A :class:`ModelError` naming ``source`` where ``state`` does not fit ``model`` exactly."""
     expected = model.state_dict()
     wrong_shape = [k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape]
     missing = sorted(expected.keys() - state.keys())
@@ -166,7 +200,6 @@ def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], sourc
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors "
             f"(e.g. '{example}')"
         )
-    model.load_state_dict(state, strict=True)
 
 
 def converted_weights(spec: ModelSpec, cache: Cache) -> Path:

@@ -17,8 +17,8 @@ import timm
 import torch
 
 from zoofit.errors import ModelError, ZoofitError, first_line
-from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_matching
-from zoofit.zoo.load import converted_weights, create_model, load_state_file
+from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_cfg, pretrained_matching
+from zoofit.zoo.load import assigned, converted_weights, create_model, load_state_file
 
 if TYPE_CHECKING:
     from zoofit.store import Cache
@@ -108,12 +108,16 @@ class TimmWeights(WeightScheme):
             )
 
     def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
-        # Built and loaded on the CPU: timm's checkpoint filters expect CPU tensors.
-        kwargs = dict(spec.arch_kwargs, pretrained=True)
+        """Where the hub's checkpoint fits the model exactly (timm's own checkpoints do), the model is built on
+        the meta device and takes the checkpoint's tensors; else timm builds it and loads the weights through
+        its checkpoint filter (on the CPU: the filters expect CPU tensors)."""
+        kwargs = dict(spec.arch_kwargs)
         if spec.num_classes is not None:
             kwargs["num_classes"] = spec.num_classes
         try:
-            model = timm.create_model(spec.location, **kwargs)
+            state = self._hub_state(spec)
+            model = state is not None and assigned(lambda: timm.create_model(spec.location, **kwargs), state)
+            model = model or timm.create_model(spec.location, pretrained=True, **kwargs)
         except Exception as error:  # noqa: BLE001 - the hub raises many types; each becomes one line
             raise ModelError(
                 f"model '{spec.id}': cannot load timm weights '{spec.location}' ({first_line(error)}); they must "
@@ -123,6 +127,17 @@ class TimmWeights(WeightScheme):
 
     def arch_of(self, location: str) -> str:
         return timm.models.split_model_name_tag(location)[0]
+
+    @staticmethod
+    def _hub_state(spec: ModelSpec) -> dict[str, torch.Tensor] | None:
+        """The state dict of the hub checkpoint that timm's pretrained config names for ``spec``'s tag (``None``
+        where it names another source, a custom loader, or the spec overrides the config)."""
+        cfg = pretrained_cfg(spec.location)
+        overridden = {"pretrained_cfg", "pretrained_cfg_overlay"} & spec.arch_kwargs.keys()
+        if cfg is None or overridden or not cfg.hf_hub_id or cfg.custom_load or cfg.state_dict or cfg.file:
+            return None
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ()
+        return timm.models.load_state_dict_from_hf(cfg.hf_hub_id, *names)
 
     def expand(self, location: str) -> list[str]:
         return pretrained_matching(location) if is_pattern(location) else [location]
