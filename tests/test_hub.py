@@ -22,6 +22,7 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.zoo import ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.hub import upstream_of
 from zoofit.zoo.load import assigned
+from zoofit.zoo.schemes import prefetch_weights
 
 runner = CliRunner()
 
@@ -192,3 +193,10 @@ def test_models_with_computed_buffers_are_built_for_real(tmp_path: Path) -> None
     save_file(real, str(tmp_path / "w.safetensors"))
     loaded = load_model(ModelSpec(id="v", arch="test_vit", weights=f"file:{tmp_path / 'w.safetensors'}")).model
     assert all(torch.equal(tensor, real[name]) for name, tensor in loaded.state_dict().items())
+
+
+def test_prefetching_finds_the_checkpoint_in_the_cache_offline(offline_hub: Path) -> None:
+    write_random_checkpoints(offline_hub, ["test_resnet.r160_in1k"])
+    prefetch_weights(ModelSpec(id="r", arch="test_resnet", weights="timm:test_resnet.r160_in1k"))  # a cache hit
+    with pytest.raises(Exception, match="offline|cache"):  # noqa: PT011 - the hub's own error; the ranking ignores it
+        prefetch_weights(ModelSpec(id="v", arch="test_vit", weights="timm:test_vit.r160_in1k"))

@@ -277,3 +277,24 @@ def test_cli_bad_input_is_one_line(make_image_folder, arguments: list[str], mess
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert len(errors) == 1 and message in errors[0]
+
+
+def test_the_weights_of_the_models_ahead_are_fetched_while_one_loads() -> None:
+    specs = [tiny_spec(f"m{index}") for index in range(8)]
+    fetched = {spec.id: threading.Event() for spec in specs}
+    next_fetched_during_load = []
+
+    def load(spec: ModelSpec) -> str:
+        following = f"m{int(spec.id[1:]) + 1}"
+        if following in fetched:  # its fetch began while this one is still to load (it waits on no load)
+            next_fetched_during_load.append(fetched[following].wait(timeout=10))
+        return spec.id
+
+    def prefetch(spec: ModelSpec) -> None:
+        fetched[spec.id].set()
+        raise OSError("offline")  # ignored: the load reports it
+
+    for _, ranked in loaded_and_ranked(specs, load, lambda name: name, prefetch=prefetch, ahead=2):
+        ranked.result()
+    assert next_fetched_during_load == [True] * 7
+    assert not fetched["m0"].is_set()  # the first loads at once

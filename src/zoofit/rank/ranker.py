@@ -28,6 +28,7 @@ from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_model, load_zoo
 from zoofit.zoo.hub import fixed_input_size
+from zoofit.zoo.schemes import prefetch_weights
 
 log = logging.getLogger("zoofit")
 Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
@@ -157,7 +158,7 @@ class Ranker:
         at_once = self.models_at_once or default_models_at_once(device)
         executor = self._executor()
         outcomes = (
-            loaded_and_ranked(zoo.models, load, rank, at_once)
+            loaded_and_ranked(zoo.models, load, rank, at_once, prefetch=prefetch_weights)
             if isinstance(executor, InProcess)
             else ranked_on(executor, self, images, cache, progress)
         )
@@ -298,24 +299,39 @@ def loaded_and_ranked(
     load: Callable[[ModelSpec], Loaded],
     rank: Callable[[Loaded], RankedModel],
     at_once: int = 1,
+    prefetch: Callable[[ModelSpec], object] | None = None,
+    ahead: int = 4,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
     models are ranked at the same time, each in its own thread, and one more thread starts loading the next:
     reading, converting and instantiating overlaps the forward passes. Loads, too, run at most ``at_once`` at
     a time (one on a CPU, as ranks do), and at most ``at_once + 1`` models are held at once. A model's error
-    is raised by its ``result()``; models not yet started when the caller stops are not started."""
-    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
+    is raised by its ``result()``; models not yet started when the caller stops are not started.
 
-    def load_then_rank(spec: ModelSpec) -> RankedModel:
+    ``prefetch(spec)`` (fetching a model's weights, say) runs in two threads of its own for the ``ahead`` models
+    after the one that starts loading, so that their downloads overlap the work before them; its errors are
+    ignored (the model's load reports them)."""
+    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
+    fetcher = ThreadPoolExecutor(2, thread_name_prefix="zoofit-fetch")
+
+    def fetch(index: int) -> None:
+        if prefetch is not None and index < len(specs):
+            fetcher.submit(prefetch, specs[index])
+
+    def load_then_rank(index: int, spec: ModelSpec) -> RankedModel:
+        fetch(index + ahead + 1)
         with loading:
             loaded = load(spec)
         with ranking:
             return rank(loaded)
 
+    for index in range(1, ahead + 1):
+        fetch(index)
     pool = ThreadPoolExecutor(at_once + 1, thread_name_prefix="zoofit-rank")
     try:
-        futures = deque(pool.submit(load_then_rank, spec) for spec in specs)
+        futures = deque(pool.submit(load_then_rank, index, spec) for index, spec in enumerate(specs))
         for spec in specs:
             yield spec, futures.popleft()  # not kept here: a failed model's error (and the model) can go
     finally:
         pool.shutdown(cancel_futures=True)
+        fetcher.shutdown(wait=False, cancel_futures=True)

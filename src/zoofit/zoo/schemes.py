@@ -54,6 +54,10 @@ class WeightScheme:
         where the weights cannot be had or do not fit."""
         raise NotImplementedError
 
+    def prefetch(self, spec: ModelSpec) -> None:
+        """Fetch what :meth:`load` will read (a download), so that a later load finds it at hand; errors may
+        be raised (the caller ignores them: the load reports them)."""
+
     def arch_of(self, location: str) -> str | None:
         """The timm architecture that weights at ``location`` name, where they name one (then a zoo file may
         leave out ``arch``)."""
@@ -79,6 +83,11 @@ SCHEMES: dict[str, WeightScheme] = {}
 def _registered(scheme: type[WeightScheme]) -> type[WeightScheme]:
     SCHEMES[scheme.name] = scheme()
     return scheme
+
+
+def prefetch_weights(spec: ModelSpec) -> None:
+    """Fetch ahead what loading ``spec`` will read (its scheme's :meth:`WeightScheme.prefetch`)."""
+    weight_scheme(spec).prefetch(spec)
 
 
 def weight_scheme(spec: ModelSpec) -> WeightScheme:
@@ -128,16 +137,32 @@ class TimmWeights(WeightScheme):
     def arch_of(self, location: str) -> str:
         return timm.models.split_model_name_tag(location)[0]
 
+    def prefetch(self, spec: ModelSpec) -> None:
+        """Download the hub checkpoint (safetensors, timm's first choice) into the Hugging Face cache."""
+        from huggingface_hub import hf_hub_download
+
+        cfg = self._hub_cfg(spec)
+        if cfg is not None:
+            repo, _, revision = cfg.hf_hub_id.partition("@")
+            hf_hub_download(repo, cfg.hf_hub_filename or "model.safetensors", revision=revision or None)
+
+    def _hub_state(self, spec: ModelSpec) -> dict[str, torch.Tensor] | None:
+        """The state dict of the hub checkpoint that timm's pretrained config names for ``spec``'s tag."""
+        cfg = self._hub_cfg(spec)
+        if cfg is None:
+            return None
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ()
+        return timm.models.load_state_dict_from_hf(cfg.hf_hub_id, *names)
+
     @staticmethod
-    def _hub_state(spec: ModelSpec) -> dict[str, torch.Tensor] | None:
-        """The state dict of the hub checkpoint that timm's pretrained config names for ``spec``'s tag (``None``
-        where it names another source, a custom loader, or the spec overrides the config)."""
+    def _hub_cfg(spec: ModelSpec) -> Any:
+        """timm's pretrained config of ``spec``'s tag where it names a plain hub checkpoint (``None`` where it
+        names another source, a custom loader, or the spec overrides the config)."""
         cfg = pretrained_cfg(spec.location)
         overridden = {"pretrained_cfg", "pretrained_cfg_overlay"} & spec.arch_kwargs.keys()
         if cfg is None or overridden or not cfg.hf_hub_id or cfg.custom_load or cfg.state_dict or cfg.file:
             return None
-        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ()
-        return timm.models.load_state_dict_from_hf(cfg.hf_hub_id, *names)
+        return cfg
 
     def expand(self, location: str) -> list[str]:
         return pretrained_matching(location) if is_pattern(location) else [location]
