@@ -279,4 +279,4 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     assert "another zoofit version" in error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
     (tmp_path / "summary.json").write_text(json.dumps({**summary, "schema": 1}))
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path)]))
-    assert "another zoofit version or was altered (its schema is 1, this version reads 2)" in message
+    assert "another zoofit version or was altered (its schema is 1, this version reads 3)" in message
