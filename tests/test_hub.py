@@ -200,3 +200,15 @@ def test_prefetching_finds_the_checkpoint_in_the_cache_offline(offline_hub: Path
     prefetch_weights(ModelSpec(id="r", arch="test_resnet", weights="timm:test_resnet.r160_in1k"))  # a cache hit
     with pytest.raises(Exception, match="offline|cache"):  # noqa: PT011 - the hub's own error; the ranking ignores it
         prefetch_weights(ModelSpec(id="v", arch="test_vit", weights="timm:test_vit.r160_in1k"))
+
+
+def test_the_zoo_scale_benchmark_runs_its_smoke(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "zoo_scale.json"
+    command = [sys.executable, "benchmarks/zoo_scale.py", "--smoke", "--images", "20", "--out", str(out)]
+    subprocess.run(command, check=True, cwd=Path(__file__).parents[1], capture_output=True)
+    figures = json.loads(out.read_text())
+    assert figures["models"] == 5 and figures["zoofit"]["ranked"] + len(figures["zoofit"]["failed"]) == 5
+    assert figures["plain_steady_sum_s"] > 0 and len(figures["per_model"]) + len(figures["naive_loop"]["failed"]) == 5
