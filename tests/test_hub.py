@@ -212,3 +212,10 @@ def test_the_zoo_scale_benchmark_runs_its_smoke(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["models"] == 5 and figures["zoofit"]["ranked"] + len(figures["zoofit"]["failed"]) == 5
     assert figures["plain_steady_sum_s"] > 0 and len(figures["per_model"]) + len(figures["naive_loop"]["failed"]) == 5
+
+
+def test_a_model_that_cannot_be_built_on_the_meta_device_is_built_for_real() -> None:
+    def reads_a_value() -> torch.nn.Module:
+        return torch.nn.Linear(int(torch.ones(1).sum().item()), 2)  # .item() has no value on the meta device
+
+    assert assigned(reads_a_value, {}) is None

@@ -156,9 +156,13 @@ def assigned(
     """``build()`` on the meta device, its tensors then taken from ``state`` (cast to their dtypes) instead of
     copied: no random initialisation that the weights overwrite. ``None`` where the model holds tensors that no
     state dict does (non-persistent buffers, computed at construction), or, without ``source``, where ``state``
-    does not fit it exactly; with ``source``, a misfit is a :class:`ModelError` naming it."""
-    with torch.device("meta"):
-        model = build()
+    does not fit it exactly; with ``source``, a misfit is a :class:`ModelError` naming it. A model that cannot be
+    built on the meta device (one that reads a value while it is built) is ``None`` too."""
+    try:
+        with torch.device("meta"):
+            model = build()
+    except Exception:  # noqa: BLE001 - built for real instead, which reports a real error itself
+        return None
     expected = model.state_dict()
     if set(dict(model.named_buffers())) - expected.keys():
         return None
