@@ -79,4 +79,4 @@ def write_random_checkpoints(cache: Path, names: list[str], seed: int = 0) -> No
         cfg = timm.models.get_pretrained_cfg(name)
         torch.manual_seed(seed)
         model = timm.create_model(name, pretrained=False)
-        write_hub_cache(cache, cfg.hf_hub_id, {key: value.contiguous() for key, value in model.state_dict().items()})
+        write_hub_cache(cache, cfg.hf_hub_id, {key: value.clone() for key, value in model.state_dict().items()})
