@@ -21,7 +21,7 @@ from zoofit.cli import app
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.zoo import ModelSpec, Zoo, load_model, load_zoo
 from zoofit.zoo.hub import upstream_of
-from zoofit.zoo.load import assigned
+from zoofit.zoo.load import assigned, count_gflops
 from zoofit.zoo.schemes import prefetch_weights
 
 runner = CliRunner()
@@ -219,3 +219,11 @@ def test_a_model_that_cannot_be_built_on_the_meta_device_is_built_for_real() -> 
         return torch.nn.Linear(int(torch.ones(1).sum().item()), 2)  # .item() has no value on the meta device
 
     assert assigned(reads_a_value, {}) is None
+
+
+def test_counting_gflops_leaves_a_shared_module_as_it_was() -> None:
+    shared = torch.nn.Conv2d(3, 3, 1)  # coat's positional encodings are one module under several parents
+    model = torch.nn.Sequential(shared, torch.nn.Sequential(shared))
+    before = {name: tensor for name, tensor in model.named_parameters(remove_duplicate=False)}
+    assert count_gflops(model, 8) == pytest.approx(2 * 2 * 9 * 64 / 1e9, rel=0.5)
+    assert all(tensor is before[name] for name, tensor in model.named_parameters(remove_duplicate=False))

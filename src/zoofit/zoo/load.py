@@ -3,17 +3,16 @@ model plus its preprocessing; the building blocks the weight schemes share; ``py
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
 import torch
 from safetensors.torch import load_file
-from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from zoofit.errors import ModelError, first_line
@@ -87,10 +86,9 @@ def count_gflops(model: torch.nn.Module, input_size: int) -> float:
     is computed, and every device gets the same figure (a CPU's fused attention kernel goes uncounted, while
     the meta device's decomposition of attention is counted, as a GPU's kernels are). A model that cannot run
     on the meta device (one that reads a value in its forward, say) is counted on its own device."""
-    named = itertools.chain(model.named_parameters(), model.named_buffers())  # non-persistent buffers too
-    tensors = {name: torch.empty_like(tensor, device="meta") for name, tensor in named}
     try:
-        return _counted(lambda inputs: functional_call(model, tensors, (inputs,)), torch.device("meta"), input_size)
+        with _on_meta(model):
+            return _counted(model, torch.device("meta"), input_size)
     except Exception:  # noqa: BLE001 - only a shortcut: the pass on the model's own device says what is wrong
         pass
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -101,6 +99,28 @@ def count_gflops(model: torch.nn.Module, input_size: int) -> float:
     finally:
         for parameter in trainable:
             parameter.requires_grad_(True)
+
+
+@contextmanager
+def _on_meta(model: torch.nn.Module) -> Iterator[None]:
+    """Within: every parameter and buffer of ``model`` (non-persistent ones too) is an empty twin on the meta
+    device; each is put back afterwards, also in a module that several parents share (where
+    ``torch.func.functional_call`` leaves meta tensors behind)."""
+    held = [
+        (tensors, name, tensor)
+        for module in model.modules()
+        for tensors in (module._parameters, module._buffers)  # noqa: SLF001 - swapped in place, as torch.func does
+        for name, tensor in tensors.items()
+        if tensor is not None
+    ]
+    twins: dict[int, torch.Tensor] = {}
+    try:
+        for tensors, name, tensor in held:
+            tensors[name] = twins.setdefault(id(tensor), torch.empty_like(tensor, device="meta"))
+        yield
+    finally:
+        for tensors, name, tensor in held:
+            tensors[name] = tensor
 
 
 def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, input_size: int) -> float:
