@@ -123,8 +123,24 @@ def _on_meta(model: torch.nn.Module) -> Iterator[None]:
             tensors[name] = tensor
 
 
+class _Untracked:
+    """A stand-in for :class:`FlopCounterMode`'s module tracker: all FLOPs count as the whole model's."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _Untracked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, input_size: int) -> float:
+    """FLOPs of one forward pass, counted in this thread alone: the counter's dispatch mode is the thread's, while
+    its module tracker's hooks are process-wide (they fired in another thread's forward pass and broke it, the
+    loader's count meeting the ranker's extraction), so it goes without the tracker."""
     counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _Untracked()
     with torch.no_grad(), counter:
         forward(torch.zeros(1, 3, input_size, input_size, device=device))
     return counter.get_total_flops() / 1e9
