@@ -19,7 +19,7 @@ from common import run_fresh, save  # noqa: E402
 
 
 def read_ranking(out: Path) -> dict[str, Any]:
-    rows = json.loads((out / "ranking.json").read_text())
+    rows = json.loads((out / "ranking.json").read_text())["ranked"]
     keys = ("proxy", "score", "input_size", "images_per_second", "seconds")
     return {"ranking": {row["model"]: {key: row[key] for key in keys} for row in rows}}
 

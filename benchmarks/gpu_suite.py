@@ -202,7 +202,7 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
         "trials": len(list((out / "trials").iterdir())),
         "trial_seconds": {f"{row['model']} lr={row['lr']}": round(float(row["seconds"]), 1) for row in trials},
         "rank_seconds": {
-            row["model"]: round(row["seconds"], 2) for row in json.loads((out / "ranking.json").read_text())
+            row["model"]: round(row["seconds"], 2) for row in json.loads((out / "ranking.json").read_text())["ranked"]
         },
         "test_accuracy": result.ensemble.test.accuracy,
         "test_nll": result.ensemble.test.nll,

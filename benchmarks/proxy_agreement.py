@@ -82,12 +82,12 @@ def main(run_options: list[str]) -> dict[str, Any]:
         accuracy = fine_tuned_accuracy(run)
         summary = json.loads((run / "summary.json").read_text())
         size = str(summary["sweep"]["image_size"])
-        gflops = {row["model"]: row["gflops"] for row in json.loads((run / "ranking.json").read_text())}
+        gflops = {row["model"]: row["gflops"] for row in json.loads((run / "ranking.json").read_text())["ranked"]}
         proxies = {}
         for name in PROXIES:
             out = Path(folder) / name
             seconds = zoofit("rank", *DATA, "--proxy", name, "--image-size", size, "--out", str(out))
-            ranking = json.loads((out / "ranking.json").read_text())
+            ranking = json.loads((out / "ranking.json").read_text())["ranked"]
             proxies[name] = {
                 "label": PROXIES[name].label,
                 **agreement({row["model"]: row["score"] for row in ranking}, accuracy),

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
+import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from zoofit.zoo import ModelSpec, Preprocessing, Zoo
 
@@ -81,3 +84,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  cache_dir=root / "cache")  # fmt: skip
     fit.fit(splits, root / "run")
     return root / "run"
+
+
+def write_hub_cache(cache: Path, repo: str, state: dict[str, torch.Tensor]) -> None:
+    """The layout huggingface_hub uses: refs/main names a snapshot folder that holds the files."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    revision = "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    (folder / "snapshots" / revision).mkdir(parents=True)
+    save_file(state, str(folder / "snapshots" / revision / "model.safetensors"))
+
+
+def write_random_checkpoints(cache: Path, names: list[str], seed: int = 0) -> None:
+    """A Hugging Face hub cache at ``cache`` holding, for each pretrained tag of ``names``, random weights of its
+    architecture (with the tag's classifier) in the repo timm downloads it from."""
+    for name in names:
+        cfg = timm.models.get_pretrained_cfg(name)
+        torch.manual_seed(seed)
+        model = timm.create_model(name, pretrained=False)
+        write_hub_cache(cache, cfg.hf_hub_id, {key: value.clone() for key, value in model.state_dict().items()})

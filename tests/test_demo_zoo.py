@@ -37,7 +37,7 @@ def test_rank_demo_on_fashion_mnist(tmp_path: Path) -> None:
         + ["--cache-dir", str(tmp_path / "cache")],  # fresh conversions and features: nothing reused
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads((tmp_path / "ranking.json").read_text())
+    rows = json.loads((tmp_path / "ranking.json").read_text())["ranked"]
     assert sorted(row["model"] for row in rows) == sorted(spec.id for spec in load_zoo("demo").models)
     assert all(row["proxy"] == "knn" and 0.6 < row["score"] < 1 and row["feature_dim"] == 1280 for row in rows)
     assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)

@@ -119,7 +119,7 @@ def test_cli_rank_by_logme(make_image_folder, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*arguments, "--proxy", "logme", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Ranking by LogME" in result.output and "kNN" not in result.output
-    rows = json.loads((out / "ranking.json").read_text())
+    rows = json.loads((out / "ranking.json").read_text())["ranked"]
     assert rows[0]["proxy"] == "logme" and np.isfinite(rows[0]["score"])
     help_text = CliRunner().invoke(app, ["rank", "--help"], env={"COLUMNS": "200"}).output
     assert "Ranking proxy: knn (kNN accuracy), logme (LogME)." in help_text

@@ -79,20 +79,21 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
     ranker = Ranker(zoo, image_size=32).fit(splits)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     reason = ranker.skipped_[0]["reason"]
-    assert "'fixed_vit' failed on 32 px inputs" in reason and "image_size 0" in reason
+    assert "'fixed_vit' takes only its own 160 px inputs (timm's pretrained config), not 32" in reason
+    assert "image_size 0" in reason
     sizes = {
         row.model: row.input_size for row in Ranker(zoo, image_size=32, own_size_if_needed=True).fit(splits).ranking_
     }
     assert sizes == {"tiny_resnet": 32, "fixed_vit": 160}
 
 
-def test_a_model_that_fails_only_on_real_inputs_is_skipped_too(make_image_folder) -> None:
-    # mvitv2 counts its GFLOPs at 256 px on the meta device, which checks no indices; its real pass fails
+def test_a_model_whose_config_fixes_its_size_is_skipped_before_any_pass(make_image_folder) -> None:
+    # mvitv2 counts its GFLOPs at 256 px on the meta device, which checks no indices; timm's config says it is fixed
     mvit = replace(tiny_spec("mvit", "mvitv2_tiny"), preprocessing=replace(tiny_spec().preprocessing, input_size=224))
     ranker = Ranker(Zoo("mixed", (tiny_spec(), mvit)), image_size=256, batch_size=2)
     ranker.fit(load_data(str(make_image_folder(per_class=2))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    assert "'mvit' failed on 256 px inputs" in ranker.skipped_[0]["reason"]
+    assert "'mvit' takes only its own 224 px inputs (timm's pretrained config), not 256" in ranker.skipped_[0]["reason"]
 
 
 def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_cli_rank_writes_ranking_files(make_image_folder, tmp_path: Path) -> Non
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads((out / "ranking.json").read_text())
+    rows = json.loads((out / "ranking.json").read_text())["ranked"]
     assert rows[0]["model"] == "tiny_resnet" and rows[0]["proxy"] == "knn" and 0 <= rows[0]["score"] <= 1
     assert {"model", "proxy", "score", "feature_dim", "seconds"} <= rows[0].keys()
     assert (out / "ranking.csv").read_text().startswith("model,proxy,score,feature_dim,seconds")
@@ -253,7 +254,7 @@ def test_a_data_error_inside_the_progress_bars_is_the_only_line(tmp_path: Path) 
 
 
 def test_cli_zoo_list() -> None:
-    result = runner.invoke(app, ["zoo", "list", "--zoo", "demo"])
+    result = runner.invoke(app, ["zoo", "list", "demo"])
     assert result.exit_code == 0 and "efficientnet_lite0" in result.output
 
 
@@ -264,7 +265,7 @@ def test_cli_zoo_list() -> None:
         (["rank", "--data", "{images}", "--zoo", "nozoo"], "unknown zoo"),
         (["rank", "--data", "{images}", "--models", "nomodel"], "unknown model id"),
         (["rank", "--data", "{images}", "--train-per-class", "50"], "larger than class"),
-        (["zoo", "list", "--zoo", "nozoo"], "unknown zoo"),
+        (["zoo", "list", "nozoo"], "unknown zoo"),
         (["rank", "--data", "/no/such/photos[v2]"], "'/no/such/photos[v2]' does not exist"),  # no markup
         (["rank", "--data", "{images}", "--out", "{images}/cat/0.png"], "--out '"),
         (["rank", "--data", "{images}", "--out", "{images}/cat/0.png/out"], "which is a file"),
@@ -276,3 +277,24 @@ def test_cli_bad_input_is_one_line(make_image_folder, arguments: list[str], mess
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert len(errors) == 1 and message in errors[0]
+
+
+def test_the_weights_of_the_models_ahead_are_fetched_while_one_loads() -> None:
+    specs = [tiny_spec(f"m{index}") for index in range(8)]
+    fetched = {spec.id: threading.Event() for spec in specs}
+    next_fetched_during_load = []
+
+    def load(spec: ModelSpec) -> str:
+        following = f"m{int(spec.id[1:]) + 1}"
+        if following in fetched:  # its fetch began while this one is still to load (it waits on no load)
+            next_fetched_during_load.append(fetched[following].wait(timeout=10))
+        return spec.id
+
+    def prefetch(spec: ModelSpec) -> None:
+        fetched[spec.id].set()
+        raise OSError("offline")  # ignored: the load reports it
+
+    for _, ranked in loaded_and_ranked(specs, load, lambda name: name, prefetch=prefetch, ahead=2):
+        ranked.result()
+    assert next_fetched_during_load == [True] * 7
+    assert not fetched["m0"].is_set()  # the first loads at once

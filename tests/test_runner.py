@@ -44,6 +44,9 @@ class _Advance:
     def advance(self, amount: int = 1) -> None:
         self.progress.advanced[self.description] += amount
 
+    def describe(self, description: str) -> None:
+        pass
+
 
 @pytest.fixture
 def context_for(make_image_folder):

@@ -17,7 +17,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, write_hub_cache
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.store import content_key
 from zoofit.zoo import ModelSpec, Preprocessing, load_model, load_zoo, prepare_batch, preset_names
@@ -241,16 +241,6 @@ def test_gflops_are_counted_when_asked_once_per_size_and_the_spec_figure_wins(mo
 
 
 # ---------------------------------------------------------------- timm: weights from a hub-style cache
-
-
-def write_hub_cache(cache: Path, repo: str, state: dict[str, torch.Tensor]) -> None:
-    """The layout huggingface_hub uses: refs/main names a snapshot folder that holds the files."""
-    folder = cache / f"models--{repo.replace('/', '--')}"
-    revision = "0" * 40
-    (folder / "refs").mkdir(parents=True)
-    (folder / "refs" / "main").write_text(revision)
-    (folder / "snapshots" / revision).mkdir(parents=True)
-    save_file(state, str(folder / "snapshots" / revision / "model.safetensors"))
 
 
 CHECK_HUB_LOAD = """

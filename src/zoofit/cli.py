@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from json import dumps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, get_args, get_origin, get_type_hints
 
@@ -64,7 +65,18 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
 
 # Options shared by several commands, declared once.
 Data = Annotated[str, _option("Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.", "--data")]
-ZooName = Annotated[str, _option("Preset name (demo), YAML zoo file, or timm:<name>[,...].", "--zoo")]
+ZooName = Annotated[
+    str,
+    _option(
+        "Comma-separated presets (demo, hub-diverse, hub-mobile), YAML zoo files and timm:<name> or timm:<pattern> "
+        "(shell wildcards over timm's pretrained tags, e.g. 'timm:vit_*dinov2*').",
+        "--zoo",
+    ),
+]
+Exclude = Annotated[str | None, _option("Comma-separated shell patterns of model ids to leave out of the zoo.")]
+Licenses = Annotated[
+    str | None, _option("Keep only models under these comma-separated licences (e.g. apache-2.0,mit,bsd-3-clause).")
+]
 Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
 ProxyName = Annotated[
     str, _option(f"Ranking proxy: {', '.join(f'{name} ({kind.label})' for name, kind in PROXIES.items())}.", "--proxy")
@@ -241,6 +253,8 @@ def rank(
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
     models: Models = None,
+    exclude: Exclude = None,
+    licenses: Licenses = None,
     proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
@@ -267,7 +281,7 @@ def rank(
 
         ranker = Ranker(
             zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
-            precision=precision, models=_ids(models), cache_dir=cache_dir,
+            precision=precision, models=_ids(models), cache_dir=cache_dir, exclude=exclude, licenses=licenses,
             executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
@@ -298,6 +312,8 @@ def run(
         _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
     ] = None,
     models: Models = None,
+    exclude: Exclude = None,
+    licenses: Licenses = None,
     proxy: ProxyName = "knn",
     k: K = 1,
     metric: Metric = "cosine",
@@ -327,7 +343,7 @@ def run(
         sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
         fit = ZooFit(
             zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
-            models=_ids(models), cache_dir=cache_dir, workers=workers,
+            models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude, licenses=licenses,
             executor=_executor(cluster, workers),
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
@@ -432,12 +448,26 @@ def _image_shape(text: str | None) -> tuple[int, int] | None:
 
 
 @zoo_app.command("list")
-def zoo_list(zoo: ZooName = "demo") -> None:
-    """List the models of a zoo."""
+def zoo_list(
+    zoo: Annotated[
+        str, typer.Argument(help="What --zoo takes: presets, YAML files, timm:<name> or timm:<pattern>.")
+    ] = "demo",
+    exclude: Exclude = None,
+    licenses: Licenses = None,
+    json: Annotated[bool, _option("Print the list as JSON (for scripts).")] = False,
+) -> None:
+    """List what a zoo expands to: each model's id, upstream, parameters, GFLOPs at its input size, licence.
+    Nothing is downloaded."""
     from zoofit.zoo import load_zoo
+    from zoofit.zoo.hub import model_facts
 
     with command():
-        stdout.print(zoo_table(load_zoo(zoo)))
+        models = load_zoo(zoo, exclude=exclude, licenses=licenses)
+        facts = [model_facts(spec) for spec in models.models]
+        if json:
+            print(dumps(facts, indent=1))
+        else:
+            stdout.print(zoo_table(models, facts))
 
 
 def main() -> None:

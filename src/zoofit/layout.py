@@ -4,9 +4,8 @@ uses them before torch loads)."""
 SUMMARY = "summary.json"  # the run's results and settings
 TRIALS = "trials.csv"  # one line per trial
 MANIFEST = "ensemble.json"  # what rebuilding the ensemble needs
-RANKING = "ranking.json"  # the zoo ranked, best first (also written by 'zoofit rank')
+RANKING = "ranking.json"  # {"ranked": the zoo, best first; "failed": models that failed, and why}
 RANKING_CSV = "ranking.csv"
-SKIPPED = "skipped.json"  # the models the ranking skipped, and why
 REPORT = "report.html"
 DATA = "data.json"  # the fingerprint of the run's data: another dataset is refused
 WRITER_LOCK = ".writer.lock"  # held by the one process writing the folder

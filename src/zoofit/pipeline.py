@@ -97,8 +97,12 @@ class ZooFit:
         cache_dir: str | Path | None = None,
         workers: int | None = None,
         executor: str | Executor = "local",
+        exclude: str | list[str] | None = None,
+        licenses: str | list[str] | None = None,
     ) -> None:
         self.zoo = zoo
+        self.exclude = exclude
+        self.licenses = licenses
         self.sweep = sweep
         self.proxy = proxy
         self.k = k
@@ -136,7 +140,7 @@ class ZooFit:
         return Ranker(
             self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
             device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
-            own_size_if_needed=True, executor=executor or "local",
+            own_size_if_needed=True, executor=executor or "local", exclude=self.exclude, licenses=self.licenses,
         )  # fmt: skip
 
     def _executor(self) -> Executor | None:
@@ -202,7 +206,7 @@ class ZooFit:
         self.result_ = RunResult(
             data=splits.describe(), preset=config.name, sweep=config,
             proxy=ProxyResult(**describe(ranker.proxy_)),
-            ensemble=ensemble_result(candidates, selection, splits), best_single=baseline([best], labels),
+            ensemble=ensemble_result(candidates, selection, splits, ranker.zoo_), best_single=baseline([best], labels),
             top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
@@ -262,8 +266,10 @@ def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: P
     return soups
 
 
-def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits) -> EnsembleResult:
-    """The selected ensemble's members, its scores on the test split, and how it grew step by step."""
+def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits, zoo: Zoo) -> EnsembleResult:
+    """The selected ensemble's members (with their models' licences in ``zoo``), its scores on the test split, and
+    how it grew step by step."""
+    licenses = {spec.id: spec.license for spec in zoo.models}
     labels = splits.test.labels
     probs = average([t.test_probs for t in trials], selection.counts)
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
@@ -280,6 +286,7 @@ def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits:
                 float(selection.weights[i]),
                 trials[i].config,
                 len(trials[i].result.get("soup", [0])),
+                licenses[trials[i].model],
             )
             for i in selection.members
         ],  # fmt: skip

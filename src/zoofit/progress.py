@@ -16,9 +16,15 @@ class Progress(Protocol):
 class TaskHandle(Protocol):
     def advance(self, amount: int = 1) -> None: ...
 
+    def describe(self, description: str) -> None:
+        """Show ``description`` instead of the task's (a count of failures, say)."""
+
 
 class _SilentTask:
     def advance(self, amount: int = 1) -> None:
+        pass
+
+    def describe(self, description: str) -> None:
         pass
 
 

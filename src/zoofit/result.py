@@ -20,7 +20,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 3
+SCHEMA = 4
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,14 @@ class Scores:
 
 @dataclass(frozen=True)
 class Member:
-    """One trial of the ensemble, with its weight and its hyper-parameters."""
+    """One trial of the ensemble, with its weight, its hyper-parameters and its model's licence."""
 
     trial: str
     model: str
     weight: float
     settings: TrialConfig  # of a soup: its best ingredient's
     ingredients: int = 1  # trials averaged into it (a soup: 2 or more)
+    license: str = ""  # of its model's weights
 
     def label(self) -> str:
         if self.ingredients > 1:

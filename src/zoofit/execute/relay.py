@@ -12,7 +12,8 @@ from zoofit.progress import Progress, TaskHandle
 
 
 def replay(events: Any, progress: Progress) -> None:
-    """Replay ``("start", id, description, total)``, ``("advance", id, n)`` and ``("end", id)`` until ``None``;
+    """Replay ``("start", id, description, total)``, ``("advance", id, n)``, ``("describe", id, text)`` and
+    ``("end", id)`` until ``None``;
     tasks still open then (a unit whose worker died) are closed."""
     with ExitStack() as open_tasks:
         tasks: dict[str, tuple[ExitStack, TaskHandle]] = {}
@@ -21,8 +22,8 @@ def replay(events: Any, progress: Progress) -> None:
             if kind == "start":
                 stack = open_tasks.enter_context(ExitStack())
                 tasks[task_id] = (stack, stack.enter_context(progress.task(*rest)))
-            elif kind == "advance":
-                tasks[task_id][1].advance(*rest)
+            elif kind in ("advance", "describe"):
+                getattr(tasks[task_id][1], kind)(*rest)
             else:
                 tasks.pop(task_id)[0].close()
 
@@ -33,6 +34,9 @@ class _QueueTask:
 
     def advance(self, amount: int = 1) -> None:
         self._events.put(("advance", self._id, amount))
+
+    def describe(self, description: str) -> None:
+        self._events.put(("describe", self._id, description))
 
 
 class QueueProgress:

@@ -10,6 +10,7 @@ import torch
 
 from zoofit.data import ImageSet
 from zoofit.device import default_batch_size, resolve_device, resolve_precision, to_device
+from zoofit.errors import ModelError
 from zoofit.progress import Progress, SilentProgress
 from zoofit.store import Cache, content_key
 from zoofit.zoo import LoadedModel, Preprocessing
@@ -58,6 +59,12 @@ def extract_features(
                 batch_size=batch_size or default_batch_size(device), task=task,
             )  # fmt: skip
         seconds.append(time.perf_counter() - start)
+        finite = torch.isfinite(values).all(dim=1)
+        if not finite.all():  # not cached: a rerun tries again
+            raise ModelError(
+                f"model '{loaded.spec.id}' gave non-finite features for {int((~finite).sum())} of {len(finite)} "
+                f"images at {prep.input_size} px"
+            )
         return {"features": values}
 
     key = feature_key(loaded, prep, precision, images)

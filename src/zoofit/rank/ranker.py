@@ -20,13 +20,15 @@ from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
 from zoofit.execute import Executor, InProcess, named
-from zoofit.layout import RANKING, RANKING_CSV, SKIPPED
+from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
 from zoofit.rank.proxies import Proxy, make_proxy
 from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
-from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, load_model, load_zoo
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_model, load_zoo
+from zoofit.zoo.hub import fixed_input_size
+from zoofit.zoo.schemes import prefetch_weights
 
 log = logging.getLogger("zoofit")
 Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
@@ -68,6 +70,8 @@ class Ranker:
         ``~/.cache/zoofit``).
     models_at_once : models ranked at the same time, in threads (``None``: one on a CPU, up to 4 on a GPU;
         see :func:`default_models_at_once`).
+    exclude : shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
+    licenses : keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
     executor : where the models are ranked: ``"local"`` (here, in threads), another name of
         :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
         model extracts its features there, and they are cached and scored here.
@@ -103,8 +107,12 @@ class Ranker:
         models_at_once: int | None = None,
         own_size_if_needed: bool = False,
         executor: str | Executor = "local",
+        exclude: str | list[str] | None = None,
+        licenses: str | list[str] | None = None,
     ) -> None:
         self.zoo = zoo
+        self.exclude = exclude
+        self.licenses = licenses
         self.proxy = proxy
         self.k = k
         self.metric = metric
@@ -130,7 +138,7 @@ class Ranker:
         resolve_precision(self.precision, resolve_device(self.device))
         self._executor()
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
-        return zoo.select(self.models)
+        return filtered(zoo.select(self.models), exclude=self.exclude, licenses=self.licenses)
 
     def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
@@ -144,20 +152,26 @@ class Ranker:
         ranking: list[RankedModel] = []
         self.skipped_: list[dict[str, str]] = []
         load = partial(self._load, cache=cache, device=device)
-        rank = partial(self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=progress)
+        rank = partial(
+            self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=SilentProgress()
+        )  # one bar over the models, not one per model
         at_once = self.models_at_once or default_models_at_once(device)
         executor = self._executor()
         outcomes = (
-            loaded_and_ranked(zoo.models, load, rank, at_once)
+            loaded_and_ranked(zoo.models, load, rank, at_once, prefetch=prefetch_weights)
             if isinstance(executor, InProcess)
             else ranked_on(executor, self, images, cache, progress)
         )
-        for spec, ranked in outcomes:
-            try:
-                ranking.append(ranked.result())
-            except ModelError as error:
-                log.warning("skipping %s", error)
-                self.skipped_.append({"model": spec.id, "reason": str(error)})
+        title = f"ranking {len(zoo)} models"
+        with progress.task(title, total=len(zoo)) as bar:
+            for spec, ranked in outcomes:
+                try:
+                    ranking.append(ranked.result())
+                except ModelError as error:
+                    log.warning("skipping %s", error)
+                    self.skipped_.append({"model": spec.id, "reason": str(error)})
+                    bar.describe(f"{title}, {len(self.skipped_)} failed")
+                bar.advance()
         if not ranking:
             raise ZoofitError(f"none of the {len(zoo)} models of zoo '{zoo.name}' could be used (see warnings)")
         self.ranking_ = sorted(ranking, key=lambda row: (-row.score, row.model))
@@ -176,6 +190,14 @@ class Ranker:
         its own where ``own_size_if_needed``, else it is a :class:`ModelError`."""
         loaded = load_model(spec, cache, device)
         prep = loaded.preprocessing.with_size(self.image_size)
+        own = loaded.preprocessing.input_size
+        if prep.input_size != own and fixed_input_size(loaded.model) and not spec.arch_kwargs.get("dynamic_img_size"):
+            if not self.own_size_if_needed:
+                raise ModelError(
+                    f"model '{spec.id}' takes only its own {own} px inputs (timm's pretrained config), not "
+                    f"{prep.input_size}; {_OWN_SIZE}"
+                )
+            prep = loaded.preprocessing
         try:
             with _inputs_of_size(loaded, prep.input_size):
                 loaded.gflops_at(prep.input_size)
@@ -227,31 +249,37 @@ class Ranker:
         )
 
     def save(self, out: str | Path) -> Path:
-        """Write ``ranking.json`` and ``ranking.csv`` (best first) to the folder ``out``, and ``skipped.json`` where
-        models were skipped."""
+        """Write ``ranking.json`` (``{"ranked": rows best first, "failed": [{"model", "reason"}]}``) and
+        ``ranking.csv`` (the ranked rows) to the folder ``out``."""
         out = Path(out)
         rows = [asdict(row) for row in self.ranking_]
-        write_json(out / RANKING, rows)
+        write_json(out / RANKING, {"ranked": rows, "failed": self.skipped_})
         write_csv(out / RANKING_CSV, rows)
-        if self.skipped_:
-            write_json(out / SKIPPED, self.skipped_)
         return out
+
+
+_OWN_SIZE = (
+    "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it arch_kwargs "
+    "{dynamic_img_size: true} where timm has that option"
+)
 
 
 @contextmanager
 def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
-    """Within: an error of ``loaded``'s forward passes (not running out of memory) is a :class:`ModelError`
-    saying it failed on ``size`` px inputs, and what to do (a fixed-size ViT at another size, say)."""
+    """Within: an error of ``loaded``'s forward passes is a :class:`ModelError` saying it failed on ``size`` px
+    inputs, and what to do (a fixed-size ViT at another size, say); running out of memory, too."""
     try:
         yield
+    except torch.OutOfMemoryError as error:
+        raise ModelError(
+            f"model '{loaded.spec.id}' ran out of memory on {size} px inputs ({first_line(error)}); give a smaller "
+            "batch_size or rank fewer models at once"
+        ) from None  # not chained: the model the traceback holds can go
     except (AssertionError, RuntimeError, ValueError, IndexError) as error:
-        if isinstance(error, torch.OutOfMemoryError):
-            raise
         fix = (
             "correct the input_size of its preprocessing in the zoo file"
             if size == loaded.preprocessing.input_size
-            else "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it "
-            "arch_kwargs {dynamic_img_size: true} where timm has that option"
+            else _OWN_SIZE
         )
         raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error
 
@@ -271,24 +299,39 @@ def loaded_and_ranked(
     load: Callable[[ModelSpec], Loaded],
     rank: Callable[[Loaded], RankedModel],
     at_once: int = 1,
+    prefetch: Callable[[ModelSpec], object] | None = None,
+    ahead: int = 4,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
     models are ranked at the same time, each in its own thread, and one more thread starts loading the next:
     reading, converting and instantiating overlaps the forward passes. Loads, too, run at most ``at_once`` at
     a time (one on a CPU, as ranks do), and at most ``at_once + 1`` models are held at once. A model's error
-    is raised by its ``result()``; models not yet started when the caller stops are not started."""
-    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
+    is raised by its ``result()``; models not yet started when the caller stops are not started.
 
-    def load_then_rank(spec: ModelSpec) -> RankedModel:
+    ``prefetch(spec)`` (fetching a model's weights, say) runs in two threads of its own for the ``ahead`` models
+    after the one that starts loading, so that their downloads overlap the work before them; its errors are
+    ignored (the model's load reports them)."""
+    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
+    fetcher = ThreadPoolExecutor(2, thread_name_prefix="zoofit-fetch")
+
+    def fetch(index: int) -> None:
+        if prefetch is not None and index < len(specs):
+            fetcher.submit(prefetch, specs[index])
+
+    def load_then_rank(index: int, spec: ModelSpec) -> RankedModel:
+        fetch(index + ahead + 1)
         with loading:
             loaded = load(spec)
         with ranking:
             return rank(loaded)
 
+    for index in range(1, ahead + 1):
+        fetch(index)
     pool = ThreadPoolExecutor(at_once + 1, thread_name_prefix="zoofit-rank")
     try:
-        futures = deque(pool.submit(load_then_rank, spec) for spec in specs)
+        futures = deque(pool.submit(load_then_rank, index, spec) for index, spec in enumerate(specs))
         for spec in specs:
             yield spec, futures.popleft()  # not kept here: a failed model's error (and the model) can go
     finally:
         pool.shutdown(cancel_futures=True)
+        fetcher.shutdown(wait=False, cancel_futures=True)

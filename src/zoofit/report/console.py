@@ -29,6 +29,9 @@ class _Task:
     def advance(self, amount: int = 1) -> None:
         self._bar.advance(self._id, amount)
 
+    def describe(self, description: str) -> None:
+        self._bar.update(self._id, description=description)
+
 
 class RichProgress:
     """One rich progress bar per task, kept on screen when done (with its elapsed time)."""
@@ -84,14 +87,16 @@ def ranking_table(ranking: Sequence[RankedModel], proxy: Proxy) -> Table:
     return table
 
 
-def zoo_table(zoo: Zoo) -> Table:
+def zoo_table(zoo: Zoo, facts: list[dict[str, Any]]) -> Table:
+    """The models of ``zoo`` with their facts (:func:`zoofit.zoo.hub.model_facts`)."""
     table = Table(title=f"zoo '{zoo.name}' ({len(zoo)} models)", title_justify="left", caption=zoo.description)
     table.add_column("id", no_wrap=True)
-    for column in ("timm architecture", "weights", "input px", "upstream", "licence"):
-        table.add_column(column)
-    for spec in zoo.models:
-        size = str(spec.preprocessing.input_size) if spec.preprocessing else "timm default"
-        table.add_row(spec.id, spec.arch, spec.weights, size, spec.upstream or "-", spec.license or "-")
+    for column in ("weights", "upstream", "params M", "GFLOPs", "input px", "licence"):
+        table.add_column(column, justify="right" if column in ("params M", "GFLOPs", "input px") else "left")
+    for row in facts:
+        size = f"{row['input_size']}{' fixed' if row['fixed_input_size'] else ''}" if row["input_size"] else "-"
+        numbers = [f"{row[key]:g}" if row[key] is not None else "-" for key in ("params_m", "gflops")]
+        table.add_row(row["id"], row["weights"], row["upstream"] or "-", *numbers, size, row["license"] or "-")
     return table
 
 

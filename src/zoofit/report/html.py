@@ -31,7 +31,7 @@ def html_report(run: str | Path) -> str:
     root = Path(run)
     result = RunResult.read(root)
     try:
-        ranking = json.loads((root / RANKING).read_text(encoding="utf-8"))
+        ranking = json.loads((root / RANKING).read_text(encoding="utf-8"))["ranked"]
         with (root / TRIALS).open(newline="", encoding="utf-8") as handle:
             trials = list(csv.DictReader(handle))
         sections = [

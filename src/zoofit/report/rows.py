@@ -19,7 +19,7 @@ def result_rows(result: RunResult) -> list[list[Any]]:
     """The ensemble, then the single-trial baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per
     image, members."""
     ensemble = result.ensemble
-    members = ", ".join(f"{m.label()} x{m.weight:.2f}" for m in ensemble.members)
+    members = ", ".join(f"{m.label()} x{m.weight:.2f} [{m.license or 'licence unknown'}]" for m in ensemble.members)
     named = [
         ("greedy ensemble", ensemble.test, ensemble.gflops_per_image, members),
         ("best single (by val)", result.best_single.test, result.best_single.gflops_per_image, result.best_single.model),

@@ -3,13 +3,14 @@
 from zoofit.zoo.load import LoadedModel, load_model
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 from zoofit.zoo.transforms import prepare_batch
-from zoofit.zoo.zoofile import Zoo, load_zoo, preset_names
+from zoofit.zoo.zoofile import Zoo, filtered, load_zoo, preset_names
 
 __all__ = [
     "LoadedModel",
     "ModelSpec",
     "Preprocessing",
     "Zoo",
+    "filtered",
     "load_model",
     "load_zoo",
     "prepare_batch",

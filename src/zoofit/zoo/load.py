@@ -3,17 +3,16 @@ model plus its preprocessing; the building blocks the weight schemes share; ``py
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
 import torch
 from safetensors.torch import load_file
-from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from zoofit.errors import ModelError, first_line
@@ -87,10 +86,9 @@ def count_gflops(model: torch.nn.Module, input_size: int) -> float:
     is computed, and every device gets the same figure (a CPU's fused attention kernel goes uncounted, while
     the meta device's decomposition of attention is counted, as a GPU's kernels are). A model that cannot run
     on the meta device (one that reads a value in its forward, say) is counted on its own device."""
-    named = itertools.chain(model.named_parameters(), model.named_buffers())  # non-persistent buffers too
-    tensors = {name: torch.empty_like(tensor, device="meta") for name, tensor in named}
     try:
-        return _counted(lambda inputs: functional_call(model, tensors, (inputs,)), torch.device("meta"), input_size)
+        with _on_meta(model):
+            return _counted(model, torch.device("meta"), input_size)
     except Exception:  # noqa: BLE001 - only a shortcut: the pass on the model's own device says what is wrong
         pass
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -103,8 +101,46 @@ def count_gflops(model: torch.nn.Module, input_size: int) -> float:
             parameter.requires_grad_(True)
 
 
+@contextmanager
+def _on_meta(model: torch.nn.Module) -> Iterator[None]:
+    """Within: every parameter and buffer of ``model`` (non-persistent ones too) is an empty twin on the meta
+    device; each is put back afterwards, also in a module that several parents share (where
+    ``torch.func.functional_call`` leaves meta tensors behind)."""
+    held = [
+        (tensors, name, tensor)
+        for module in model.modules()
+        for tensors in (module._parameters, module._buffers)  # noqa: SLF001 - swapped in place, as torch.func does
+        for name, tensor in tensors.items()
+        if tensor is not None
+    ]
+    twins: dict[int, torch.Tensor] = {}
+    try:
+        for tensors, name, tensor in held:
+            tensors[name] = twins.setdefault(id(tensor), torch.empty_like(tensor, device="meta"))
+        yield
+    finally:
+        for tensors, name, tensor in held:
+            tensors[name] = tensor
+
+
+class _Untracked:
+    """A stand-in for :class:`FlopCounterMode`'s module tracker: all FLOPs count as the whole model's."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _Untracked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, input_size: int) -> float:
+    """FLOPs of one forward pass, counted in this thread alone: the counter's dispatch mode is the thread's, while
+    its module tracker's hooks are process-wide (they fired in another thread's forward pass and broke it, the
+    loader's count meeting the ranker's extraction), so it goes without the tracker."""
     counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _Untracked()
     with torch.no_grad(), counter:
         forward(torch.zeros(1, 3, input_size, input_size, device=device))
     return counter.get_total_flops() / 1e9
@@ -134,11 +170,43 @@ def load_state_file(spec: ModelSpec, path: Path, device: torch.device | str) -> 
             state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
         raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
-    with torch.device(device):
+
+    def build() -> torch.nn.Module:
         model = create_model(spec, spec.num_classes)
         if spec.num_classes is None:
-            _match_head(model, state)  # a new head is built on the device too
-        _load_strictly(model, state, f"model '{spec.id}': weights file '{path}'")
+            _match_head(model, state)  # a new head is built on the same device
+        return model
+
+    source = f"model '{spec.id}': weights file '{path}'"
+    model = assigned(build, state, source)
+    if model is None:  # it has tensors the file does not hold: built for real
+        with torch.device(device):
+            model = build()
+        _load_strictly(model, state, source)
+    return model.to(device)
+
+
+def assigned(
+    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor], source: str | None = None
+) -> torch.nn.Module | None:
+    """``build()`` on the meta device, its tensors then taken from ``state`` (cast to their dtypes) instead of
+    copied: no random initialisation that the weights overwrite. ``None`` where the model holds tensors that no
+    state dict does (non-persistent buffers, computed at construction), or, without ``source``, where ``state``
+    does not fit it exactly; with ``source``, a misfit is a :class:`ModelError` naming it. A model that cannot be
+    built on the meta device (one that reads a value while it is built) is ``None`` too."""
+    try:
+        with torch.device("meta"):
+            model = build()
+    except Exception:  # noqa: BLE001 - built for real instead, which reports a real error itself
+        return None
+    expected = model.state_dict()
+    if set(dict(model.named_buffers())) - expected.keys():
+        return None
+    if source is not None:
+        _check_fit(model, state, source)
+    elif expected.keys() != state.keys() or any(expected[k].shape != state[k].shape for k in expected):
+        return None
+    model.load_state_dict({k: state[k].to(expected[k].dtype) for k in expected}, strict=True, assign=True)
     return model
 
 
@@ -155,6 +223,12 @@ def _match_head(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    _check_fit(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """A :class:`ModelError` naming ``source`` where ``state`` does not fit ``model`` exactly."""
     expected = model.state_dict()
     wrong_shape = [k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape]
     missing = sorted(expected.keys() - state.keys())
@@ -166,7 +240,6 @@ def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], sourc
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors "
             f"(e.g. '{example}')"
         )
-    model.load_state_dict(state, strict=True)
 
 
 def converted_weights(spec: ModelSpec, cache: Cache) -> Path:

@@ -17,14 +17,15 @@ import timm
 import torch
 
 from zoofit.errors import ModelError, ZoofitError, first_line
-from zoofit.zoo.load import converted_weights, create_model, load_state_file
+from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_cfg, pretrained_matching
+from zoofit.zoo.load import assigned, converted_weights, create_model, load_state_file
 
 if TYPE_CHECKING:
     from zoofit.store import Cache
     from zoofit.zoo.spec import ModelSpec
 
 #: Fields of a spec that describe the model but change none of its outputs: they stay out of its identity.
-_DESCRIPTIVE = ("id", "upstream", "license", "gflops")
+_DESCRIPTIVE = ("id", "upstream", "license", "gflops", "params")
 
 _process_generator = threading.Lock()  # held while random weights are drawn from the process-wide generator
 
@@ -53,10 +54,22 @@ class WeightScheme:
         where the weights cannot be had or do not fit."""
         raise NotImplementedError
 
+    def prefetch(self, spec: ModelSpec) -> None:
+        """Fetch what :meth:`load` will read (a download), so that a later load finds it at hand; errors may
+        be raised (the caller ignores them: the load reports them)."""
+
     def arch_of(self, location: str) -> str | None:
         """The timm architecture that weights at ``location`` name, where they name one (then a zoo file may
         leave out ``arch``)."""
         return None
+
+    def expand(self, location: str) -> list[str]:
+        """The locations that ``location`` stands for in a zoo (a pattern may stand for many)."""
+        return [location]
+
+    def described(self, location: str) -> dict[str, Any]:
+        """Descriptive fields of a spec (``license``, ``upstream``) that the weights at ``location`` tell."""
+        return {}
 
     def resolve(self, location: str, base: Path) -> str:
         """``location`` as a zoo file in the folder ``base`` writes it, made independent of the working folder."""
@@ -70,6 +83,11 @@ SCHEMES: dict[str, WeightScheme] = {}
 def _registered(scheme: type[WeightScheme]) -> type[WeightScheme]:
     SCHEMES[scheme.name] = scheme()
     return scheme
+
+
+def prefetch_weights(spec: ModelSpec) -> None:
+    """Fetch ahead what loading ``spec`` will read (its scheme's :meth:`WeightScheme.prefetch`)."""
+    weight_scheme(spec).prefetch(spec)
 
 
 def weight_scheme(spec: ModelSpec) -> WeightScheme:
@@ -99,12 +117,16 @@ class TimmWeights(WeightScheme):
             )
 
     def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
-        # Built and loaded on the CPU: timm's checkpoint filters expect CPU tensors.
-        kwargs = dict(spec.arch_kwargs, pretrained=True)
+        """Where the hub's checkpoint fits the model exactly (timm's own checkpoints do), the model is built on
+        the meta device and takes the checkpoint's tensors; else timm builds it and loads the weights through
+        its checkpoint filter (on the CPU: the filters expect CPU tensors)."""
+        kwargs = dict(spec.arch_kwargs)
         if spec.num_classes is not None:
             kwargs["num_classes"] = spec.num_classes
         try:
-            model = timm.create_model(spec.location, **kwargs)
+            state = self._hub_state(spec)
+            model = state is not None and assigned(lambda: timm.create_model(spec.location, **kwargs), state)
+            model = model or timm.create_model(spec.location, pretrained=True, **kwargs)
         except Exception as error:  # noqa: BLE001 - the hub raises many types; each becomes one line
             raise ModelError(
                 f"model '{spec.id}': cannot load timm weights '{spec.location}' ({first_line(error)}); they must "
@@ -114,6 +136,39 @@ class TimmWeights(WeightScheme):
 
     def arch_of(self, location: str) -> str:
         return timm.models.split_model_name_tag(location)[0]
+
+    def prefetch(self, spec: ModelSpec) -> None:
+        """Download the hub checkpoint (safetensors, timm's first choice) into the Hugging Face cache."""
+        from huggingface_hub import hf_hub_download
+
+        cfg = self._hub_cfg(spec)
+        if cfg is not None:
+            repo, _, revision = cfg.hf_hub_id.partition("@")
+            hf_hub_download(repo, cfg.hf_hub_filename or "model.safetensors", revision=revision or None)
+
+    def _hub_state(self, spec: ModelSpec) -> dict[str, torch.Tensor] | None:
+        """The state dict of the hub checkpoint that timm's pretrained config names for ``spec``'s tag."""
+        cfg = self._hub_cfg(spec)
+        if cfg is None:
+            return None
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ()
+        return timm.models.load_state_dict_from_hf(cfg.hf_hub_id, *names)
+
+    @staticmethod
+    def _hub_cfg(spec: ModelSpec) -> Any:
+        """timm's pretrained config of ``spec``'s tag where it names a plain hub checkpoint (``None`` where it
+        names another source, a custom loader, or the spec overrides the config)."""
+        cfg = pretrained_cfg(spec.location)
+        overridden = {"pretrained_cfg", "pretrained_cfg_overlay"} & spec.arch_kwargs.keys()
+        if cfg is None or overridden or not cfg.hf_hub_id or cfg.custom_load or cfg.state_dict or cfg.file:
+            return None
+        return cfg
+
+    def expand(self, location: str) -> list[str]:
+        return pretrained_matching(location) if is_pattern(location) else [location]
+
+    def described(self, location: str) -> dict[str, Any]:
+        return hub_fields(location)
 
 
 @_registered

@@ -52,6 +52,7 @@ class ModelSpec:
     upstream: str = ""
     license: str = ""
     gflops: float | None = None
+    params: float | None = None  # millions of parameters (descriptive, as upstream, license and gflops are)
 
     @property
     def scheme(self) -> str:

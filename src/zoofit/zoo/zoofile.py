@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import timm
 import yaml
 
 from zoofit.checks import is_number, is_whole
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
 from zoofit.zoo.schemes import SCHEMES
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
@@ -34,6 +36,7 @@ _KINDS = {
     "arch_kwargs": ("a mapping", lambda value: isinstance(value, dict)),
     "num_classes": ("a whole number", _whole),
     "gflops": ("a number", is_number),
+    "params": ("a number", is_number),
     "preprocessing": ("a mapping", lambda value: True),
 }
 _TEXT = ("text (quote it)", lambda value: isinstance(value, str))
@@ -71,13 +74,49 @@ def preset_names() -> list[str]:
     )
 
 
-def load_zoo(zoo: str | Path) -> Zoo:
-    """A built-in preset by name (``demo``), a YAML zoo file, or ``timm:<name>[,timm:<name>...]``."""
-    text = str(zoo)
-    scheme, colon, _ = text.partition(":")
-    if colon and scheme in SCHEMES:  # weights that name their architecture, one model each
-        models = [{"id": part.partition(":")[2], "weights": part} for part in map(str.strip, text.split(",")) if part]
-        return parse_zoo({"models": models}, origin=f"zoo '{text}'", name=scheme)
+def load_zoo(
+    zoo: str | Path, *, exclude: str | Sequence[str] | None = None, licenses: str | Sequence[str] | None = None
+) -> Zoo:
+    """A zoo from a comma-separated mix of built-in presets (``demo``, ``hub-diverse``), YAML zoo files and
+    weights that name their architecture (``timm:<name>``, or ``timm:<pattern>`` with shell wildcards over timm's
+    pretrained tags); then without the models whose id matches a pattern of ``exclude``, and, where ``licenses``
+    is given, only those under one of those licences (compared case-insensitively)."""
+    parts = [str(zoo)] if isinstance(zoo, Path) else [part for part in map(str.strip, str(zoo).split(",")) if part]
+    if not parts:
+        raise ZoofitError("the zoo is empty; give a preset, a YAML zoo file or timm:<name>")
+    weights = [part for part in parts if _names_weights(part)]
+    loaded = [_zoo_file(part) for part in parts if not _names_weights(part)]
+    loaded += [_weights_zoo(weights)] if weights else []
+    merged = loaded[0] if len(loaded) == 1 else _merged(loaded, ",".join(parts))
+    return filtered(merged, exclude=exclude, licenses=licenses)
+
+
+def _names_weights(part: str) -> bool:
+    scheme, colon, _ = part.partition(":")
+    return bool(colon) and scheme in SCHEMES
+
+
+def _weights_zoo(parts: list[str]) -> Zoo:
+    """One model for each weights of ``parts``, their schemes expanding patterns (a model that several patterns
+    match comes once; an exact name given twice is an error)."""
+    models: list[dict[str, Any]] = []
+    exact: dict[str, bool] = {}  # each location so far: whether only exact names gave it
+    for part in parts:
+        name, _, location = part.partition(":")
+        scheme = SCHEMES[name]
+        expanded = scheme.expand(location)
+        for each in expanded:
+            given = expanded == [location]
+            if each in exact and not (given and exact[each]):
+                continue  # a pattern's model that came already
+            exact[each] = given
+            models.append({"id": each, "weights": f"{name}:{each}", **scheme.described(each)})
+    origin = f"zoo '{','.join(parts)}'"
+    return parse_zoo({"models": models}, origin=origin, name=parts[0].partition(":")[0])
+
+
+def _zoo_file(text: str) -> Zoo:
+    """A built-in preset or a YAML zoo file."""
     if text in preset_names():
         content = resources.files("zoofit.zoo.presets").joinpath(f"{text}.yaml").read_text(encoding="utf-8")
         return parse_zoo(yaml.safe_load(content), origin=f"preset '{text}'", name=text)
@@ -94,6 +133,45 @@ def load_zoo(zoo: str | Path) -> Zoo:
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ZoofitError(f"zoo file '{path}' is not valid UTF-8 YAML: {str(error).splitlines()[0]}") from error
     return parse_zoo(content, origin=f"zoo file '{path}'", name=path.stem, base=path.parent)
+
+
+def _merged(zoos: list[Zoo], name: str) -> Zoo:
+    """The models of ``zoos`` in order; a model in several comes once, two different models of one id are an
+    error."""
+    by_id: dict[str, ModelSpec] = {}
+    for zoo in zoos:
+        for spec in zoo.models:
+            if by_id.setdefault(spec.id, spec) != spec:
+                raise ZoofitError(f"zoo '{name}' has two different models with the id '{spec.id}'")
+    return Zoo(name, tuple(by_id.values()), "; ".join(zoo.description for zoo in zoos if zoo.description))
+
+
+def _listed(values: str | Sequence[str] | None) -> list[str]:
+    if values is None:
+        return []
+    items = values.split(",") if isinstance(values, str) else list(values)
+    return [item.strip() for item in items if item.strip()]
+
+
+def filtered(
+    zoo: Zoo, *, exclude: str | Sequence[str] | None = None, licenses: str | Sequence[str] | None = None
+) -> Zoo:
+    """``zoo`` without the models whose id matches a shell pattern of ``exclude``, and only those under one of
+    ``licenses`` where any are given (lists, or comma-separated text); a :class:`ParameterError` where none is
+    left."""
+    exclude, licenses = _listed(exclude), _listed(licenses)
+    kept = [spec for spec in zoo.models if not any(fnmatchcase(spec.id, pattern) for pattern in exclude)]
+    if not kept:
+        raise ParameterError.of("exclude", f"leaves none of the {len(zoo)} models of zoo '{zoo.name}'")
+    if licenses:
+        wanted = {license.lower() for license in licenses}
+        under = sorted({spec.license or "unknown" for spec in kept})
+        kept = [spec for spec in kept if spec.license.lower() in wanted]
+        if not kept:
+            raise ParameterError.of(
+                "licenses", f"keep none of the models of zoo '{zoo.name}'; their licences are {', '.join(under)}"
+            )
+    return zoo if len(kept) == len(zoo) else Zoo(zoo.name, tuple(kept), zoo.description)
 
 
 def parse_zoo(content: Any, *, origin: str, name: str, base: Path | None = None) -> Zoo:
