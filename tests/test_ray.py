@@ -61,7 +61,8 @@ def test_a_model_that_cannot_load_is_skipped_on_ray_with_its_reason(ray_cluster,
     here = Ranker(zoo, precision="fp32").fit(images)  # (reads the features the driver cached)
     assert there.skipped_ == here.skipped_ and "does not fit" in there.skipped_[0]["reason"]
     assert [(r.model, r.score) for r in there.ranking_] == [(r.model, r.score) for r in here.ranking_]
-    assert progress.totals == {"tiny_resnet": len(images.ranking_set)}  # the remote extraction's bar
+    # the bar over the models, and the remote extraction's bar
+    assert progress.totals == {"ranking 2 models": 2, "tiny_resnet": len(images.ranking_set)}
 
 
 def test_a_units_own_error_is_final_and_raised_as_it_was(ray_cluster, tmp_path: Path) -> None:
