@@ -203,14 +203,15 @@ class ZooFit:
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         labels = splits.test.labels
+        test_probs = average([t.test_probs for t in candidates], selection.counts)  # the ensemble's
         self.result_ = RunResult(
             data=splits.describe(), preset=config.name, sweep=config,
             proxy=ProxyResult(**describe(ranker.proxy_)),
-            ensemble=ensemble_result(candidates, selection, splits, ranker.zoo_), best_single=baseline([best], labels),
+            ensemble=ensemble_result(candidates, selection, test_probs, splits, ranker.zoo_), best_single=baseline([best], labels),
             top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
-            reliability=reliability_of(average([t.test_probs for t in candidates], selection.counts), best, labels),
+            reliability=reliability_of(test_probs, best, labels),
         )  # fmt: skip
         store.write_csv(TRIALS, [t.row() for t in trials + seeds])
         self.result_.write(store.root)
@@ -266,12 +267,13 @@ def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: P
     return soups
 
 
-def ensemble_result(trials: Sequence[TrialRecord], selection: Selection, splits: Splits, zoo: Zoo) -> EnsembleResult:
-    """The selected ensemble's members (with their models' licences in ``zoo``), its scores on the test split, and
-    how it grew step by step."""
+def ensemble_result(
+    trials: Sequence[TrialRecord], selection: Selection, probs: np.ndarray, splits: Splits, zoo: Zoo
+) -> EnsembleResult:
+    """The selected ensemble's members (with their models' licences in ``zoo``), its scores on the test split from
+    its test ``probs``, and how it grew step by step."""
     licenses = {spec.id: spec.license for spec in zoo.models}
     labels = splits.test.labels
-    probs = average([t.test_probs for t in trials], selection.counts)
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
     growth, total = [], np.zeros_like(probs)
     for step, index in enumerate(selection.order):
