@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 from safetensors.torch import save_file
+from timm.models import register_model
 from typer.testing import CliRunner
 
 from tests.conftest import tiny_spec
@@ -140,6 +142,31 @@ def test_ranking_several_models_at_once_gives_the_same_ranking(
     one, two = (Ranker(tiny_zoo, models_at_once=n, cache_dir=tmp_path / str(n)).fit(splits).ranking_ for n in (1, 2))
     assert all(row.images_per_second is not None for row in one + two)  # extracted each time, not cached
     assert [(r.model, r.score) for r in one] == [(r.model, r.score) for r in two]
+
+
+@register_model
+def zoofit_test_keyerror(pretrained: bool = False, **kwargs: object) -> torch.nn.Module:
+    """A timm architecture whose forward pass fails with an error no loader anticipates (a KeyError)."""
+    model = timm.create_model("test_resnet", pretrained=pretrained, **kwargs)
+
+    def forward_features(x: torch.Tensor) -> torch.Tensor:
+        raise KeyError("stem")
+
+    model.forward_features = forward_features
+    return model
+
+
+def test_a_model_failing_in_an_unexpected_way_is_recorded_and_the_ranking_goes_on(make_image_folder) -> None:
+    zoo = Zoo("mixed", (tiny_spec("odd", arch="zoofit_test_keyerror"), tiny_spec()))
+    ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=3))))
+    assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
+    assert ranker.skipped_ == [{"model": "odd", "reason": "model 'odd' failed: KeyError: 'stem'"}]
+
+
+def test_a_run_level_error_of_a_model_is_not_taken_for_the_model() -> None:
+    with pytest.raises(ZoofitError, match="disk"):
+        ModelError.failed("m", ZoofitError("the cache's disk is full"))
+    assert str(ModelError.failed("m", ValueError("bad\nmore"))) == "model 'm' failed: ValueError: bad"
 
 
 def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> None:

@@ -45,6 +45,17 @@ class ParameterError(ZoofitError):
 class ModelError(ZoofitError):
     """One model of the zoo cannot be used; the pipeline skips it and goes on with the others."""
 
+    @classmethod
+    def failed(cls, model: str, error: Exception) -> ModelError:
+        """``error``, raised while ``model`` was loaded or run, as the :class:`ModelError` that skips it: itself
+        where it is one, else one line naming its type (an error of one of a thousand hub models, whatever its
+        kind, skips that model). A :class:`ZoofitError` of another kind is about the run, not the model: raised."""
+        if isinstance(error, ModelError):
+            return error
+        if isinstance(error, ZoofitError):
+            raise error
+        return cls(f"model '{model}' failed: {type(error).__name__}: {first_line(error)}")
+
 
 def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message (its type's name where it has none), to quote in one line."""

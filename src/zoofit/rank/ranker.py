@@ -167,9 +167,11 @@ class Ranker:
             for spec, ranked in outcomes:
                 try:
                     ranking.append(ranked.result())
-                except ModelError as error:
-                    log.warning("skipping %s", error)
-                    self.skipped_.append({"model": spec.id, "reason": str(error)})
+                except Exception as error:  # noqa: BLE001 - any model's own failure skips it (ModelError.failed)
+                    failure = ModelError.failed(spec.id, error)
+                    log.warning("skipping %s", failure)
+                    log.debug("%s failed", spec.id, exc_info=error)
+                    self.skipped_.append({"model": spec.id, "reason": str(failure)})
                     bar.describe(f"{title}, {len(self.skipped_)} failed")
                 bar.advance()
         if not ranking:

@@ -67,8 +67,8 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
                 )  # fmt: skip
             values, seconds = features.values, features.seconds
         return ModelFeatures(key, values, seconds, loaded.gflops_at(prep.input_size), prep.input_size)
-    except ModelError as error:
-        return error
+    except Exception as error:  # noqa: BLE001 - any model's own failure skips it (ModelError.failed)
+        return ModelError.failed(spec.id, error)
 
 
 def ranked_on(
