@@ -4,7 +4,8 @@ Builds a local Hugging Face hub cache of random-weight checkpoints under real pr
 architecture, at most ``--max-params`` M parameters, at most three architectures per family), then, offline
 (``HF_HUB_OFFLINE=1``), in one run on ``--images`` random images at ``--size`` px:
 
-- zoofit: ``Ranker`` over the zoo (fixed-size models at their own size), wall time and recorded failures;
+- zoofit: ``Ranker`` over the zoo (fixed-size models at their own size, its default lanes), wall time, each
+  model's seconds in its lane and recorded failures;
 - naive: for each model, ``timm.create_model(pretrained=True)`` -> one pass over the images -> next;
 - steady: each model's second pass over the same images alone, in plain timm, summed.
 
@@ -46,6 +47,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import json  # noqa: E402
 import re  # noqa: E402
+from dataclasses import asdict  # noqa: E402
 
 import numpy as np  # noqa: E402
 import timm  # noqa: E402
@@ -55,6 +57,8 @@ from common import describe, save  # noqa: E402
 from tests.conftest import write_random_checkpoints  # noqa: E402
 from zoofit import Ranker  # noqa: E402
 from zoofit.data import ImageSet  # noqa: E402
+from zoofit.device import resolve_device  # noqa: E402
+from zoofit.rank.ranker import Lanes  # noqa: E402
 from zoofit.zoo import ModelSpec, Zoo  # noqa: E402
 
 
@@ -137,6 +141,7 @@ def main() -> None:
         loop = plain(tags, images, ARGS.batch_size)
         naive_wall = time.perf_counter() - start
         steady = sum(row["steady_s"] for row in loop["per_model"].values())
+        seconds = {row.model: row.seconds for row in ranker.ranking_}  # each model's features and score, in its lane
         figures = {
             "machine": describe(),
             "models": len(tags),
@@ -145,6 +150,7 @@ def main() -> None:
             "batch_size": ARGS.batch_size,
             "zoofit": {
                 "wall_s": round(zoofit_wall, 1),
+                "lanes": asdict(Lanes.on(resolve_device("auto"))),
                 "ranked": len(ranker.ranking_),
                 "failed": ranker.skipped_,
             },
@@ -152,7 +158,10 @@ def main() -> None:
             "plain_steady_sum_s": round(steady, 1),
             "zoofit_over_steady": round(zoofit_wall / steady, 2),
             "naive_over_steady": round((naive_wall - steady) / steady, 2),
-            "per_model": loop["per_model"],
+            "per_model": {
+                tag: {**row, "zoofit_s": round(seconds[tag], 3)} if tag in seconds else row
+                for tag, row in loop["per_model"].items()
+            },
         }
         if ARGS.out is None:
             save("zoo_scale", figures)

@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 from tests.conftest import tiny_spec
 from zoofit import Ranker, load_data
 from zoofit.cli import app
+from zoofit.device import take_batch_threads
 from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.rank import extract_features
-from zoofit.rank.ranker import loaded_and_ranked
+from zoofit.rank.ranker import Lanes, loaded_and_ranked
 from zoofit.zoo import ModelSpec, Zoo, load_model, prepare_batch
 
 
@@ -131,8 +132,44 @@ def test_models_are_ranked_and_loaded_at_once_but_no_more_than_asked(at_once: in
         return loaded
 
     specs = [tiny_spec(f"m{i}") for i in range(4)]
-    ranked = [future.result() for _, future in loaded_and_ranked(specs, load, rank, at_once=at_once)]
+    ranked = [future.result() for _, future in loaded_and_ranked(specs, load, rank, Lanes(at_once))]
     assert ranked == ["m0", "m1", "m2", "m3"] and max(most) == at_once and max(most_loading) <= at_once
+
+
+def test_cpu_lanes_load_in_their_own_thread_and_the_last_models_take_the_idle_lanes_cores() -> None:
+    held, most, threads, before = [], [], {}, torch.get_num_threads()
+    both_at_work = threading.Barrier(2, timeout=10)
+
+    def load(spec) -> str:
+        held.append(spec.id)
+        most.append(len(held))
+        return spec.id
+
+    def rank(loaded: str) -> str:
+        if loaded == "last":
+            while len(held) > 1:  # until it is the only lane at work
+                time.sleep(0.01)
+        else:
+            both_at_work.wait()
+        take_batch_threads()  # as before each batch of a pass
+        threads[loaded] = torch.get_num_threads()
+        time.sleep(0.05)
+        held.remove(loaded)
+        return loaded
+
+    specs = [tiny_spec(name) for name in ("m0", "m1", "last")]
+    ranked = [
+        future.result() for _, future in loaded_and_ranked(specs, load, rank, Lanes(2, cores=2, load_ahead=False))
+    ]
+    assert ranked == ["m0", "m1", "last"] and max(most) == 2
+    assert threads == {"m0": 1, "m1": 1, "last": 2}
+    assert torch.get_num_threads() == before  # the caller's count is its own
+
+
+def test_a_cpu_shares_its_cores_among_the_models_ranked_at_once() -> None:
+    cpu, cores = torch.device("cpu"), torch.get_num_threads()
+    assert Lanes.on(cpu) == Lanes(min(4, cores), cores=cores, load_ahead=False)
+    assert Lanes.on(cpu, 1) == Lanes(1, cores=cores, load_ahead=False)
 
 
 def test_ranking_several_models_at_once_gives_the_same_ranking(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 
 import torch
 
 from zoofit.errors import ParameterError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+_batch_threads: ContextVar[Callable[[], int] | None] = ContextVar("zoofit_batch_threads", default=None)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -86,3 +89,22 @@ def upload(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 def to_input(batch: torch.Tensor) -> torch.Tensor:
     return batch.contiguous(memory_format=memory_format(batch.device))
+
+
+@contextmanager
+def threads_per_batch(threads: Callable[[], int]) -> Iterator[None]:
+    """Within, in this thread: before each batch of inference, torch runs on ``threads()`` CPU threads (see
+    :func:`take_batch_threads`; a ranking's lanes share a CPU's cores out this way). The count is left as the
+    last batch set it: restore it where it matters (:func:`zoofit.execute.base.torch_threads`)."""
+    token = _batch_threads.set(threads)
+    try:
+        yield
+    finally:
+        _batch_threads.reset(token)
+
+
+def take_batch_threads() -> None:
+    """This thread's torch thread count for its next batch, where :func:`threads_per_batch` gives one."""
+    wanted = _batch_threads.get()
+    if wanted is not None and (threads := wanted()) != torch.get_num_threads():  # setting it costs, even unchanged
+        torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -17,9 +17,10 @@ from typing import TypeVar
 import torch
 
 from zoofit.data import ImageSet, Splits
-from zoofit.device import resolve_device, resolve_precision
+from zoofit.device import resolve_device, resolve_precision, threads_per_batch
 from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
 from zoofit.execute import Executor, InProcess, named
+from zoofit.execute.base import torch_threads
 from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
@@ -68,8 +69,8 @@ class Ranker:
     models : ids of the zoo to rank (``None``: all).
     cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
         ``~/.cache/zoofit``).
-    models_at_once : models ranked at the same time, in threads (``None``: one on a CPU, up to 4 on a GPU;
-        see :func:`default_models_at_once`).
+    models_at_once : models ranked at the same time, in threads (``None``: up to 4, fewer on a GPU of less
+        than 32 GiB or a CPU of fewer cores; see :meth:`Lanes.on`).
     exclude : shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
     licenses : keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
     executor : where the models are ranked: ``"local"`` (here, in threads), another name of
@@ -155,10 +156,10 @@ class Ranker:
         rank = partial(
             self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=SilentProgress()
         )  # one bar over the models, not one per model
-        at_once = self.models_at_once or default_models_at_once(device)
+        lanes = Lanes.on(device, self.models_at_once)
         executor = self._executor()
         outcomes = (
-            loaded_and_ranked(zoo.models, load, rank, at_once, prefetch=prefetch_weights)
+            loaded_and_ranked(zoo.models, load, rank, lanes, prefetch=prefetch_weights)
             if isinstance(executor, InProcess)
             else ranked_on(executor, self, images, cache, progress)
         )
@@ -286,34 +287,79 @@ def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
         raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error
 
 
-def default_models_at_once(device: torch.device) -> int:
-    """How many models are ranked at the same time: one on a CPU, whose cores one model's passes already
-    use; on a GPU up to 4 (one per 8 GiB of its memory), so that each model's host-bound first use (cuDNN
-    set-up, kernel loading, Python) overlaps the others' work."""
-    if device.type != "cuda":
-        return 1
-    memory = torch.cuda.get_device_properties(device).total_memory
-    return max(1, min(4, memory // 2**33))
+@dataclass(frozen=True)
+class Lanes:
+    """How a ranking runs its models: ``count`` at the same time, each in a thread of its own that loads it and
+    then ranks it; on a CPU, its ``cores`` shared out among the lanes (:class:`SharedCores`; ``None``:
+    torch's threads as they are); where ``load_ahead``, one more thread loads the next model meanwhile."""
+
+    count: int = 1
+    cores: int | None = None
+    load_ahead: bool = True
+
+    @classmethod
+    def on(cls, device: torch.device, count: int | None = None) -> Lanes:
+        """The lanes for ``device`` (``count`` models at once where given).
+
+        On a GPU, up to 4 models at once (one per 8 GiB of its memory), so that each model's host-bound first use
+        (cuDNN set-up, kernel loading, Python) overlaps the others' work, and the next model loads meanwhile on
+        the host, which is otherwise idle. On a CPU, up to 4 models at once with the cores shared out among them,
+        and no loader beside them: models side by side on a core or two each compute faster than one model at a
+        time on all cores (small models' passes use many cores poorly), a load in one lane overlaps the other
+        lanes' passes, and a loader thread of its own would take a core from them
+        (``benchmarks/results/notes-ranking-lanes-cpu.md``)."""
+        if device.type == "cuda":
+            memory = torch.cuda.get_device_properties(device).total_memory
+            return cls(count or max(1, min(4, memory // 2**33)))
+        cores = torch.get_num_threads()
+        return cls(count or max(1, min(4, cores)), cores=cores, load_ahead=False)
+
+
+class SharedCores:
+    """A CPU's ``cores`` shared out among ``lanes``, and at the end of a ranking, when fewer than ``lanes`` of its
+    ``models`` are left, among those: a lane takes its share before each batch, so the last models compute on
+    the cores of the lanes that have nothing left to do."""
+
+    def __init__(self, cores: int, lanes: int, models: int) -> None:
+        self.cores = cores
+        self.lanes = lanes
+        self._left = models
+        self._count = threading.Lock()
+
+    @contextmanager
+    def model(self) -> Iterator[None]:
+        """Within: this thread works on a model, on its share of the cores (torch's count restored after)."""
+        try:
+            with torch_threads(self.share()), threads_per_batch(self.share):
+                yield
+        finally:
+            with self._count:
+                self._left -= 1
+
+    def share(self) -> int:
+        return max(1, self.cores // max(1, min(self.lanes, self._left)))
 
 
 def loaded_and_ranked(
     specs: Sequence[ModelSpec],
     load: Callable[[ModelSpec], Loaded],
     rank: Callable[[Loaded], RankedModel],
-    at_once: int = 1,
+    lanes: Lanes = Lanes(),
     prefetch: Callable[[ModelSpec], object] | None = None,
     ahead: int = 4,
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
-    """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to ``at_once``
-    models are ranked at the same time, each in its own thread, and one more thread starts loading the next:
-    reading, converting and instantiating overlaps the forward passes. Loads, too, run at most ``at_once`` at
-    a time (one on a CPU, as ranks do), and at most ``at_once + 1`` models are held at once. A model's error
-    is raised by its ``result()``; models not yet started when the caller stops are not started.
+    """Each model with the future of its ``rank(load(spec))``, in the order of ``specs``. Up to
+    ``lanes.count`` models are ranked at the same time, each in its own thread; where ``lanes.load_ahead``,
+    one more thread starts loading the next, so that reading, converting and instantiating overlap the forward
+    passes. Loads, too, run at most ``lanes.count`` at a time, and at most ``lanes.count`` models (one more
+    where loading ahead) are held at once. A model's error is raised by its ``result()``; models not yet
+    started when the caller stops are not started.
 
     ``prefetch(spec)`` (fetching a model's weights, say) runs in two threads of its own for the ``ahead`` models
     after the one that starts loading, so that their downloads overlap the work before them; its errors are
     ignored (the model's load reports them)."""
-    loading, ranking = threading.Semaphore(at_once), threading.Semaphore(at_once)
+    loading, ranking = threading.Semaphore(lanes.count), threading.Semaphore(lanes.count)
+    cores = SharedCores(lanes.cores, lanes.count, len(specs)) if lanes.cores else None  # torch: a count per thread
     fetcher = ThreadPoolExecutor(2, thread_name_prefix="zoofit-fetch")
 
     def fetch(index: int) -> None:
@@ -322,14 +368,15 @@ def loaded_and_ranked(
 
     def load_then_rank(index: int, spec: ModelSpec) -> RankedModel:
         fetch(index + ahead + 1)
-        with loading:
-            loaded = load(spec)
-        with ranking:
-            return rank(loaded)
+        with cores.model() if cores else nullcontext():
+            with loading:
+                loaded = load(spec)
+            with ranking:
+                return rank(loaded)
 
     for index in range(1, ahead + 1):
         fetch(index)
-    pool = ThreadPoolExecutor(at_once + 1, thread_name_prefix="zoofit-rank")
+    pool = ThreadPoolExecutor(lanes.count + lanes.load_ahead, thread_name_prefix="zoofit-rank")
     try:
         futures = deque(pool.submit(load_then_rank, index, spec) for index, spec in enumerate(specs))
         for spec in specs:

@@ -13,7 +13,7 @@ from timm.layers import BatchNormAct2d
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from zoofit.device import autocast, to_input
+from zoofit.device import autocast, take_batch_threads, to_input
 from zoofit.progress import TaskHandle
 from zoofit.zoo.spec import Preprocessing
 from zoofit.zoo.transforms import prepare_batch
@@ -38,6 +38,7 @@ def forward_batches(
     outputs: list[torch.Tensor] = []
     with torch.inference_mode():
         for first in range(0, len(images), batch_size):
+            take_batch_threads()
             batch = images[first : first + batch_size]
             inputs = to_input(prepare_batch(batch, prep, device))
             with autocast(device, precision):
