@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -d "$(VENV)/lib" || bash scripts/check-disk.sh "$(VENV)" 6.5
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
-	$(PIP) -e '.[test,export,ray]'
+	$(PIP) -e '.[test,export,ray,hub]'
 	touch $@
 
 data:
