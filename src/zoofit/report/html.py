@@ -1,4 +1,4 @@
-"""A finished run folder as one self-contained HTML page: its tables and SVG charts, no scripts, no downloads.
+"""A finished run folder as one self-contained HTML page: its tables and charts (inline SVG), no scripts, no downloads.
 
 Everything comes from the run's own files (``summary.json``, ``ranking.json``, ``trials.csv``), so the page can be
 rebuilt at any time with ``zoofit report``.
@@ -15,15 +15,14 @@ from typing import Any
 
 from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import RANKING, TRIALS
+from zoofit.report.charts import bar_chart, growth_chart, reliability_chart, scatter_chart
 from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
 from zoofit.result import GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
-#: Colours of the series, in order (the ensemble, or the only series, first); more series cycle through them.
-COLOURS = ("#3b6ea5", "#d08c2b", "#5a9e4b", "#b0463c", "#7d5ba6", "#8c6d31")
 _STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
 td.n{text-align:right;font-variant-numeric:tabular-nums}h2{margin-top:1.8em}.note{color:#666}
-svg text{font:12px system-ui,sans-serif}"""
+svg{max-width:100%;height:auto;display:block;margin:.4em 0 1em}"""
 
 
 def html_report(run: str | Path) -> str:
@@ -72,14 +71,10 @@ def _growth(growth: Sequence[GrowthStep]) -> str:
     """The ensemble as the greedy selection adds members: validation NLL (what it minimises) and test accuracy."""
     if not growth:
         return ""
-    steps = range(1, len(growth) + 1)
-    nll = _plot([("validation NLL", [(i, g.val_nll) for i, g in zip(steps, growth, strict=True)])], "greedy step")
-    accuracy = _plot([("test accuracy", [(i, g.test_accuracy) for i, g in zip(steps, growth, strict=True)])],
-                     "greedy step", colour=1)  # fmt: skip
-    added = ", ".join(f"{i}: {escape(g.model)}" for i, g in zip(steps, growth, strict=True))
+    chart = growth_chart([g.model for g in growth], [g.val_nll for g in growth], [g.test_accuracy for g in growth])
     return (
         "<h2>Growth of the ensemble</h2><p class='note'>The greedy selection adds one trial per step (a trial may "
-        f"come again); the best prefix by validation NLL is kept. Added: {added}.</p>{nll}{accuracy}"
+        f"come again); the best prefix by validation NLL is kept.</p>{chart}"
     )
 
 
@@ -87,20 +82,22 @@ def _reliability(diagrams: dict[str, list[ReliabilityBin]]) -> str:
     """Accuracy against mean confidence per confidence bin: on the diagonal, a classifier is calibrated."""
     if not diagrams:
         return ""
-    series = [
-        (name.replace("_", " "), [(b.confidence, b.accuracy) for b in bins if b.count and b.confidence is not None])
-        for name, bins in diagrams.items()
-    ]
-    chart = _plot(series, "mean confidence", "accuracy", span=((0.0, 1.0), (0.0, 1.0)), diagonal=True)
+    series = []
+    for name, bins in diagrams.items():
+        full = [b for b in bins if b.count and b.confidence is not None and b.accuracy is not None]
+        series.append((name.replace("_", " "), [b.confidence for b in full], [b.accuracy for b in full],
+                       [b.count for b in full]))  # fmt: skip
     return (
         f"<h2>Calibration: reliability diagram</h2><p class='note'>Test images in {len(next(iter(diagrams.values())))}"
-        f" bins of the top probability: each point is a bin's accuracy against its mean confidence.</p>{chart}"
+        f" bins of the top probability: each point is a bin's accuracy against its mean confidence.</p>"
+        f"{reliability_chart(series)}"
     )
 
 
 def _ranking(ranking: list[dict[str, Any]], label: str) -> str:
-    shares = all(0 <= row["score"] <= 1 for row in ranking)  # bars run from 0 to 1: an accuracy, not LogME
-    chart = _bars([(row["model"], [row["score"]]) for row in ranking], [label]) if shares else ""
+    shares = all(0 <= row["score"] <= 1 for row in ranking)  # bars from 0 to 1: an accuracy, not LogME
+    chart = bar_chart([row["model"] for row in ranking], [(label, [row["score"] for row in ranking])], label,
+                      unit_range=shares) if ranking else ""  # fmt: skip
     table = _table(
         ["rank", "model", label, "input px", "GFLOPs", "weights"],
         [[i, r["model"], r["score"], r["input_size"], r["gflops"], r["weights"]] for i, r in enumerate(ranking, 1)],
@@ -129,18 +126,21 @@ def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) 
     )
     return (
         f"<h2>Fine-tuned trials</h2><p class='note'>Each trial's test accuracy against its model's {escape(label)}: "
-        f"how well the cheap ranking foretold fine-tuning.</p>{_scatter(points, label) if points else ''}{table}"
+        f"how well the cheap ranking foretold fine-tuning.</p>{scatter_chart(points, label, 'test accuracy') if points else ''}{table}"
     )
 
 
 def _per_class(accuracy: dict[str, float | None]) -> str:
-    chart = _bars([(name, [value]) for name, value in accuracy.items()], ["ensemble"])
-    return f"<h2>Test accuracy of the ensemble per class</h2>{chart}" if accuracy else ""
+    if not accuracy:
+        return ""
+    chart = bar_chart(list(accuracy), [("ensemble", list(accuracy.values()))], "test accuracy", unit_range=True)
+    return f"<h2>Test accuracy of the ensemble per class</h2>{chart}"
 
 
 def _robustness(report: RobustnessResult) -> str:
     rows = robustness_rows(report)
-    chart = _bars([(row[0], row[1:3]) for row in rows], ["ensemble", "best single"])  # the two accuracies
+    chart = bar_chart([row[0] for row in rows], [("ensemble", [row[1] for row in rows]),
+                      ("best single", [row[2] for row in rows])], "test accuracy", unit_range=True)  # fmt: skip
     return (
         f"<h2>Robustness to distribution shift</h2><p class='note'>{report.images} test images, each ImageNet-C "
         f"corruption at severity {report.severity} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
@@ -164,108 +164,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) or value is None:
         return f"<td class='n'>{'-' if value is None else value}</td>"
     return f"<td>{escape(str(value))}</td>"
-
-
-def _bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[str], bars_width: int = 440) -> str:
-    """Horizontal bars from 0 to 1, one group per row, one bar per series."""
-    label_width = 16 + 9 * max((len(label) for label, _ in rows), default=0)  # at most about 9 px a character
-    bar, gap, top = 14, 8, 4
-    group = bar * len(series) + gap
-    height = top + group * len(rows) + 24
-    parts = []
-    for i, (label, values) in enumerate(rows):
-        y = top + i * group
-        parts.append(f"<text x='{label_width - 6}' y='{y + bar * len(series) / 2 + 4}' text-anchor='end'>"
-                     f"{escape(label)}</text>")  # fmt: skip
-        for j, value in enumerate(values):
-            if value is None:  # nothing to draw (a class without test images)
-                continue
-            length = max(0.0, min(1.0, value)) * bars_width
-            row_top = y + j * bar
-            parts.append(f"<rect x='{label_width}' y='{row_top}' width='{length:.1f}' height='{bar - 2}' "
-                         f"fill='{COLOURS[j % len(COLOURS)]}'/><text x='{label_width + length + 4:.1f}' y='{row_top + bar - 4}'>"
-                         f"{value:.3f}</text>")  # fmt: skip
-    legend = "".join(
-        f"<rect x='{label_width + 130 * j}' y='{height - 14}' width='10' height='10' fill='{COLOURS[j % len(COLOURS)]}'/>"
-        f"<text x='{label_width + 130 * j + 14}' y='{height - 5}'>{escape(name)}</text>"
-        for j, name in enumerate(series)
-    )
-    width = label_width + bars_width + 60
-    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>{''.join(parts)}{legend}</svg>"
-
-
-def _plot(
-    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
-    x_label: str,
-    y_label: str = "",
-    *,
-    span: tuple[tuple[float, float], tuple[float, float]] | None = None,
-    diagonal: bool = False,
-    colour: int = 0,
-    size: int = 320,
-) -> str:
-    """Lines through points, one per series (colours from ``colour`` on), on axes spanning ``span`` (default the
-    points' own range, padded); ``diagonal`` draws y = x."""
-    margin = 48
-    points = [p for _, line in series for p in line]
-    if span is None:
-        pad = lambda low, high: (low - max((high - low) * 0.1, 0.01), high + max((high - low) * 0.1, 0.01))  # noqa: E731
-        span = (pad(min(p[0] for p in points), max(p[0] for p in points)),
-                pad(min(p[1] for p in points), max(p[1] for p in points)))  # fmt: skip
-    (x0, x1), (y0, y1) = span
-    inner = size - 2 * margin
-
-    def xy(x: float, y: float) -> tuple[float, float]:
-        return margin + (x - x0) / (x1 - x0) * inner, size - margin - (y - y0) / (y1 - y0) * inner
-
-    def at(x: float, y: float) -> str:
-        return "{:.1f},{:.1f}".format(*xy(x, y))
-
-    parts = [
-        f"<polyline points='{at(x0, y0)} {at(x1, y0)}' stroke='#888' fill='none'/>"
-        f"<polyline points='{at(x0, y0)} {at(x0, y1)}' stroke='#888' fill='none'/>"
-        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>{escape(x_label)} ({x0:.3g} to {x1:.3g})</text>"
-        f"<text x='14' y='{size / 2}' transform='rotate(-90 14 {size / 2})' text-anchor='middle'>"
-        f"{escape(y_label or series[0][0])} ({y0:.3g} to {y1:.3g})</text>"
-    ]
-    if diagonal:
-        parts.append(f"<polyline points='{at(x0, y0)} {at(x1, y1)}' stroke='#bbb' stroke-dasharray='4' fill='none'/>")
-    for j, (name, line) in enumerate(series):
-        fill = COLOURS[(colour + j) % len(COLOURS)]
-        parts.append(f"<polyline points='{' '.join(at(x, y) for x, y in line)}' stroke='{fill}' fill='none'/>")
-        parts += [f"<circle cx='{xy(x, y)[0]:.1f}' cy='{xy(x, y)[1]:.1f}' r='3' fill='{fill}'>"
-                  f"<title>{escape(name)}: {x:.3g}, {y:.4f}</title></circle>" for x, y in line]  # fmt: skip
-        parts.append(f"<rect x='{margin + 8}' y='{margin - 30 + 16 * j}' width='10' height='10' fill='{fill}'/>"
-                     f"<text x='{margin + 22}' y='{margin - 21 + 16 * j}'>{escape(name)}</text>")  # fmt: skip
-    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' role='img'>{''.join(parts)}</svg>"
-
-
-def _scatter(points: Sequence[tuple[float, float, str]], x_label: str, size: int = 420) -> str:
-    """Points on axes spanning their own range (padded), each labelled."""
-    margin = 48
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-
-    def span(values: list[float]) -> tuple[float, float]:
-        low, high = min(values), max(values)
-        pad = max((high - low) * 0.15, 0.01)
-        return low - pad, high + pad
-
-    (x0, x1), (y0, y1) = span(xs), span(ys)
-    inner = size - 2 * margin
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return margin + (x - x0) / (x1 - x0) * inner, size - margin - (y - y0) / (y1 - y0) * inner
-
-    dots = "".join(
-        f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='{COLOURS[0]}'><title>{escape(label)}</title></circle>"
-        f"<text x='{cx + 6:.1f}' y='{cy - 6:.1f}'>{escape(label)}</text>"
-        for (cx, cy), label in ((at(x, y), label) for x, y, label in points)
-    )
-    axes = (
-        f"<line x1='{margin}' y1='{size - margin}' x2='{size - margin}' y2='{size - margin}' stroke='#888'/>"
-        f"<line x1='{margin}' y1='{margin}' x2='{margin}' y2='{size - margin}' stroke='#888'/>"
-        f"<text x='{size / 2}' y='{size - 12}' text-anchor='middle'>{escape(x_label)} ({x0:.3f} to {x1:.3f})</text>"
-        f"<text x='14' y='{size / 2}' transform='rotate(-90 14 {size / 2})' text-anchor='middle'>"
-        f"test accuracy ({y0:.3f} to {y1:.3f})</text>"
-    )
-    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{size + 260}' height='{size}' role='img'>{axes}{dots}</svg>"
