@@ -31,12 +31,25 @@ def describe() -> dict[str, object]:
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels' instruction set: AVX2, AVX512, ...
         "cpu_count": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: others may share the machine
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "timm": timm.__version__,
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The git commit of the code measured (None outside a git checkout)."""
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).parent)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return found.stdout.strip()
 
 
 def run_fresh(arguments: list[str], read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:

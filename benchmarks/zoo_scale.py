@@ -152,7 +152,7 @@ def main() -> None:
                 "wall_s": round(zoofit_wall, 1),
                 "lanes": asdict(Lanes.on(resolve_device("auto"))),
                 "ranked": len(ranker.ranking_),
-                "failed": ranker.skipped_,
+                "failed": [asdict(skipped) for skipped in ranker.skipped_],
             },
             "naive_loop": {"wall_s": round(naive_wall - steady, 1), "failed": loop["failed"]},
             "plain_steady_sum_s": round(steady, 1),

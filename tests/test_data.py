@@ -15,6 +15,7 @@ from zoofit.data import DataConfig, ImageSet, SourceData, load_data, load_source
 from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.data.sources import CsvFile, Source
 from zoofit.errors import ParameterError, ZoofitError
+from zoofit.registry import Registry
 
 # ---------------------------------------------------------------- decoding
 
@@ -279,7 +280,8 @@ class Repeated(Source):
 
 
 def test_a_source_is_one_entry_of_the_registry(monkeypatch) -> None:
-    monkeypatch.setattr(sources, "SOURCES", (Repeated(), *sources.SOURCES))
+    registry = Registry("data source", (("repeat", Repeated()), *sources.SOURCES.items()))
+    monkeypatch.setattr(sources, "SOURCES", registry)
     with pytest.raises(ZoofitError, match="is no number"):
         DataConfig("repeat:x").validate()
     splits = load_data("repeat:10", val_fraction=1 / 3)

@@ -106,7 +106,7 @@ def test_a_member_the_format_cannot_represent_is_refused_naming_it(run: Path, tm
         (["--format", "tflite"], "--format must be one of onnx, pt2, not 'tflite'"),
         (["--out", "{tmp}/file.txt/ensemble.onnx"], "--out '{tmp}/file.txt/ensemble.onnx' lies beneath"),
         (["--out", "{tmp}"], "--out '{tmp}' is a folder"),
-        (["--image-size", "20x"], "--image-size must be H or HxW in pixels, not '20x'"),
+        (["--image-shape", "20x"], "--image-shape must be H or HxW in pixels, not '20x'"),
     ],
 )
 def test_bad_export_arguments_are_one_line_each(run: Path, tmp_path, arguments, message) -> None:

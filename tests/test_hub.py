@@ -149,7 +149,7 @@ def test_non_finite_features_are_a_recorded_failure_on_one_bar(make_image_folder
     progress = RecordingProgress()
     ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=3))), progress=progress)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    assert "model 'nan' gave non-finite features for 9 of 9 images at 32 px" in ranker.skipped_[0]["reason"]
+    assert "model 'nan' gave non-finite features for 9 of 9 images at 32 px" in ranker.skipped_[0].reason
     assert progress.descriptions == ["ranking 2 models /2", "ranking 2 models, 1 failed"]
 
 

@@ -23,7 +23,7 @@ from zoofit import Ranker, load_data
 from zoofit.cli import app
 from zoofit.device import take_batch_threads
 from zoofit.errors import ModelError, ParameterError, ZoofitError
-from zoofit.rank import extract_features
+from zoofit.rank import SkippedModel, extract_features
 from zoofit.rank.ranker import Lanes, loaded_and_ranked
 from zoofit.zoo import ModelSpec, Zoo, load_model, prepare_batch
 
@@ -65,7 +65,7 @@ def test_a_model_whose_weights_do_not_fit_is_skipped(make_image_folder, tmp_path
     zoo = Zoo("mixed", (tiny_spec(), tiny_spec("broken", weights=f"file:{tmp_path / 'bad.safetensors'}")))
     ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=4))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    assert ranker.skipped_[0]["model"] == "broken" and "does not fit" in ranker.skipped_[0]["reason"]
+    assert ranker.skipped_[0].model == "broken" and "does not fit" in ranker.skipped_[0].reason
 
 
 def fixed_size_spec() -> ModelSpec:
@@ -81,7 +81,7 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
     splits = load_data(str(make_image_folder(per_class=4)))
     ranker = Ranker(zoo, image_size=32).fit(splits)
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    reason = ranker.skipped_[0]["reason"]
+    reason = ranker.skipped_[0].reason
     assert "'fixed_vit' takes only its own 160 px inputs (timm's pretrained config), not 32" in reason
     assert "image_size 0" in reason
     sizes = {
@@ -96,7 +96,7 @@ def test_a_model_whose_config_fixes_its_size_is_skipped_before_any_pass(make_ima
     ranker = Ranker(Zoo("mixed", (tiny_spec(), mvit)), image_size=256, batch_size=2)
     ranker.fit(load_data(str(make_image_folder(per_class=2))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    assert "'mvit' takes only its own 224 px inputs (timm's pretrained config), not 256" in ranker.skipped_[0]["reason"]
+    assert "'mvit' takes only its own 224 px inputs (timm's pretrained config), not 256" in ranker.skipped_[0].reason
 
 
 def test_models_are_ranked_in_order_and_errors_wait_for_their_turn(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_a_model_failing_in_an_unexpected_way_is_recorded_and_the_ranking_goes_o
     zoo = Zoo("mixed", (tiny_spec("odd", arch="zoofit_test_keyerror"), tiny_spec()))
     ranker = Ranker(zoo).fit(load_data(str(make_image_folder(per_class=3))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
-    assert ranker.skipped_ == [{"model": "odd", "reason": "model 'odd' failed: KeyError: 'stem'"}]
+    assert ranker.skipped_ == [SkippedModel("odd", "model 'odd' failed: KeyError: 'stem'")]
 
 
 def test_a_run_level_error_of_a_model_is_not_taken_for_the_model() -> None:
@@ -296,6 +296,8 @@ def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: l
         (["rank", "--k", "0"], "--k must be at least 1, not 0"),
         (["rank", "--proxy", "lasso"], "--proxy must be one of knn, logme, not 'lasso'"),
         (["rank", "--image-size", "8"], "--image-size must be at least 16 pixels, not 8"),
+        (["rank", "--feature-batch-size", "0"], "--feature-batch-size must be positive, not 0"),
+        (["run", "--batch-size", "0"], "--batch-size"),
         (["run", "--proxy", "lasso"], "--proxy must be one of knn, logme"),
         (["rank", "--models", "nomodel"], "unknown model id"),
         (["run", "--preset", "huge"], "--preset must be one of quick, paper"),

@@ -59,7 +59,7 @@ def test_a_model_that_cannot_load_is_skipped_on_ray_with_its_reason(ray_cluster,
     progress = RecordingProgress()
     there = Ranker(zoo, precision="fp32", executor="ray").fit(images, progress=progress)
     here = Ranker(zoo, precision="fp32").fit(images)  # (reads the features the driver cached)
-    assert there.skipped_ == here.skipped_ and "does not fit" in there.skipped_[0]["reason"]
+    assert there.skipped_ == here.skipped_ and "does not fit" in there.skipped_[0].reason
     assert [(r.model, r.score) for r in there.ranking_] == [(r.model, r.score) for r in here.ranking_]
     # the bar over the models, and the remote extraction's bar
     assert progress.totals == {"ranking 2 models": 2, "tiny_resnet": len(images.ranking_set)}

@@ -184,7 +184,7 @@ def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path:
     (tmp_path / "taken.csv").mkdir()  # refused before predicting, so that no prediction is lost
     for extra, message in [
         (["--output", str(tmp_path / "taken.csv")], "is a folder"),
-        (["--top-k", "0"], "at least 1"),
+        (["--classes", "0"], "--classes must be at least 1"),
     ]:
         assert message in error_line(runner.invoke(app, ["predict", "--run", str(run), str(image), *extra]))
 

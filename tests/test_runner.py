@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_both_executors_train_the_same_trials(context_for, tmp_path: Path) -> No
     for a, b in zip(here, pooled, strict=True):
         np.testing.assert_array_equal(a.val_probs, b.val_probs)
         np.testing.assert_array_equal(a.test_probs, b.test_probs)
-        assert a.result == b.result | {"seconds": a.result["seconds"]}
+        assert a.result == replace(b.result, seconds=a.result.seconds)
     assert len(progress.totals) == 3 and all(progress.advanced[d] == 6 for d in progress.totals)
 
     again = TrialRunner(context_for(tmp_path / "pooled"), workers=2).run([*JOBS, JOBS[0]])
@@ -100,6 +101,7 @@ def test_resolve_workers(monkeypatch) -> None:
     assert longest_first_makespan([3, 2, 2, 1], 2) == 4
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 4  # measured on 2 cores only
+    assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16], efficiency={4: 0.9}) == 1  # measured there
     with pytest.raises(ParameterError, match="workers must be at least 1, not 0"):
         resolve_workers(0, torch.device("cpu"))
 
@@ -150,7 +152,7 @@ def test_a_trial_redone_on_resume_gives_the_same_numbers(context_for, tmp_path: 
     again = TrialRunner(context_for(tmp_path), workers=2).run(JOBS)
     assert [r.reused for r in again] == [True, False, True]
     np.testing.assert_array_equal(again[1].val_probs, first[1].val_probs)
-    assert again[1].result["losses"] == first[1].result["losses"]
+    assert again[1].result.losses == first[1].result.losses
 
 
 def test_workers_end_normally_after_the_sweep(context_for, tmp_path: Path, monkeypatch) -> None:

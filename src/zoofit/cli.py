@@ -43,6 +43,7 @@ from zoofit.report import (
     run_tables,
     zoo_table,
 )
+from zoofit.settings import option_fields
 
 app = typer.Typer(
     add_completion=False,
@@ -81,14 +82,11 @@ Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (de
 ProxyName = Annotated[
     str, _option(f"Ranking proxy: {', '.join(f'{name} ({kind.label})' for name, kind in PROXIES.items())}.", "--proxy")
 ]
-K = Annotated[int, _option("Neighbours in the leave-one-out kNN (proxy knn).", "--k")]
-Metric = Annotated[str, _option("kNN similarity (proxy knn): cosine or euclidean.")]
+_KNN = {f.name: f.default for f in fields(PROXIES.get("knn"))}  # the kNN proxy's settings, defaults declared there
+K = Annotated[int | None, _option(f"Neighbours in the leave-one-out kNN (proxy knn; default {_KNN['k']}).", "--k")]
+Metric = Annotated[str | None, _option(f"kNN similarity (proxy knn): cosine or euclidean (default {_KNN['metric']}).")]
 Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
-TrainPerClass = Annotated[int | None, _option("Draw this many training images per class.")]
-TrainSize = Annotated[int | None, _option("Draw this many training images (stratified).")]
-ValFraction = Annotated[float, _option("Share of the training data held out for validation.")]
-TestFraction = Annotated[float | None, _option("Hold out this share as the test split where the data has none.")]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
 CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
 _CLUSTER = "Where units run (a model's features, a trial)"
@@ -122,16 +120,15 @@ def command() -> Iterator[None]:
 
 
 #: Library parameters that this CLI sets through an option of another name.
-_OPTION_OF = {"source": "data", "address": "ray_address", "image_shape": "image_size"}
+_OPTION_OF = {"source": "data", "address": "ray_address", "batch_size": "feature_batch_size"}
 
 
 def _option_name(parameter: str) -> str:
     """How the running command spells a library ``parameter``: its option (``top_k`` -> ``--top-k``), or the
     parameter's own name where no option sets it."""
     context = get_current_context(silent=True)
-    name = _OPTION_OF.get(parameter, parameter)
     options = {param.name: param.opts[0] for param in context.command.params if param.opts} if context else {}
-    return options.get(name, parameter)
+    return options.get(_OPTION_OF.get(parameter, parameter)) or options.get(parameter, parameter)
 
 
 def _fail(message: str) -> NoReturn:
@@ -206,6 +203,15 @@ def _sweep_options() -> dict[str, tuple[Any, Any]]:
     }
 
 
+def _data_options() -> dict[str, tuple[Any, Any]]:
+    """One option per setting of :class:`DataConfig` (name, type, default and help from the field)."""
+    hints = get_type_hints(DataConfig)
+    return {
+        name: (Annotated[hints[name], typer.Option(help=f.metadata["help"], rich_help_panel="The data")], f.default)
+        for name, f in option_fields(DataConfig)
+    }
+
+
 _CLUSTER = "Where units run (a model's features, a trial)"
 _with_cluster_options = _grouped(
     "cluster",
@@ -248,6 +254,7 @@ def _parsed(name: str, kind: Any, value: Any) -> Any:
 
 @app.command()
 @_with_cluster_options
+@_grouped("data_settings", _data_options())
 def rank(
     data: Data,
     zoo: ZooName = "demo",
@@ -256,31 +263,31 @@ def rank(
     exclude: Exclude = None,
     licenses: Licenses = None,
     proxy: ProxyName = "knn",
-    k: K = 1,
-    metric: Metric = "cosine",
+    k: K = None,
+    metric: Metric = None,
     image_size: Annotated[int | None, _option("Input resolution for all models (default: each model's own).")] = None,
-    batch_size: Annotated[int | None, _option("Images per forward pass (default: 16 on CPU, 256 on GPU).")] = None,
+    feature_batch_size: Annotated[
+        int | None, _option("Images per forward pass of the features (default: 16 on CPU, 256 on GPU).")
+    ] = None,
     device: Device = "auto",
     precision: Precision = "auto",
-    train_per_class: TrainPerClass = None,
-    train_size: TrainSize = None,
-    val_fraction: ValFraction = 0.2,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
     *,
+    data_settings: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
     """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, train_per_class, train_size, val_fraction, seed)
+        config = DataConfig(data, **data_settings, seed=seed)
         config.validate()  # before torch loads: a bad --data is reported at once
         from zoofit.rank import Ranker
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=batch_size, device=device,
+            zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=feature_batch_size, device=device,
             precision=precision, models=_ids(models), cache_dir=cache_dir, exclude=exclude, licenses=licenses,
             executor=_executor(cluster),
         )  # fmt: skip
@@ -297,6 +304,7 @@ def rank(
 
 @app.command()
 @_with_cluster_options
+@_grouped("data_settings", _data_options())
 @_grouped("sweep_changes", _sweep_options())
 def run(
     data: Data,
@@ -315,17 +323,14 @@ def run(
     exclude: Exclude = None,
     licenses: Licenses = None,
     proxy: ProxyName = "knn",
-    k: K = 1,
-    metric: Metric = "cosine",
+    k: K = None,
+    metric: Metric = None,
     device: Device = "auto",
     precision: Precision = "auto",
-    train_per_class: TrainPerClass = None,
-    train_size: TrainSize = None,
-    val_fraction: ValFraction = 0.2,
-    test_fraction: TestFraction = None,
     seed: Seed = 0,
     cache_dir: CacheDir = None,
     *,
+    data_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
@@ -333,7 +338,7 @@ def run(
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, train_per_class, train_size, val_fraction, seed, test_fraction=test_fraction)
+        config = DataConfig(data, **data_settings, seed=seed)
         config.validate()  # before torch loads: a bad --data is reported at once
         from zoofit.device import resolve_device
         from zoofit.pipeline import ZooFit
@@ -366,7 +371,7 @@ def run(
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them, to classify.")],
     run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
-    top: Annotated[int, _option("Show this many classes per image.", "--top-k")] = 3,
+    top: Annotated[int, _option("Show this many classes per image, most probable first.", "--classes")] = 3,
     output: Annotated[Path | None, _option("Also write the predictions to this .csv or .json file.")] = None,
     device: Device = "auto",
     precision: Precision = "auto",
@@ -377,7 +382,7 @@ def predict(
 
     with command():
         if top < 1:
-            raise ZoofitError(f"--top-k must be at least 1, not {top}")
+            raise ZoofitError(f"--classes must be at least 1, not {top}")
         if output is not None and output.suffix.lower() not in (".csv", ".json"):
             raise ZoofitError(f"--output '{output}' must end in .csv or .json")
         if output is not None:  # checked before predicting, so that no prediction is lost
@@ -417,7 +422,7 @@ def export(
     format: Annotated[
         str, _option("onnx (onnxruntime and any ONNX runtime) or pt2 (torch.export).", "--format")
     ] = "onnx",
-    image_size: Annotated[
+    image_shape: Annotated[
         str | None, _option("Input images' size, H or HxW (default: the run's images' size, where they had one).")
     ] = None,
 ) -> None:
@@ -428,7 +433,7 @@ def export(
         format_of(format).check()  # before the path and the models: a missing extra is one line at once
         _check_writable(out, "--out", folder=False)
         start = time.perf_counter()
-        exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_size))
+        exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_shape))
         checked = "" if exported.max_difference is None else f", within {exported.max_difference:.1g} of zoofit's"
         height, width = exported.image_shape
         console.print(

@@ -27,6 +27,7 @@ from zoofit import __version__
 from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ParameterError, ZoofitError, first_line
 from zoofit.layout import MANIFEST
+from zoofit.registry import Registry
 from zoofit.store import atomic_path
 
 #: Largest difference of probabilities allowed between an exported file and the module, checked on export.
@@ -98,7 +99,7 @@ class TorchExport(Format):
             torch.export.save(program, handle, extra_files={"zoofit.json": json.dumps(metadata)})
 
 
-FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Onnx(), TorchExport())}
+FORMATS: Registry[Format] = Registry("format", ((fmt.name, fmt) for fmt in (Onnx(), TorchExport())))
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,7 @@ def export_run(
 
 def format_of(name: str) -> Format:
     """The format called ``name``."""
-    if name not in FORMATS:
-        raise ParameterError.of("format", f"must be one of {', '.join(FORMATS)}, not '{name}'")
-    return FORMATS[name]
+    return FORMATS.get(name)
 
 
 def _capture(module: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:

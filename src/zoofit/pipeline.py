@@ -88,8 +88,8 @@ class ZooFit:
         *,
         sweep: str | SweepConfig | None = None,
         proxy: str = "knn",
-        k: int = 1,
-        metric: str = "cosine",
+        k: int | None = None,
+        metric: str | None = None,
         device: str = "auto",
         precision: str = "auto",
         seed: int = 0,
@@ -247,7 +247,7 @@ def select_ensemble(trials: Sequence[TrialRecord], labels: np.ndarray, config: S
 
 def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
     """The best by validation accuracy, then by lower validation NLL; the earlier on a tie."""
-    return max(trials, key=lambda trial: (trial.val["accuracy"], -trial.val["nll"]))
+    return max(trials, key=lambda trial: (trial.val.accuracy, -trial.val.nll))
 
 
 def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: Progress) -> list[TrialRecord]:
@@ -255,8 +255,8 @@ def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: P
     by its candidates, so a rerun reuses it."""
     by_model: dict[tuple[str, int], list[TrialRecord]] = {}
     for trial in trials:
-        by_model.setdefault((trial.model, trial.result["preprocessing"]["input_size"]), []).append(trial)
-    groups = [sorted(group, key=lambda t: (-t.val["accuracy"], t.val["nll"])) for group in by_model.values()]
+        by_model.setdefault((trial.model, trial.result.preprocessing.input_size), []).append(trial)
+    groups = [sorted(group, key=lambda t: (-t.val.accuracy, t.val.nll)) for group in by_model.values()]
     if all(len(group) < 2 for group in groups):
         log.info("no soups: no model has several trials (give several learning rates or step counts)")
     with progress.task("soups", total=sum(len(group) > 1 for group in groups)) as task:
@@ -287,7 +287,7 @@ def ensemble_result(
                 trials[i].model,
                 float(selection.weights[i]),
                 trials[i].config,
-                len(trials[i].result.get("soup", [0])),
+                trials[i].result.ingredients,
                 licenses[trials[i].model],
             )
             for i in selection.members
@@ -302,8 +302,8 @@ def ensemble_result(
 
 def soup_result(soup: TrialRecord) -> SoupResult:
     return SoupResult(
-        soup.key, soup.model, list(soup.result["soup"]), soup.val["accuracy"], soup.val["nll"],
-        Scores(**soup.test), soup.gflops,
+        soup.key, soup.model, list(soup.result.soup or ()), soup.val.accuracy, soup.val.nll,
+        soup.test, soup.gflops,
     )  # fmt: skip
 
 
@@ -346,4 +346,4 @@ def manifest(splits: Splits, members: Sequence[tuple[TrialRecord, float]], store
 
 def entry(trial: TrialRecord, weight: float, store: RunStore) -> dict[str, object]:
     """The manifest entry of ``trial`` with its ensemble ``weight``."""
-    return member_entry(trial.result, weight, store.checkpoint_name(trial.key))
+    return member_entry(trial.result.json(), weight, store.checkpoint_name(trial.key))

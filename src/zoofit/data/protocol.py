@@ -11,6 +11,11 @@ from zoofit.data.decode import DEFAULT_MAX_SIDE
 from zoofit.data.sources import check_source, load_source
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.progress import Progress
+from zoofit.settings import at_least, between_0_and_1, check_settings, setting
+
+#: A number of training images to draw: at least 1, or None (all).
+_COUNT = (at_least(1, none=True)[0], "must be a positive number")
+_PIXELS = (at_least(16)[0], "must be at least 16 pixels")
 
 
 @dataclass(frozen=True)
@@ -23,27 +28,20 @@ class DataConfig:
     """
 
     source: str
-    train_per_class: int | None = None
-    train_size: int | None = None
-    val_fraction: float = 0.2
-    seed: int = 0
-    max_side: int = DEFAULT_MAX_SIDE
-    test_fraction: float | None = None
+    train_per_class: int | None = setting(None, "Draw this many training images per class.", *_COUNT)
+    train_size: int | None = setting(None, "Draw this many training images (stratified).", *_COUNT)
+    val_fraction: float = setting(0.2, "Share of the training data held out for validation.", *between_0_and_1())
+    seed: int = setting(0, "Seed of the data draws.", option=False)  # a run's seed seeds its trials too
+    max_side: int = setting(DEFAULT_MAX_SIDE, "Largest side of a decoded image.", *_PIXELS, option=False)
+    test_fraction: float | None = setting(
+        None, "Hold out this share as the test split where the data has none.", *between_0_and_1(none=True)
+    )
 
     def validate(self) -> None:
         """Check the settings, and that the source names something to read (no image is read)."""
         if self.train_per_class is not None and self.train_size is not None:
             raise ParameterError("give {train_per_class} or {train_size}, not both")
-        for name in ("train_per_class", "train_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ParameterError.of(name, f"must be a positive number, not {value}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ParameterError.of("val_fraction", f"must lie strictly between 0 and 1, not {self.val_fraction}")
-        if self.test_fraction is not None and not 0.0 < self.test_fraction < 1.0:
-            raise ParameterError.of("test_fraction", f"must lie strictly between 0 and 1, not {self.test_fraction}")
-        if self.max_side < 16:
-            raise ParameterError.of("max_side", f"must be at least 16 pixels, not {self.max_side}")
+        check_settings(self)
         check_source(self.source)
 
 

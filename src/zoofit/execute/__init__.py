@@ -14,6 +14,7 @@ from zoofit.errors import ParameterError
 from zoofit.execute.base import Executor, InProcess, Unit
 from zoofit.execute.processes import LocalProcesses, WorkerDied
 from zoofit.execute.ray_cluster import RayCluster
+from zoofit.registry import Registry
 
 
 def local(workers: int | None = None, **options: Any) -> Executor:
@@ -25,14 +26,12 @@ def local(workers: int | None = None, **options: Any) -> Executor:
 
 #: Executors by name: a factory of an executor for ``workers`` units at once (``None``: its own default) with
 #: its own keyword ``options``.
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": local, "ray": RayCluster}
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", (("local", local), ("ray", RayCluster)))
 
 
 def named(name: str, workers: int | None = None, **options: Any) -> Executor:
     """The executor ``name`` running ``workers`` units at once, with its ``options``."""
-    if name not in EXECUTORS:
-        raise ParameterError.of("executor", f"must be one of {', '.join(sorted(EXECUTORS))}, not {name!r}")
-    return EXECUTORS[name](None if workers is None else check_workers(workers), **options)
+    return EXECUTORS.get(name)(None if workers is None else check_workers(workers), **options)
 
 
 def check_workers(workers: int) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from zoofit.checks import is_number, is_whole
+from zoofit.checks import is_whole
 from zoofit.errors import ParameterError
+from zoofit.registry import Registry
+from zoofit.settings import at_least as _at_least
+from zoofit.settings import check_settings, option_fields, setting
+from zoofit.settings import positive as _positive
 
 #: Images with fewer pixels than this are "small": BiT-HyperRule (Kolesnikov et al., 2019) fine-tunes them at
 #: 128 px whatever the model's own resolution.
@@ -31,25 +34,6 @@ class TrialConfig:
 
     def label(self) -> str:
         return f"lr={self.lr:g},steps={self.steps},seed={self.seed}"
-
-
-def setting(
-    default: Any, help: str, check: Callable[[Any], bool] | None = None, problem: str = "", *, option: bool = True
-) -> Any:
-    """A field of :class:`SweepConfig`, with everything said of it once: its default, its ``help`` (the CLI's
-    option, where ``option``), and the ``check`` its values must pass, else ``problem`` is the error."""
-    return field(default=default, metadata={"help": help, "check": check, "problem": problem, "option": option})
-
-
-def _at_least(low: int, *, none: bool = False) -> tuple[Callable[[Any], bool], str]:
-    """The check and problem of a whole number of at least ``low`` (or None, where ``none``)."""
-    return (lambda v: (none and v is None) or (is_whole(v) and v >= low)), f"must be at least {low}"
-
-
-def _positive(*, whole: bool) -> tuple[Callable[[Any], bool], str]:
-    """The check and problem of a non-empty tuple of positive numbers (whole ones, where ``whole``)."""
-    kind = is_whole if whole else is_number
-    return (lambda v: bool(v) and all(kind(x) and x > 0 for x in v)), f"must be positive{' whole' * whole} numbers"
 
 
 @dataclass(frozen=True)
@@ -118,10 +102,7 @@ class SweepConfig:
     def validate(self) -> SweepConfig:
         """This config, where every field passes its check; else a :class:`ParameterError` naming the first that
         does not."""
-        for item in fields(self):
-            check, value = item.metadata["check"], getattr(self, item.name)
-            if check is not None and not check(value):
-                raise ParameterError.of(item.name, f"{item.metadata['problem']}, not {value!r}")
+        check_settings(self)
         return self
 
     def for_images(self, largest_area: int) -> SweepConfig:
@@ -145,7 +126,7 @@ class SweepConfig:
 
 def options() -> list[str]:
     """The settings of :class:`SweepConfig` that a front end offers as options."""
-    return [f.name for f in fields(SweepConfig) if f.metadata["option"]]
+    return [name for name, _ in option_fields(SweepConfig)]
 
 
 #: Named presets. ``paper`` follows the published protocol (top 5 models, 500 steps at batch 64, lr in {0.003, 0.01,
@@ -155,19 +136,27 @@ def options() -> list[str]:
 #: Fashion-MNIST demo on a 2-core CPU: 112 px, 300 steps at batch 32, lr 0.01, the top 3 models (diversity of
 #: pre-training buys more than a second learning rate), the stem and the stages up to stride 8 kept as pre-trained,
 #: robustness on 500 test images; the alternatives measured: ``benchmarks/results/notes-quick-preset-cpu.md``.
-PRESETS: dict[str, SweepConfig] = {
-    "quick": SweepConfig(
-        "quick", top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=8, shift_images=500
-    ),
-    "paper": SweepConfig("paper", top_k=5, small_image_size=128),
-}
+PRESETS: Registry[SweepConfig] = Registry(
+    "preset",
+    {
+        "quick": SweepConfig(
+            "quick",
+            top_k=3,
+            lrs=(0.01,),
+            steps=(300,),
+            batch_size=32,
+            image_size=112,
+            freeze_stride=8,
+            shift_images=500,
+        ),
+        "paper": SweepConfig("paper", top_k=5, small_image_size=128),
+    }.items(),
+)
 
 
 def preset(name: str) -> SweepConfig:
     """The named preset."""
-    if name not in PRESETS:
-        raise ParameterError.of("preset", f"must be one of {', '.join(PRESETS)}, not '{name}'")
-    return PRESETS[name]
+    return PRESETS.get(name)
 
 
 def default_preset(gpu: bool) -> str:

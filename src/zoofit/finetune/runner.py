@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -20,25 +20,31 @@ log = logging.getLogger("zoofit")
 
 MAX_AUTO_WORKERS = 4
 
-#: On a 2-core CPU, one trial on both cores trains at this fraction of the speed of two single-threaded trials
-#: side by side (benchmarks/results/notes-cpu-lanes.md).
-TWO_THREAD_EFFICIENCY = 0.875
+#: Per number of CPU lanes L: how fast one trial on all L lanes' cores trains, as a fraction of L single-threaded
+#: trials side by side. Measured for 2 cores (benchmarks/results/notes-cpu-lanes.md); a lane count not listed
+#: runs one trial per lane. Pass your own measurements to :func:`resolve_workers` as ``efficiency``.
+MEASURED_EFFICIENCY: dict[int, float] = {2: 0.875}
 
 
-def resolve_workers(workers: int | None, device: torch.device, costs: Sequence[float] = ()) -> int:
-    """``None`` (auto): on a GPU, 4 trials share it. On a CPU, one worker per core (at most 4, the cores
-    shared among them), except on 2 cores where the trials' relative ``costs`` would not split evenly across
-    two workers: then one trial at a time on both (three trials on two workers leave one idle for a whole
-    trial; benchmarks/results/notes-cpu-lanes.md)."""
+def resolve_workers(
+    workers: int | None,
+    device: torch.device,
+    costs: Sequence[float] = (),
+    efficiency: Mapping[int, float] = MEASURED_EFFICIENCY,
+) -> int:
+    """``None`` (auto): on a GPU, 4 trials share it. On a CPU, one worker per core (at most 4, the cores shared
+    among them), unless ``efficiency`` knows this number of lanes and the trials' relative ``costs`` would not
+    split evenly across them: then one trial at a time on all cores (on 2 cores, three trials on two workers leave
+    one idle for a whole trial; benchmarks/results/notes-cpu-lanes.md)."""
     if workers is not None:
         return check_workers(workers)
     if device.type == "cuda":
         return MAX_AUTO_WORKERS
     lanes = max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
-    if lanes != 2 or not costs:
+    if lanes not in efficiency or not costs:
         return lanes
-    one_at_a_time = sum(costs) / (2 * TWO_THREAD_EFFICIENCY)
-    return 1 if one_at_a_time < longest_first_makespan(costs, 2) else 2
+    one_at_a_time = sum(costs) / (lanes * efficiency[lanes])
+    return 1 if one_at_a_time < longest_first_makespan(costs, lanes) else lanes
 
 
 def longest_first_makespan(costs: Sequence[float], lanes: int) -> float:
@@ -77,7 +83,7 @@ class TrialRunner:
                 output.save(store)
                 spec, config = missing[output.key]
                 log.info("trial %s (%s, %s): val accuracy %.4f", output.key, spec.id, config.label(),
-                         output.result["val"]["accuracy"])  # fmt: skip
+                         output.result.val.accuracy)  # fmt: skip
         except WorkerDied as error:
             root = str(self.context.run_root).replace("{", "{{").replace("}", "}}")
             raise ParameterError(

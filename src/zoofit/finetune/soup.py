@@ -17,6 +17,7 @@ from zoofit.ensemble.soup import State, greedy_soup
 from zoofit.evaluate import summarize
 from zoofit.finetune.sweep import TrialContext, TrialOutput, TrialRecord, load_record
 from zoofit.finetune.trial import predict
+from zoofit.result import Scores
 from zoofit.store import Cache, content_key
 from zoofit.zoo import load_model
 from zoofit.zoo.inference import fold_batch_norms
@@ -26,7 +27,7 @@ SOUP_VERSION = 1  # bump when cooking changes, so old soups are not reused
 
 def cook_soup(group: Sequence[TrialRecord], context: TrialContext) -> TrialRecord:
     """The greedy soup of ``group`` (trials of one model, best by validation accuracy first), from the run
-    where it is stored, else cooked and stored there. Its record's ``result["soup"]`` lists its ingredients."""
+    where it is stored, else cooked and stored there. Its record's ``result.soup`` lists its ingredients."""
     store = context.store
     key = content_key("soup", SOUP_VERSION, [trial.key for trial in group], context.eval_precision)
     reused = store.has_trial(key)
@@ -38,7 +39,7 @@ def cook_soup(group: Sequence[TrialRecord], context: TrialContext) -> TrialRecor
 def _cook(group: Sequence[TrialRecord], context: TrialContext, key: str) -> TrialOutput:
     start = time.perf_counter()
     store, splits, first = context.store, context.splits, group[0]
-    spec = member_spec(store.root, member_entry(first.result, 1.0, store.checkpoint_name(first.key)))
+    spec = member_spec(store.root, member_entry(first.result.json(), 1.0, store.checkpoint_name(first.key)))
     loaded = load_model(spec, Cache(context.cache_root))
     device, prep = torch.device(context.device), loaded.preprocessing
 
@@ -53,15 +54,13 @@ def _cook(group: Sequence[TrialRecord], context: TrialContext, key: str) -> Tria
         test_probs = first.test_probs
     else:
         test_probs = predicted(soup.state, splits.test)
-    result = {
-        **first.result,
-        "trial": key,
-        "val": summarize(soup.val_probs, splits.val.labels),
-        "test": summarize(test_probs, splits.test.labels) if test_probs is not None else None,
-        "seconds": time.perf_counter() - start,
-        "losses": [],
-        "soup": [group[i].key for i in soup.ingredients],
-    }
+    result = first.result.souped(
+        key,
+        val=Scores(**summarize(soup.val_probs, splits.val.labels)),
+        test=Scores(**summarize(test_probs, splits.test.labels)) if test_probs is not None else None,
+        seconds=time.perf_counter() - start,
+        ingredients=[group[i].key for i in soup.ingredients],
+    )
     predictions = {"val_probs": torch.from_numpy(soup.val_probs)}
     if test_probs is not None:
         predictions["test_probs"] = torch.from_numpy(test_probs)

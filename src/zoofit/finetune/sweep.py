@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import dacite
 import numpy as np
 import torch
 
@@ -14,11 +15,53 @@ from zoofit.evaluate import summarize
 from zoofit.finetune.config import TrialConfig
 from zoofit.finetune.trial import train_trial
 from zoofit.progress import Progress
+from zoofit.result import Scores
 from zoofit.store import Cache, RunStore, content_key
-from zoofit.zoo import ModelSpec, load_model
+from zoofit.zoo import ModelSpec, Preprocessing, load_model
 from zoofit.zoo.load import count_gflops
 
 TRIAL_VERSION = 2  # bump when training changes, so old trials are not reused
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial (or a soup) gave, as its ``result.json`` holds it: enough to rebuild it (model, arch,
+    classes, preprocessing, its checkpoint beside), its settings, cost and validation and test scores."""
+
+    trial: str
+    model: str
+    arch: str
+    arch_kwargs: dict[str, Any]
+    num_classes: int
+    config: TrialConfig
+    preprocessing: Preprocessing
+    gflops: float  # per image, at the preprocessing's input size
+    seconds: float
+    val: Scores
+    test: Scores | None  # None: the data has no test split
+    losses: tuple[float, ...]  # training loss per logged step (a soup: none)
+    soup: tuple[str, ...] | None = None  # a soup's ingredients (trial keys); None: a trial
+
+    @property
+    def ingredients(self) -> int:
+        """Trials averaged into it: 1 for a trial, 2 or more for a soup."""
+        return len(self.soup) if self.soup else 1
+
+    def json(self) -> dict[str, Any]:
+        """The ``result.json`` form (a trial's holds no ``soup`` key)."""
+        data = asdict(self)
+        if self.soup is None:
+            del data["soup"]
+        return data
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> TrialResult:
+        """The record of a ``result.json``'s ``data``."""
+        return dacite.from_dict(cls, data, config=dacite.Config(cast=[int, float, tuple]))
+
+    def souped(self, key: str, val: Scores, test: Scores | None, seconds: float, ingredients: list[str]) -> TrialResult:
+        """The result of a soup cooked from this trial (its best ingredient) and others: its own key and scores."""
+        return replace(self, trial=key, val=val, test=test, seconds=seconds, losses=(), soup=tuple(ingredients))
 
 
 @dataclass(frozen=True)
@@ -28,31 +71,31 @@ class TrialRecord:
     key: str
     model: str
     config: TrialConfig
-    result: dict[str, Any]
+    result: TrialResult
     val_probs: np.ndarray
     test_probs: np.ndarray | None
     reused: bool
 
     @property
-    def val(self) -> dict[str, float]:
-        return self.result["val"]
+    def val(self) -> Scores:
+        return self.result.val
 
     @property
-    def test(self) -> dict[str, float] | None:
-        return self.result["test"]
+    def test(self) -> Scores | None:
+        return self.result.test
 
     @property
     def gflops(self) -> float:
-        return float(self.result["gflops"])
+        return self.result.gflops
 
     def row(self) -> dict[str, Any]:
         """One line of trials.csv."""
         row: dict[str, Any] = {"trial": self.key, "model": self.model, **asdict(self.config)}
-        row["input_size"] = self.result["preprocessing"]["input_size"]
-        for split in ("val", "test"):
-            for metric, value in (self.result[split] or {}).items():
+        row["input_size"] = self.result.preprocessing.input_size
+        for split, scores in (("val", self.val), ("test", self.test)):
+            for metric, value in (asdict(scores) if scores else {}).items():
                 row[f"{split}_{metric}"] = value
-        row.update(gflops=self.gflops, seconds=self.result["seconds"])
+        row.update(gflops=self.gflops, seconds=self.result.seconds)
         return row
 
 
@@ -92,12 +135,12 @@ class TrialOutput:
     """What a trial hands back to the driver, which stores it in the run (wherever the trial ran)."""
 
     key: str
-    result: dict[str, Any]
+    result: TrialResult
     predictions: dict[str, torch.Tensor]
     checkpoint: dict[str, torch.Tensor]
 
     def save(self, store: RunStore) -> None:
-        store.save_trial(self.key, self.result, self.predictions, self.checkpoint)
+        store.save_trial(self.key, self.result.json(), self.predictions, self.checkpoint)
 
 
 def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
@@ -111,20 +154,20 @@ def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
         eval_precision=context.eval_precision, eval_batch_size=context.eval_batch_size,
         progress=progress, description=f"{spec.id} {config.label()}",
     )  # fmt: skip
-    result = {
-        "trial": key,
-        "model": spec.id,
-        "arch": spec.arch,
-        "arch_kwargs": spec.arch_kwargs,
-        "num_classes": splits.train.num_classes,
-        "config": asdict(config),
-        "preprocessing": asdict(trained.preprocessing),
-        "gflops": count_gflops(loaded.model, trained.preprocessing.input_size),
-        "seconds": trained.seconds,
-        "val": summarize(trained.val_probs, splits.val.labels),
-        "test": summarize(trained.test_probs, splits.test.labels) if splits.test is not None else None,
-        "losses": [round(float(x), 5) for x in trained.losses],
-    }
+    result = TrialResult(
+        trial=key,
+        model=spec.id,
+        arch=spec.arch,
+        arch_kwargs=spec.arch_kwargs,
+        num_classes=splits.train.num_classes,
+        config=config,
+        preprocessing=trained.preprocessing,
+        gflops=count_gflops(loaded.model, trained.preprocessing.input_size),
+        seconds=trained.seconds,
+        val=Scores(**summarize(trained.val_probs, splits.val.labels)),
+        test=Scores(**summarize(trained.test_probs, splits.test.labels)) if splits.test is not None else None,
+        losses=tuple(round(float(x), 5) for x in trained.losses),
+    )
     predictions = {"val_probs": torch.from_numpy(trained.val_probs)}
     if trained.test_probs is not None:
         predictions["test_probs"] = torch.from_numpy(trained.test_probs)
@@ -135,6 +178,6 @@ def load_record(store: RunStore, key: str, model: str, config: TrialConfig, reus
     result, predictions = store.load_trial(key)
     test_probs = predictions.get("test_probs")
     return TrialRecord(
-        key, model, config, result, predictions["val_probs"].numpy(),
+        key, model, config, TrialResult.of(result), predictions["val_probs"].numpy(),
         None if test_probs is None else test_probs.numpy(), reused,
     )  # fmt: skip

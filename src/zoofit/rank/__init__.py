@@ -10,7 +10,8 @@ _MODULES = {
     "features": ("Features", "extract_features"),
     "knn": ("METRICS", "loo_knn_accuracy", "loo_knn_predict"),
     "proxies": ("PROXIES", "Proxy", "make_proxy"),
-    "ranker": ("RankedModel", "Ranker"),
+    "models": ("RankedModel", "SkippedModel"),
+    "ranker": ("Ranker",),
 }
 _HOMES = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_HOMES)

@@ -15,6 +15,7 @@ import numpy as np
 
 from zoofit.errors import ParameterError
 from zoofit.rank.logme import logme
+from zoofit.registry import Registry
 
 
 class Proxy(Protocol):
@@ -33,22 +34,19 @@ class Proxy(Protocol):
 
 
 #: The registered proxies by name; the first is the default (the paper's).
-PROXIES: dict[str, type[Proxy]] = {}
+PROXIES: Registry[type[Proxy]] = Registry("proxy")
 
 
 def register(proxy: type[Proxy]) -> type[Proxy]:
     """Add ``proxy`` to :data:`PROXIES` under its ``name``."""
-    PROXIES[proxy.name] = proxy
-    return proxy
+    return PROXIES.add(proxy.name, proxy)
 
 
 def make_proxy(name: str, **settings: Any) -> Proxy:
-    """The proxy called ``name`` with the ``settings`` among its fields (the others, for other proxies, are
-    ignored), checked."""
-    if name not in PROXIES:
-        raise ParameterError.of("proxy", f"must be one of {', '.join(PROXIES)}, not '{name}'")
-    kind = PROXIES[name]
-    proxy = kind(**{field.name: settings[field.name] for field in fields(kind) if field.name in settings})
+    """The proxy called ``name`` with the ``settings`` among its fields (the others, for other proxies, and
+    ``None`` values, which keep the proxy's default, are ignored), checked."""
+    kind = PROXIES.get(name)
+    proxy = kind(**{f.name: settings[f.name] for f in fields(kind) if settings.get(f.name) is not None})
     proxy.check()
     return proxy
 

@@ -18,37 +18,21 @@ import torch
 
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision, threads_per_batch
-from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
+from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.execute import Executor, InProcess, named
 from zoofit.execute.base import torch_threads
 from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.features import extract_features
+from zoofit.rank.models import RankedModel, SkippedModel, inputs_of_size, loaded_for_ranking
 from zoofit.rank.proxies import Proxy, make_proxy
 from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
-from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_model, load_zoo
-from zoofit.zoo.hub import fixed_input_size
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_zoo
 from zoofit.zoo.schemes import prefetch_weights
 
 log = logging.getLogger("zoofit")
 Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
-
-
-@dataclass(frozen=True)
-class RankedModel:
-    """One row of the ranking."""
-
-    model: str
-    proxy: str  # the name of the proxy that scored it
-    score: float  # the proxy's score: higher = better
-    feature_dim: int
-    seconds: float  # wall time of its features and score (its load came before; on a GPU, shared with other models)
-    images_per_second: float | None  # feature extraction throughput (None where features were cached)
-    gflops: float  # per image, at input_size
-    input_size: int
-    arch: str
-    weights: str
 
 
 class Ranker:
@@ -59,8 +43,8 @@ class Ranker:
     zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
     proxy : the score, a name of :data:`~zoofit.rank.proxies.PROXIES`: ``"knn"`` (leave-one-out kNN accuracy,
         the paper's) or ``"logme"`` (LogME, You et al., 2021).
-    k, metric : the kNN proxy's classifier (``metric`` is ``"cosine"`` or ``"euclidean"``); other proxies
-        ignore them.
+    k, metric : the kNN proxy's classifier (``metric`` is ``"cosine"`` or ``"euclidean"``; ``None``: the
+        proxy's defaults, 1 and cosine); other proxies ignore them.
     image_size : input resolution for every model (``None``: each model's own).
     own_size_if_needed : rank a model that cannot take ``image_size`` (a fixed-size ViT) at its own resolution
         instead of skipping it.
@@ -82,7 +66,7 @@ class Ranker:
     ranking_ : list of :class:`RankedModel`, best (highest score) first.
     proxy_ : the :class:`~zoofit.rank.proxies.Proxy` that scored them.
     zoo_ : the :class:`Zoo` that was ranked (after ``models`` selection).
-    skipped_ : list of ``{"model", "reason"}`` for models that could not be used.
+    skipped_ : list of :class:`SkippedModel` (``model``, ``reason``) for models that could not be used.
 
     Examples
     --------
@@ -97,8 +81,8 @@ class Ranker:
         zoo: str | Path | Zoo = "demo",
         *,
         proxy: str = "knn",
-        k: int = 1,
-        metric: str = "cosine",
+        k: int | None = None,
+        metric: str | None = None,
         image_size: int | None = None,
         batch_size: int | None = None,
         device: str = "auto",
@@ -151,7 +135,7 @@ class Ranker:
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
-        self.skipped_: list[dict[str, str]] = []
+        self.skipped_: list[SkippedModel] = []
         load = partial(self._load, cache=cache, device=device)
         rank = partial(
             self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=SilentProgress()
@@ -172,7 +156,7 @@ class Ranker:
                     failure = ModelError.failed(spec.id, error)
                     log.warning("skipping %s", failure)
                     log.debug("%s failed", spec.id, exc_info=error)
-                    self.skipped_.append({"model": spec.id, "reason": str(failure)})
+                    self.skipped_.append(SkippedModel(spec.id, str(failure)))
                     bar.describe(f"{title}, {len(self.skipped_)} failed")
                 bar.advance()
         if not ranking:
@@ -188,32 +172,7 @@ class Ranker:
         return named(self.executor) if isinstance(self.executor, str) else self.executor
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
-        """``spec`` loaded, and the preprocessing it is ranked with, at whose resolution its GFLOPs are counted
-        (in the loader's thread). A model that cannot take ``image_size`` (a fixed-size ViT, say) is ranked at
-        its own where ``own_size_if_needed``, else it is a :class:`ModelError`."""
-        loaded = load_model(spec, cache, device)
-        prep = loaded.preprocessing.with_size(self.image_size)
-        own = loaded.preprocessing.input_size
-        if prep.input_size != own and fixed_input_size(loaded.model) and not spec.arch_kwargs.get("dynamic_img_size"):
-            if not self.own_size_if_needed:
-                raise ModelError(
-                    f"model '{spec.id}' takes only its own {own} px inputs (timm's pretrained config), not "
-                    f"{prep.input_size}; {_OWN_SIZE}"
-                )
-            prep = loaded.preprocessing
-        try:
-            with _inputs_of_size(loaded, prep.input_size):
-                loaded.gflops_at(prep.input_size)
-        except ModelError:
-            if prep == loaded.preprocessing or not self.own_size_if_needed:
-                raise
-            log.info(
-                "%s takes only its own %d px inputs: ranked at that size", spec.id, loaded.preprocessing.input_size
-            )
-            prep = loaded.preprocessing
-            with _inputs_of_size(loaded, prep.input_size):
-                loaded.gflops_at(prep.input_size)
-        return loaded, prep
+        return loaded_for_ranking(spec, cache, device, self.image_size, self.own_size_if_needed)
 
     def _rank_one(
         self,
@@ -227,7 +186,7 @@ class Ranker:
         start = time.perf_counter()
         loaded, prep = loaded_with
         spec = loaded.spec
-        with _inputs_of_size(loaded, prep.input_size):  # the count passed on the meta device, which skips checks
+        with inputs_of_size(loaded, prep.input_size):  # the count passed on the meta device, which skips checks
             features = extract_features(
                 loaded,
                 images,
@@ -256,35 +215,9 @@ class Ranker:
         ``ranking.csv`` (the ranked rows) to the folder ``out``."""
         out = Path(out)
         rows = [asdict(row) for row in self.ranking_]
-        write_json(out / RANKING, {"ranked": rows, "failed": self.skipped_})
+        write_json(out / RANKING, {"ranked": rows, "failed": [asdict(skipped) for skipped in self.skipped_]})
         write_csv(out / RANKING_CSV, rows)
         return out
-
-
-_OWN_SIZE = (
-    "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it arch_kwargs "
-    "{dynamic_img_size: true} where timm has that option"
-)
-
-
-@contextmanager
-def _inputs_of_size(loaded: LoadedModel, size: int) -> Iterator[None]:
-    """Within: an error of ``loaded``'s forward passes is a :class:`ModelError` saying it failed on ``size`` px
-    inputs, and what to do (a fixed-size ViT at another size, say); running out of memory, too."""
-    try:
-        yield
-    except torch.OutOfMemoryError as error:
-        raise ModelError(
-            f"model '{loaded.spec.id}' ran out of memory on {size} px inputs ({first_line(error)}); give a smaller "
-            "batch_size or rank fewer models at once"
-        ) from None  # not chained: the model the traceback holds can go
-    except (AssertionError, RuntimeError, ValueError, IndexError) as error:
-        fix = (
-            "correct the input_size of its preprocessing in the zoo file"
-            if size == loaded.preprocessing.input_size
-            else _OWN_SIZE
-        )
-        raise ModelError(f"model '{loaded.spec.id}' failed on {size} px inputs ({first_line(error)}); {fix}") from error
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from zoofit.errors import ModelError, ZoofitError
 from zoofit.execute import Executor
 from zoofit.progress import Progress
 from zoofit.rank.features import extract_features, feature_key
+from zoofit.rank.models import RankedModel, inputs_of_size, loaded_for_ranking
 from zoofit.store import Cache
 from zoofit.zoo import ModelSpec
 
 if TYPE_CHECKING:
-    from zoofit.rank.ranker import RankedModel, Ranker
+    from zoofit.rank.ranker import Ranker
 
 FEATURES = "features"  # the cache's kind
 
@@ -51,16 +52,16 @@ class ModelFeatures:
 def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFeatures | ModelError:
     """The unit of work of a ranking: load ``spec`` and extract its features; a model that cannot be used is
     returned as its :class:`ModelError` (the ranking skips it and goes on)."""
-    from zoofit.rank.ranker import _inputs_of_size
-
     ranker = job.ranker
     device = resolve_device(ranker.device)
     try:
-        loaded, prep = ranker._load(spec, Cache(ranker.cache_dir), device)  # this node's own weight cache
+        loaded, prep = loaded_for_ranking(  # this node's own weight cache
+            spec, Cache(ranker.cache_dir), device, ranker.image_size, ranker.own_size_if_needed
+        )
         key = feature_key(loaded, prep, resolve_precision(ranker.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
-            with _inputs_of_size(loaded, prep.input_size):
+            with inputs_of_size(loaded, prep.input_size):
                 features = extract_features(
                     loaded, job.images, prep=prep, batch_size=ranker.batch_size, device=device,
                     precision=ranker.precision, progress=progress,
@@ -76,8 +77,6 @@ def ranked_on(
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
     """Each model of ``ranker.zoo_`` with the (done) future of its row, as the executor's units finish: its
     features stored in ``cache`` here, and scored here by ``ranker.proxy_``."""
-    from zoofit.rank.ranker import RankedModel
-
     specs = ranker.zoo_.models
     known = frozenset(path.name.split(".")[0] for path in cache.path(FEATURES, "").glob("*.safetensors"))
     for index, output in executor.map(features_of, FeatureJob(ranker, images, known), specs, progress):

