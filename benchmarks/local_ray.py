@@ -63,16 +63,19 @@ class LocalCluster:
         self._kill(self.temp_dirs[:1])
 
     def stop(self) -> None:
-        """End both nodes' processes; remove their caches."""
+        """End both nodes' processes; remove their temp dirs and caches."""
         self._kill(self.temp_dirs)
-        for name in "AB":
+        for name, temp_dir in zip("AB", self.temp_dirs, strict=True):
             shutil.rmtree(f"/tmp/{self.prefix}{name}-cache", ignore_errors=True)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
     def trial_workers(self) -> list[int]:
         """PIDs of this cluster's worker processes now running a unit (process title ``ray::_run_unit``)."""
         listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
         ours = processes_under(self.temp_dirs)
-        return [pid for line in listing.splitlines() if "ray::_run_unit" in line and (pid := int(line.split()[0])) in ours]
+        return [
+            pid for line in listing.splitlines() if "ray::_run_unit" in line and (pid := int(line.split()[0])) in ours
+        ]
 
     def _kill(self, temp_dirs: tuple[str, ...]) -> None:
         for pid in processes_under(temp_dirs):
@@ -98,5 +101,3 @@ def processes_under(temp_dirs: tuple[str, ...]) -> set[int]:
         found.add(pid := queue.pop())
         queue += children.get(pid, [])
     return found - {os.getpid()}
-
-

@@ -125,8 +125,8 @@ RAY_LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\]")
 
 def test_a_head_killed_mid_run_ends_it_in_one_line_and_a_rerun_resumes(make_image_folder, tmp_path) -> None:
     """A ``zoofit run`` process (the driver) on a two-node cluster on 127.0.0.1; once the ranking is written and
-    a trial runs, the head's processes are killed: the run ends within the bound with one line; the same
-    command on ``--executor local`` then reuses the stored features."""
+    a trial runs, the head's processes are killed: the run ends within the bound with one line (and Ray's own
+    lines at most a couple); the same command on ``--executor local`` then reuses the stored features."""
     data, zoo, out, cache = make_image_folder(layout="split"), tmp_path / "zoo.yaml", tmp_path / "run", tmp_path / "c"
     zoo.write_text(TWO_MODELS)
     common = ["run", "--data", str(data), "--zoo", str(zoo), "--out", str(out), "--cache-dir", str(cache), *SWEEP]
@@ -143,16 +143,21 @@ def test_a_head_killed_mid_run_ends_it_in_one_line_and_a_rerun_resumes(make_imag
             assert time.monotonic() < deadline, "no trial started on the cluster"
             time.sleep(0.2)
         cluster.kill_head()
-        killed = time.monotonic()
-        output = driver.communicate(timeout=4 + 60)[0]
-        seconds = time.monotonic() - killed
+        killed, lines, seconds = time.monotonic(), [], None
+        threading.Timer(120, driver.kill).start()  # a driver that hangs fails the test, not the suite
+        for line in driver.stdout:  # (Ray's exit then takes a few seconds more: it waits for its cluster)
+            lines.append(line.rstrip())
+            if line.startswith("error:"):
+                seconds = time.monotonic() - killed
+        driver.wait(timeout=60)
     finally:
         cluster.stop()
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    output = "\n".join(lines)
+    errors = [line for line in lines if line.startswith("error:")]
     assert driver.returncode == 2 and len(errors) == 1 and "Traceback" not in output, output
     assert errors[0].startswith(f"error: lost the Ray cluster at {cluster.address}: no answer for 4 s"), output
-    assert "rerun the same command to resume" in errors[0] and seconds < 4 + 3 * MARGIN, seconds
-    assert not [line for line in output.splitlines() if RAY_LOG_LINE.match(line)], output
+    assert "rerun the same command to resume" in errors[0] and 4 <= seconds < 4 + MARGIN, seconds
+    assert len([line for line in output.splitlines() if RAY_LOG_LINE.match(line)]) <= 2, output  # no flood
 
     again = runner.invoke(app, [*common, "--executor", "local"])
     assert again.exit_code == 0, again.output

@@ -43,9 +43,9 @@ DEFAULT_UNIT_CPUS = 1.0
 DEFAULT_RETRIES = 3
 #: Seconds to wait for the cluster to answer: when joining it, and when it falls silent during a run.
 DEFAULT_TIMEOUT = 30.0
-#: Seconds Ray's driver waits for a silent cluster before it ends the process itself (Ray's own default, raised
-#: through ``RAY_gcs_rpc_server_reconnect_timeout_s`` where a longer ``timeout`` is given, so that the run ends
-#: with this module's line instead).
+#: Seconds Ray's driver waits for a silent cluster before it ends the whole process (Ray's default; raised
+#: through ``RAY_gcs_rpc_server_reconnect_timeout_s`` where a longer ``timeout`` is given, so that a lost cluster
+#: ends a run with this module's line instead).
 RAY_RECONNECT_SECONDS = 60
 
 
@@ -109,9 +109,16 @@ class RayCluster:
         ray = self._connect()
         from ray.util.queue import Queue
 
+        watch = Watch(self._joined(), self.timeout)
+        try:
+            watch.wait()  # a cluster gone since the last map: one line before any call that would wait for it
+        except ClusterUnreachable:
+            ray.shutdown()
+            raise
         resources = self._resources()
         events = Queue(actor_options={"num_cpus": 0})
-        forwarder = threading.Thread(target=replay, args=(events, progress), daemon=True)
+        reader = BoundedReads(events, watch.poll)
+        forwarder = threading.Thread(target=replay, args=(reader, progress), daemon=True)
         forwarder.start()
         task = ray.remote(_run_unit).options(
             num_cpus=resources["CPU"], num_gpus=resources["GPU"], max_retries=self.retries, retry_exceptions=False
@@ -135,13 +142,10 @@ class RayCluster:
                     f"a Ray worker or node died running a unit ({type(error).__name__}; retried {self.retries} times)"
                 ) from error
 
-        watch = Watch(self._joined(), self.timeout)
-        poll = min(5.0, self.timeout / 4)
-
         def finished(handles: Collection[Any]) -> list[Any]:
             """Those of ``handles`` done, once one is; between waits, the cluster must answer."""
-            while not (ready := ray.wait(list(handles), num_returns=1, timeout=poll)[0]):
-                watch.check(poll)
+            while not (ready := ray.wait(list(handles), num_returns=1, timeout=watch.poll)[0]):
+                watch.check()
             return ready
 
         lost = False
@@ -151,7 +155,11 @@ class RayCluster:
             lost = True  # nothing more to ask of the cluster: each call would wait for it
             raise
         finally:
-            if not lost:
+            if lost:  # leave the cluster (a few seconds), once no thread here waits for it: else ray.shutdown crashes
+                reader.stopped.set()
+                forwarder.join()
+                ray.shutdown()
+            else:
                 for ref in running:  # the map was left early (an interrupt): its units stop too
                     ray.cancel(ref, force=True)
                 events.put(None)
@@ -196,6 +204,30 @@ class RayCluster:
                 log.warning("each unit asks for %g %s, the Ray cluster has %g: units wait for such a node",
                             need, kind, total.get(kind, 0))  # fmt: skip
         return max(1, min(int(total.get(kind, 0) // need) for kind, need in resources.items() if need > 0))
+
+
+class BoundedReads:
+    """The forwarder's side of the Ray queue of progress events, waited for ``poll`` seconds at a time (the
+    queue's own ``get`` can wait forever for an actor on a lost node), so that the forwarder ends once
+    ``stopped``."""
+
+    def __init__(self, queue: Any, poll: float) -> None:
+        self.queue, self.poll, self.stopped = queue, poll, threading.Event()
+        self._pending: Any = None  # the actor's answer to the read under way
+
+    def get(self) -> Any:
+        """The next event; ``None`` once stopped, or where the queue's actor is gone."""
+        import ray
+
+        while not self.stopped.is_set():
+            self._pending = self._pending or self.queue.actor.get.remote()
+            if ray.wait([self._pending], timeout=self.poll)[0]:
+                answer, self._pending = self._pending, None
+                try:
+                    return ray.get(answer)
+                except ray.exceptions.RayError:
+                    return None
+        return None
 
 
 def _run_unit(unit: Unit[Any, Any, Any], shared: Any, item: Any, events: Any, threads: int) -> bytes:

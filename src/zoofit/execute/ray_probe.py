@@ -93,20 +93,28 @@ def check(cluster: Target, timeout: float) -> None:
 
 
 class Watch:
-    """A joined cluster, watched while a run waits for its units: :meth:`check` raises once its GCS has not
-    answered for ``timeout`` seconds (its head died, its machine went away)."""
+    """A joined cluster, watched while a run uses it: its GCS is probed (for at most ``poll`` seconds each time),
+    and once it has not answered for ``timeout`` seconds (its head died, its machine went away), one line."""
 
     def __init__(self, cluster: Target, timeout: float) -> None:
         self.cluster, self.timeout = cluster, timeout
+        self.poll = min(5.0, timeout / 4)
         self._answered = time.monotonic()
 
-    def check(self, probe_seconds: float) -> None:
-        """Probe the cluster (for at most ``probe_seconds``)."""
-        if (problem := silence(self.cluster, probe_seconds)) is None:
+    def check(self) -> bool:
+        """Whether the cluster answers now; raise once it has been silent for ``timeout``."""
+        if (problem := silence(self.cluster, self.poll)) is None:
             self._answered = time.monotonic()
-        elif time.monotonic() - self._answered >= self.timeout:
+            return True
+        if time.monotonic() - self._answered >= self.timeout:
             raise ClusterUnreachable(
                 f"lost the Ray cluster at {self.cluster.where}: no answer for {self.timeout:g} s ({problem}); "
                 "check that its head is up (`ray status` on it), then rerun the same command to resume from what "
                 "was stored"
             )
+        return False
+
+    def wait(self) -> None:
+        """Return once the cluster answers (raise once it has been silent for ``timeout``)."""
+        while not self.check():
+            time.sleep(self.poll)
