@@ -14,6 +14,7 @@ from zoofit.errors import ParameterError
 from zoofit.execute.base import Executor, InProcess, Unit
 from zoofit.execute.processes import LocalProcesses, WorkerDied
 from zoofit.execute.ray_cluster import RayCluster
+from zoofit.execute.ray_probe import ClusterUnreachable
 
 
 def local(workers: int | None = None, **options: Any) -> Executor:
@@ -44,6 +45,7 @@ def check_workers(workers: int) -> int:
 
 __all__ = [
     "EXECUTORS",
+    "ClusterUnreachable",
     "Executor",
     "InProcess",
     "LocalProcesses",

@@ -97,7 +97,10 @@ class RayCluster:
     @property
     def workers(self) -> int:
         """Units at once: as given, else as many as the cluster holds (connecting to it)."""
-        return self._workers or self._capacity(self._resources())
+        if self._workers:
+            return self._workers
+        self._answering()
+        return self._capacity(self._resources())
 
     def check(self) -> None:
         """Join the cluster (a one-line error, within ``timeout``, where none answers)."""
@@ -106,15 +109,10 @@ class RayCluster:
     def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
         if not items:
             return
-        ray = self._connect()
+        ray = self._answering()
         from ray.util.queue import Queue
 
         watch = Watch(self._joined(), self.timeout)
-        try:
-            watch.wait()  # a cluster gone since the last map: one line before any call that would wait for it
-        except ClusterUnreachable:
-            ray.shutdown()
-            raise
         resources = self._resources()
         events = Queue(actor_options={"num_cpus": 0})
         reader = BoundedReads(events, watch.poll)
@@ -184,6 +182,17 @@ class RayCluster:
             except (ConnectionError, RuntimeError, ValueError) as error:
                 where = cluster.where if cluster else "this machine"
                 raise ClusterUnreachable(f"cannot join the Ray cluster at {where}: {error}".splitlines()[0]) from None
+        return ray
+
+    def _answering(self) -> ModuleType:
+        """Ray, joined to a cluster that answers now: a cluster gone since (its head died between two maps) is
+        one line, within ``timeout``, before any call that would wait for it."""
+        ray = self._connect()
+        try:
+            Watch(self._joined(), self.timeout).wait()
+        except ClusterUnreachable:
+            ray.shutdown()
+            raise
         return ray
 
     def _joined(self) -> Target:
