@@ -12,9 +12,7 @@ must give the same summary figures. Writes benchmarks/results/ray_cluster-<cpu|g
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,19 +27,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
+from local_ray import BIN, NO_AUTH, SRC, LocalCluster  # noqa: E402
 
 from zoofit.layout import RANKING  # noqa: E402
 from zoofit.result import RunResult  # noqa: E402
 
-PORT = 6391
-TEMP_DIRS = ("/tmp/rayA", "/tmp/rayB")
-NO_AUTH = {"RAY_AUTH_MODE": "disabled"}
+CLUSTER = LocalCluster("ray", port=6391, agent_ports=(52401, 52402))
 ADDRESSES = (
     "given as 127.0.0.1 (ray start --node-ip-address, --address); Ray registers each node under this "
     "machine's own interface address instead (it replaces 127.0.0.1), so all traffic stays on this machine"
 )
-SRC = Path(__file__).resolve().parents[1] / "src"
-BIN = Path(sys.executable).parent
 ZOO = """name: tiny-two
 models:
   - id: tiny_resnet
@@ -71,64 +66,10 @@ def write_data(root: Path) -> Path:
     return root
 
 
-def ray(*arguments: str, env: dict[str, str]) -> None:
-    subprocess.run([str(BIN / "ray"), *arguments], check=True, env=env, stdout=subprocess.DEVNULL)
-
-
-def node_env(name: str) -> dict[str, str]:
-    """A node's environment: zoofit importable, its own zoofit cache (as on another machine); Ray's token
-    authentication off (loopback only)."""
-    return {**os.environ, "PYTHONPATH": str(SRC), "ZOOFIT_CACHE_DIR": f"/tmp/ray{name}-cache", "RAY_ADDRESS": "",
-            **NO_AUTH}  # fmt: skip
-
-
-def start_cluster() -> None:
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    ray("start", "--head", "--port", str(PORT), "--temp-dir", TEMP_DIRS[0], "--include-dashboard", "false",
-        "--dashboard-agent-listen-port", "52401", *common, env=node_env("A"))  # fmt: skip
-    ray("start", "--address", f"127.0.0.1:{PORT}", "--temp-dir", TEMP_DIRS[1],
-        "--dashboard-agent-listen-port", "52402", *common, env=node_env("B"))  # fmt: skip
-
-
-def stop_cluster() -> None:
-    """End this cluster's processes (those naming its temp dirs, and their descendants: the workers) by their
-    ids, leaving any other Ray on the machine alone; remove the nodes' caches."""
-    for pid in cluster_processes():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for name in ("A", "B"):
-        shutil.rmtree(f"/tmp/ray{name}-cache", ignore_errors=True)
-
-
-def cluster_processes() -> set[int]:
-    children: dict[int, list[int]] = {}
-    roots = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-        if any(folder in args for folder in TEMP_DIRS):
-            roots.append(int(stat.parent.name))
-    found, queue = set(), roots
-    while queue:
-        found.add(pid := queue.pop())
-        queue += children.get(pid, [])
-    return found - {os.getpid()}
-
-
-def trial_workers() -> list[int]:
-    """PIDs of the Ray worker processes now running a unit."""
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in listing.splitlines() if "ray::_run_unit" in line]
-
-
 def run(driver: Path, data: Path, zoo: Path, out: str, kill: bool) -> dict[str, Any]:
     """``zoofit run --executor ray`` as a driver outside the cluster; with ``kill``, SIGKILL one running trial's
     worker once the ranking is written."""
-    env = {**os.environ, "PYTHONPATH": str(SRC), "RAY_ADDRESS": f"127.0.0.1:{PORT}",
+    env = {**os.environ, "PYTHONPATH": str(SRC), "RAY_ADDRESS": CLUSTER.address,
            "ZOOFIT_CACHE_DIR": str(driver / "cache"), **NO_AUTH}  # fmt: skip
     command = [str(BIN / "zoofit"), "run", "--data", str(data), "--zoo", str(zoo), "--out", out, *RUN,
                "--executor", "ray"]  # fmt: skip
@@ -136,10 +77,10 @@ def run(driver: Path, data: Path, zoo: Path, out: str, kill: bool) -> dict[str, 
     process = subprocess.Popen(command, cwd=driver, env=env, stdout=subprocess.DEVNULL)
     killed = None
     while kill and killed is None and process.poll() is None:
-        running = trial_workers() if (driver / out / RANKING).exists() else []
+        running = CLUSTER.trial_workers() if (driver / out / RANKING).exists() else []
         if running:
             time.sleep(2.0)  # well into training
-            killed = trial_workers()[0] if trial_workers() else None
+            killed = CLUSTER.trial_workers()[0] if CLUSTER.trial_workers() else None
             if killed is not None:
                 os.kill(killed, signal.SIGKILL)
         time.sleep(0.2)
@@ -156,17 +97,17 @@ def run(driver: Path, data: Path, zoo: Path, out: str, kill: bool) -> dict[str, 
 
 
 def main() -> None:
-    stop_cluster()
+    CLUSTER.stop()
     with tempfile.TemporaryDirectory(prefix="zoofit-driver-") as folder:
         driver = Path(folder)
         data, zoo = write_data(driver / "data"), driver / "zoo.yaml"
         zoo.write_text(ZOO)
         try:
-            start_cluster()
+            CLUSTER.start()
             os.environ.update(NO_AUTH)
             import ray as ray_module
 
-            ray_module.init(address=f"127.0.0.1:{PORT}", logging_level="ERROR")
+            ray_module.init(address=CLUSTER.address, logging_level="ERROR")
             nodes = [
                 {"address": n["NodeManagerAddress"], "alive": n["Alive"], "cpus": n["Resources"].get("CPU")}
                 for n in ray_module.nodes()
@@ -175,10 +116,10 @@ def main() -> None:
             clean = run(driver, data, zoo, "run-clean", kill=False)
             killed = run(driver, data, zoo, "run-killed", kill=True)
         finally:
-            stop_cluster()
+            CLUSTER.stop()
     same = (clean["ensemble_test"], clean["best_single_test"]) == (killed["ensemble_test"], killed["best_single_test"])
     figures = {
-        "cluster": {"nodes": nodes, "addresses": ADDRESSES, "temp_dirs": list(TEMP_DIRS)},
+        "cluster": {"nodes": nodes, "addresses": ADDRESSES, "temp_dirs": list(CLUSTER.temp_dirs)},
         "run_folder": "only in the driver's temporary folder; the nodes have their own zoofit caches",
         "sweep": " ".join(RUN),
         "clean": clean,

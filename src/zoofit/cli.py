@@ -97,6 +97,8 @@ CLUSTER_OPTIONS = {
                     "'ray start', else a local Ray for the run)."),
     "unit_gpus": (float | None, None, "GPUs per unit on Ray (default 0.25 where the cluster has GPUs, else 0)."),
     "unit_cpus": (float | None, None, "CPUs per unit on Ray (default 1)."),
+    "ray_timeout": (float | None, None, "Seconds to wait for the Ray cluster to answer, when joining it and when "
+                    "it falls silent during a run (default 30)."),
 }  # fmt: skip
 
 
@@ -120,7 +122,7 @@ def command() -> Iterator[None]:
 
 
 #: Library parameters that this CLI sets through an option of another name.
-_OPTION_OF = {"source": "data", "address": "ray_address", "batch_size": "feature_batch_size"}
+_OPTION_OF = {"source": "data", "address": "ray_address", "timeout": "ray_timeout", "batch_size": "feature_batch_size"}
 
 
 def _option_name(parameter: str) -> str:
@@ -159,7 +161,8 @@ def _executor(cluster: dict[str, Any], workers: int | None = None) -> Any:
     """The executor the ``cluster`` options name: ``"local"`` as it is (its workers follow the device), else
     built with the options given (a missing Ray is one line, before any image is read)."""
     name, address = cluster["executor"], cluster["ray_address"]
-    given = {"address": address, "unit_gpus": cluster["unit_gpus"], "unit_cpus": cluster["unit_cpus"]}
+    given = {"address": address, "unit_gpus": cluster["unit_gpus"], "unit_cpus": cluster["unit_cpus"],
+             "timeout": cluster["ray_timeout"]}  # fmt: skip
     given = {option: value for option, value in given.items() if value is not None}
     if name == "local" and not given:
         return name

@@ -153,6 +153,8 @@ class ZooFit:
     def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
         writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset."""
+        if (executor := self._executor()) is not None:
+            executor.check()  # a cluster that does not answer is one line before the folder is touched
         with RunStore(Path(out)).writer() as store:
             return self._fit(splits, store, progress)
 

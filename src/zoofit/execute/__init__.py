@@ -14,6 +14,7 @@ from zoofit.errors import ParameterError
 from zoofit.execute.base import Executor, InProcess, Unit
 from zoofit.execute.processes import LocalProcesses, WorkerDied
 from zoofit.execute.ray_cluster import RayCluster
+from zoofit.execute.ray_probe import ClusterUnreachable
 from zoofit.registry import Registry
 
 
@@ -43,6 +44,7 @@ def check_workers(workers: int) -> int:
 
 __all__ = [
     "EXECUTORS",
+    "ClusterUnreachable",
     "Executor",
     "InProcess",
     "LocalProcesses",

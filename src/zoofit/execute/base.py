@@ -25,6 +25,10 @@ class Executor(Protocol):
 
     workers: int  # units at once
 
+    def check(self) -> None:
+        """Before any work: make sure units can run (a cluster answers), else raise one line."""
+        ...
+
     def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
         """Yield ``(index, unit(shared, items[index], progress))`` for each item as it finishes, starting them
         in ``items``' order, each on the next free worker. The units report through ``progress`` (the caller's,
@@ -40,6 +44,9 @@ class InProcess:
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
+
+    def check(self) -> None:
+        """Nothing to check: units run here."""
 
     def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
         with torch_threads(self.threads):

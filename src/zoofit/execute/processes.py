@@ -42,6 +42,9 @@ class LocalProcesses:
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
+    def check(self) -> None:
+        """Nothing to check: the workers start with each map."""
+
     def map(self, unit: Unit[S, I, R], shared: S, items: Sequence[I], progress: Progress) -> Iterator[tuple[int, R]]:
         if not items:  # no process to start
             return

@@ -121,7 +121,7 @@ class Ranker:
         if self.batch_size is not None and self.batch_size < 1:
             raise ParameterError.of("batch_size", f"must be positive, not {self.batch_size}")
         resolve_precision(self.precision, resolve_device(self.device))
-        self._executor()
+        self._executor().check()  # a cluster that does not answer, before any data is read
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
         return filtered(zoo.select(self.models), exclude=self.exclude, licenses=self.licenses)
 
