@@ -15,8 +15,15 @@ from typing import Any
 
 from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import RANKING, TRIALS
-from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
-from zoofit.result import GrowthStep, ReliabilityBin, RobustnessResult, RunResult
+from zoofit.report.rows import (
+    DOMAIN_COLUMNS,
+    RESULT_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    domain_rows,
+    result_rows,
+    robustness_rows,
+)
+from zoofit.result import DomainResult, GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
 #: Colours of the series, in order (the ensemble, or the only series, first); more series cycle through them.
 COLOURS = ("#3b6ea5", "#d08c2b", "#5a9e4b", "#b0463c", "#7d5ba6", "#8c6d31")
@@ -42,6 +49,7 @@ def html_report(run: str | Path) -> str:
             _trials(trials, {row["model"]: row["score"] for row in ranking}, result.proxy.label),
             _per_class(result.ensemble.per_class_accuracy),
             _robustness(result.robustness) if result.robustness else "",
+            _domains(result.domains) if result.domains else "",
         ]
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ZoofitError(
@@ -144,6 +152,17 @@ def _robustness(report: RobustnessResult) -> str:
     return (
         f"<h2>Robustness to distribution shift</h2><p class='note'>{report.images} test images, each ImageNet-C "
         f"corruption at severity {report.severity} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
+    )
+
+
+def _domains(domains: dict[str, DomainResult]) -> str:
+    series = list(next(iter(domains.values())).scores)
+    chart = _bars([(name, [d.scores[c].accuracy if c in d.scores else None for c in series])
+                   for name, d in domains.items()], [c.replace("_", " ") for c in series])  # fmt: skip
+    given = "; ".join(f"{escape(name)}: {escape(d.data)}" for name, d in domains.items())
+    return (
+        f"<h2>Shifted domains</h2><p class='note'>Accuracy on labelled images of other domains ({given}), their "
+        f"classes matched to the run's by name.</p>{chart}{_table(DOMAIN_COLUMNS, domain_rows(domains))}"
     )
 
 
