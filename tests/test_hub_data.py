@@ -3,6 +3,7 @@ folders, parquet, shards, the CLIP-benchmark layout, and both hub forms from a h
 
 from __future__ import annotations
 
+import json
 import logging
 import tarfile
 from pathlib import Path
@@ -278,3 +279,24 @@ def test_checking_a_source_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_zoofit_run_on_hf_and_wds_gives_the_result_of_the_same_images_in_a_folder(written, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.test_rank import write_tiny_zoo_file
+    from zoofit.cli import app
+    from zoofit.result import RunResult
+
+    zoo = write_tiny_zoo_file(tmp_path)
+    results = {}
+    for form in ("{folder}", "hf:{parquet}", "wds:{shards}"):
+        out = tmp_path / form.split(":")[0].strip("{}")
+        result = CliRunner().invoke(app, ["run", "--data", form.format(**written), "--zoo", str(zoo), "--out", str(out),
+                                          "--lrs", "0.01", "--steps", "5", "--batch-size", "8", "--image-size", "32",
+                                          "--shift-images", "0", "--train-per-class", "6"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = RunResult.read(out)
+        fingerprint = json.loads((out / "data.json").read_text())["fingerprint"]
+        results[form] = (fingerprint, summary.ensemble.test, summary.best_single.test, summary.ensemble.per_class_accuracy)
+    assert len(set(map(repr, results.values()))) == 1, results

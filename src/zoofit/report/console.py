@@ -157,6 +157,8 @@ def _table(title: str, columns: Sequence[str], rows: list[list[Any]], *, bold_ro
 
 
 def _maybe(value: float | None) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "-" if value is None else f"{value:.4f}"
 
 

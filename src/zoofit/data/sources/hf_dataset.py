@@ -19,7 +19,7 @@ import numpy as np
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
 from zoofit.data.sources.base import Source
-from zoofit.data.sources.labels_first import LabelledSplit, lazy_source_data, mapped_splits
+from zoofit.data.sources.labels_first import LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
 from zoofit.progress import Progress
 
@@ -45,7 +45,7 @@ def load_hf_dataset(
 ) -> SourceData:
     """The dataset ``name`` (a local folder or a hub repo id), its ``config`` where it has several, with its labels
     read and its images left to decode (only those the protocol keeps)."""
-    import datasets
+    datasets = require("datasets", "hf:")
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()

@@ -7,9 +7,11 @@ images are :class:`~zoofit.data.dataset.LazyImages`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -30,6 +32,14 @@ class LabelledSplit:
 
     labels: list[str]
     fetch: Callable[[np.ndarray], list[ImageFile]]
+
+
+def require(module: str, form: str) -> ModuleType:
+    """The library ``module`` that the data form ``form`` reads with; a one-line error where it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ZoofitError(f"{form} data needs the {module} library: pip install 'zoofit[hub]'") from error
 
 
 def zoofit_split(name: str) -> str | None:

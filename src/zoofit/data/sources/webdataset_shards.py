@@ -23,7 +23,7 @@ import numpy as np
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
 from zoofit.data.sources.base import Source
-from zoofit.data.sources.labels_first import SPLIT_NAMES, LabelledSplit, lazy_source_data, mapped_splits
+from zoofit.data.sources.labels_first import SPLIT_NAMES, LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
 from zoofit.progress import Progress
 
@@ -97,9 +97,7 @@ def _hub_snapshot(repo: str, where: str) -> Path:
 
 def _shards(pattern: str) -> list[str]:
     """The shard files a path or brace pattern names, each one existing."""
-    from braceexpand import braceexpand
-
-    paths = list(braceexpand(pattern))
+    paths = list(require("braceexpand", "wds:").braceexpand(pattern)) if "{" in pattern else [pattern]
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise ZoofitError(
@@ -136,7 +134,7 @@ def _class_names(folder: Path) -> list[str] | None:
 def _samples(shard: str, wanted: Callable[[str, str], bool]) -> Iterator[dict[str, Any]]:
     """The samples of one shard, in order, holding the files ``wanted(key, extension)`` accepts (the others are
     skipped unread); a shard that is not a tar is a one-line error naming it."""
-    import webdataset as wds
+    wds = require("webdataset", "wds:")
     from webdataset.tariterators import base_plus_ext
 
     def select(name: str) -> bool:
