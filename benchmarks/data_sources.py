@@ -34,7 +34,7 @@ from zoofit.data import DataConfig, load_data  # noqa: E402
 from zoofit.data.decode import EncodedImage, decode_many  # noqa: E402
 from zoofit.data.protocol import stratified_per_class  # noqa: E402
 
-PER_CLASS = 100
+PER_CLASS = 100  # the 1k protocol: 100 images of each of the 10 classes (10 in the smoke)
 REPEATS = 3
 
 
@@ -48,12 +48,12 @@ def write_forms(folder: Path, arrays: hub_data.Arrays, names: list[str]) -> dict
     return {"wds": shards, "hf": parquet}
 
 
-def kept_positions(labels: np.ndarray, names: list[str], seed: int) -> np.ndarray:
+def kept_positions(labels: np.ndarray, names: list[str], per_class: int, seed: int) -> np.ndarray:
     """The training positions the protocol keeps (its draw, then its validation holdout), as load_data draws them."""
     from zoofit.data import ImageSet
 
     pool = ImageSet(np.zeros((len(labels), 1, 1, 1), np.uint8), labels, tuple(names))
-    return stratified_per_class(pool, PER_CLASS, np.random.default_rng(seed))  # training and validation images
+    return stratified_per_class(pool, per_class, np.random.default_rng(seed))  # training and validation images
 
 
 def label_pass(form: str, location: Path) -> float:
@@ -79,17 +79,16 @@ def decode_seconds(encoded: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def build_seconds(source: str) -> tuple[float, str]:
+def build_seconds(source: str, per_class: int) -> tuple[float, str]:
     """Seconds to build the splits of ``source``, and their description."""
     start = time.perf_counter()
-    splits = load_data(DataConfig(source, train_per_class=PER_CLASS))
+    splits = load_data(DataConfig(source, train_per_class=per_class))
     return time.perf_counter() - start, splits.describe()
 
 
 def main(smoke: bool = False, workdir: Path | None = None, repeats: int = REPEATS) -> dict[str, object]:
     sizes = {"train": 600, "test": 100} if smoke else {"train": 60000, "test": 10000}
-    global PER_CLASS
-    PER_CLASS = 10 if smoke else 100
+    per_class = PER_CLASS // 10 if smoke else PER_CLASS
     arrays, names = hub_data.fashion_mnist(sizes)
     folder = workdir or Path(tempfile.mkdtemp(prefix="zoofit-data-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +98,7 @@ def main(smoke: bool = False, workdir: Path | None = None, repeats: int = REPEAT
 
     datasets.disable_progress_bars()
     encoded = {split: [hub_data.png(image) for image in images] for split, (images, _) in arrays.items()}
-    kept = kept_positions(arrays["train"][1], names, seed=0)
+    kept = kept_positions(arrays["train"][1], names, per_class, seed=0)
     kept_bytes = [encoded["train"][i] for i in kept] + encoded["test"]
     figures: dict[str, object] = {}
     decode_all = decode_seconds(encoded["train"] + encoded["test"])
@@ -108,7 +107,7 @@ def main(smoke: bool = False, workdir: Path | None = None, repeats: int = REPEAT
         datasets.config.HF_DATASETS_CACHE = folder / f"datasets-cache-{time.time_ns()}"  # empty: hf's first is cold
         for repeat in range(repeats + (form == "hf")):  # hf: a cold build first, then warm ones
             cold = form == "hf" and repeat == 0
-            build, described = build_seconds(f"{form}:{location}")
+            build, described = build_seconds(f"{form}:{location}", per_class)
             floor_labels, floor_decode = label_pass(form, location), decode_seconds(kept_bytes)
             runs.append({"build_s": round(build, 3), "labels_s": round(floor_labels, 3),
                          "decode_kept_s": round(floor_decode, 3), "cold": cold})  # fmt: skip
@@ -127,7 +126,7 @@ def main(smoke: bool = False, workdir: Path | None = None, repeats: int = REPEAT
               f"(decoding all {sum(sizes.values())} images: {decode_all:.2f} s)")  # fmt: skip
     report = {
         "benchmark": "data_sources",
-        "protocol": f"train_per_class={PER_CLASS} (val_fraction 0.2), test split whole",
+        "protocol": f"train_per_class={per_class} (val_fraction 0.2), test split whole",
         "figures": figures,
         "machine": {
             **describe(), "cpu_capability": _cpu_capability(), "load_average": os.getloadavg(), "commit": _commit()

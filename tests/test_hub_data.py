@@ -298,5 +298,20 @@ def test_zoofit_run_on_hf_and_wds_gives_the_result_of_the_same_images_in_a_folde
         assert result.exit_code == 0, result.output
         summary = RunResult.read(out)
         fingerprint = json.loads((out / "data.json").read_text())["fingerprint"]
-        results[form] = (fingerprint, summary.ensemble.test, summary.best_single.test, summary.ensemble.per_class_accuracy)
+        results[form] = (
+            fingerprint,
+            summary.ensemble.test,
+            summary.best_single.test,
+            summary.ensemble.per_class_accuracy,
+        )
     assert len(set(map(repr, results.values()))) == 1, results
+
+
+def test_the_data_sources_benchmark_runs_its_smoke(tmp_path: Path) -> None:
+    from benchmarks import data_sources
+
+    report = data_sources.main(smoke=True, workdir=tmp_path, repeats=1)
+    for form in ("wds", "hf"):
+        figures = report["figures"][form]
+        assert figures["kept_images"] == 200 and figures["build_s"] > 0 and figures["floor_s"] > 0
+        assert "100 train" not in figures["splits"] and "80 train, 20 validation, 100 test" in figures["splits"]
