@@ -28,7 +28,7 @@ try:  # typer 0.2x runs commands in its own copy of click, whose context the cli
 except ImportError:  # older typers run them in click
     from click import get_current_context
 
-from zoofit.data import DataConfig, image_files, load_data
+from zoofit.data import DataConfig, image_files, load_data, load_domains, parse_domains
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.finetune.config import SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
@@ -65,7 +65,12 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
 
 
 # Options shared by several commands, declared once.
-Data = Annotated[str, _option("Image folder, CSV (csv:PATH or *.csv), *.npz, or 'fashion-mnist'.", "--data")]
+_DATA_FORMS = (
+    "Image folder, CSV (csv:PATH or *.csv), *.npz, 'fashion-mnist', hf:NAME[:CONFIG] (a Hugging Face dataset: hub "
+    "repo or local folder; ?image=COL&label=COL names its columns) or wds:LOCATION (WebDataset shards: folder, "
+    "brace pattern or hf://ORG/NAME)."
+)
+Data = Annotated[str, _option(_DATA_FORMS, "--data")]
 ZooName = Annotated[
     str,
     _option(
@@ -332,6 +337,13 @@ def run(
     precision: Precision = "auto",
     seed: Seed = 0,
     cache_dir: CacheDir = None,
+    shift_data: Annotated[
+        list[str] | None,
+        _option(
+            "NAME=DATA: also evaluate on this shifted domain (any --data form; its test split), by class name. "
+            "Repeatable."
+        ),
+    ] = None,
     *,
     data_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
@@ -343,6 +355,7 @@ def run(
         _check_writable(out, "--out", folder=True)
         config = DataConfig(data, **data_settings, seed=seed)
         config.validate()  # before torch loads: a bad --data is reported at once
+        shifted = parse_domains(shift_data or [])
         from zoofit.device import resolve_device
         from zoofit.pipeline import ZooFit
         from zoofit.store import RunStore, write_text
@@ -359,7 +372,8 @@ def run(
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
-            fit.fit(splits, out, progress=progress)
+            domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
+            fit.fit(splits, out, domains=domains, progress=progress)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))
@@ -405,6 +419,34 @@ def predict(
         stdout.print(predictions_table(rows))
         if output is not None:
             (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)
+            console.print(f"wrote {output}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
+    data: Annotated[str, _option("Labelled images to evaluate on (any --data form; its test split, else all).")],
+    output: Annotated[Path | None, _option("Also write the result to this .json file.")] = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Evaluate a finished run's ensemble and best single trial on other labelled data (a shifted domain), its
+    classes matched by name: accuracy, NLL, ECE and per-class accuracy. No zoo or training data needed."""
+    from zoofit.report import domain_tables
+
+    with command():
+        if output is not None and output.suffix.lower() != ".json":
+            raise ZoofitError(f"--output '{output}' must end in .json")
+        if output is not None:
+            _check_writable(output, "--output", folder=False)
+        DataConfig(data).validate()  # before torch loads
+        from zoofit.robustness import evaluate_run
+
+        with RichProgress(console) as progress:
+            result = evaluate_run(run_dir, data, device=device, precision=precision, progress=progress)
+        stdout.print(domain_tables(data, result))
+        if output is not None:
+            result.write(output)
             console.print(f"wrote {output}")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from zoofit.data import Splits
+from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import Selection, average, greedy_select, member_entry
 from zoofit.errors import ZoofitError
@@ -29,6 +30,7 @@ from zoofit.rank import RankedModel, Ranker
 from zoofit.rank.proxies import describe
 from zoofit.result import (
     Baseline,
+    DomainResult,
     EnsembleResult,
     GrowthStep,
     Member,
@@ -40,7 +42,7 @@ from zoofit.result import (
     StageTimer,
     Units,
 )
-from zoofit.robustness import robustness
+from zoofit.robustness import TrialPredictions, classifiers, domain_result, robustness
 from zoofit.store import RunStore
 from zoofit.zoo import Zoo
 
@@ -150,15 +152,25 @@ class ZooFit:
             return None
         return named(self.executor, self.workers) if isinstance(self.executor, str) else self.executor
 
-    def fit(self, splits: Splits, out: str | Path, *, progress: Progress | None = None) -> ZooFit:
+    def fit(
+        self,
+        splits: Splits,
+        out: str | Path,
+        *,
+        domains: dict[str, Domain] | None = None,
+        progress: Progress | None = None,
+    ) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
-        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset."""
+        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset. The classifiers are also
+        scored on each of the shifted ``domains`` (see :func:`~zoofit.data.load_domains`), by name."""
         if (executor := self._executor()) is not None:
             executor.check()  # a cluster that does not answer is one line before the folder is touched
         with RunStore(Path(out)).writer() as store:
-            return self._fit(splits, store, progress)
+            return self._fit(splits, store, domains, progress)
 
-    def _fit(self, splits: Splits, store: RunStore, progress: Progress | None) -> ZooFit:
+    def _fit(
+        self, splits: Splits, store: RunStore, domains: dict[str, Domain] | None, progress: Progress | None
+    ) -> ZooFit:
         if splits.test is None:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or a test_fraction")
         progress = progress or SilentProgress()
@@ -197,11 +209,18 @@ class ZooFit:
             members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
             store.write_json(MANIFEST, manifest(splits, members, store))
         with timer.stage("robustness"):
-            shifted = None if not config.shift_images else robustness(
-                splits.test, [entry(t, w, store) for t, w in members], entry(best, 1.0, store), store.root,
-                count=config.shift_images, severity=config.shift_severity, seed=self.seed, device=context.device,
-                precision=context.eval_precision, batch_size=context.eval_batch_size, progress=progress,
+            member_entries = [entry(t, w, store) for t, w in members]
+            seed_entries = [entry(t, 1.0, store) for t in [best, *seeds]] if seeds else []
+            predictions = TrialPredictions(
+                store.root, [*member_entries, entry(best, 1.0, store), *seed_entries], splits.class_names,
+                device=context.device, precision=context.eval_precision, batch_size=context.eval_batch_size,
             )  # fmt: skip
+            groups = classifiers(member_entries, best.key, [e["trial"] for e in seed_entries])
+            shifted = None if not config.shift_images else robustness(
+                splits.test, predictions, groups, count=config.shift_images, severity=config.shift_severity,
+                seed=self.seed, progress=progress,
+            )  # fmt: skip
+            domain_results = evaluate_domains(domains or {}, predictions, groups, progress)
 
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         labels = splits.test.labels
@@ -213,11 +232,23 @@ class ZooFit:
             top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
-            reliability=reliability_of(test_probs, best, labels),
+            reliability=reliability_of(test_probs, best, labels), domains=domain_results,
         )  # fmt: skip
         store.write_csv(TRIALS, [t.row() for t in trials + seeds])
         self.result_.write(store.root)
         return self
+
+
+def evaluate_domains(
+    domains: dict[str, Domain], predictions: TrialPredictions, groups: dict, progress: Progress
+) -> dict[str, DomainResult]:
+    """Each classifier of ``groups`` scored on each shifted domain, by its name."""
+    results = {}
+    with progress.task("shifted domains", total=len(domains)) as task:
+        for name, domain in domains.items():
+            results[name] = domain_result(domain.data, domain.images, predictions, groups)
+            task.advance()
+    return results
 
 
 def plan_trials(ranker: Ranker, config: SweepConfig, seed: int) -> tuple[list[Job], list[float]]:

@@ -20,7 +20,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 4
+SCHEMA = 5
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,26 @@ class RobustnessResult:
 
 
 @dataclass(frozen=True)
+class DomainResult:
+    """Scores on the labelled images of a shifted domain (``zoofit run --shift-data``, ``zoofit evaluate``):
+    ``scores[classifier]`` and ``per_class_accuracy[classifier][class]`` (None: a class without images there),
+    where the classifiers are ``ensemble``, ``best_single`` and, where the run has one, ``seed_ensemble``."""
+
+    data: str  # the domain's data, as given
+    images: int
+    classes: list[str]  # the run's classes the domain has images of
+    scores: dict[str, Scores]
+    per_class_accuracy: dict[str, dict[str, float | None]]
+
+    def write(self, path: Path) -> Path:
+        """Write this result as JSON to ``path``."""
+        from zoofit.store import write_json  # the store loads torch; reading a result does not need it
+
+        write_json(path, asdict(self))
+        return path
+
+
+@dataclass(frozen=True)
 class ProxyResult:
     """The ranking proxy of a run: its name, its label (what its score is called) and its settings."""
 
@@ -152,6 +172,7 @@ class RunResult:
     wall_seconds: float
     soups: list[SoupResult] = field(default_factory=list)  # with --soup: one per model with several trials
     reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # ensemble, best_single
+    domains: dict[str, DomainResult] = field(default_factory=dict)  # with --shift-data: one per named domain
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from zoofit.data.decode import ImageFile, decode_many
 from zoofit.errors import ZoofitError
+from zoofit.progress import Progress
+
+
+@dataclass(frozen=True, eq=False)
+class LazyImages:
+    """Images not decoded yet: positions ``indices`` of a source's encoded images, which ``fetch(indices)`` reads
+    (files or bytes, in that order, nothing decoded). The protocol narrows them with :meth:`take`, and only the
+    images it keeps are decoded (:meth:`ImageSet.decoded`)."""
+
+    fetch: Callable[[np.ndarray], list[ImageFile]]
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def take(self, positions: np.ndarray) -> LazyImages:
+        return LazyImages(self.fetch, self.indices[np.asarray(positions, dtype=np.int64)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,10 +35,11 @@ class ImageSet:
     """Decoded images with labels.
 
     ``images`` is either one uint8 array ``N x H x W x C`` (all images the same size) or a list of
-    uint8 arrays ``H x W x C``; ``C`` is 1 (grey) or 3 (RGB). ``labels[i]`` indexes ``class_names``.
+    uint8 arrays ``H x W x C``; ``C`` is 1 (grey) or 3 (RGB). ``labels[i]`` indexes ``class_names``. A source
+    that reads labels first gives :class:`LazyImages` instead, which :meth:`decoded` decodes.
     """
 
-    images: np.ndarray | Sequence[np.ndarray]
+    images: np.ndarray | Sequence[np.ndarray] | LazyImages
     labels: np.ndarray
     class_names: tuple[str, ...]
 
@@ -47,11 +66,25 @@ class ImageSet:
 
     def subset(self, indices: np.ndarray) -> ImageSet:
         indices = np.asarray(indices, dtype=np.int64)
-        if isinstance(self.images, np.ndarray):
-            images: np.ndarray | list[np.ndarray] = self.images[indices]
+        if isinstance(self.images, LazyImages):
+            images: np.ndarray | list[np.ndarray] | LazyImages = self.images.take(indices)
+        elif isinstance(self.images, np.ndarray):
+            images = self.images[indices]
         else:
             images = [self.images[i] for i in indices]
         return ImageSet(images, self.labels[indices], self.class_names)
+
+    def decoded(self, split: str, max_side: int, progress: Progress | None = None) -> ImageSet:
+        """This set with its :class:`LazyImages` decoded, no larger than ``max_side`` (itself where they are
+        decoded already); an unreadable image is left out with a warning naming it."""
+        if not isinstance(self.images, LazyImages):
+            return self
+        files = self.images.fetch(self.images.indices)
+        images = decode_many(files, max_side=max_side, progress=progress, description=f"decoding {split} images")
+        kept = np.array([image is not None for image in images], dtype=bool)
+        if len(kept) and not kept.any():
+            raise ZoofitError(f"none of the {len(kept)} {split} images could be read (see the warnings)")
+        return ImageSet(stack_if_uniform([i for i in images if i is not None]), self.labels[kept], self.class_names)
 
     def batch(self, indices: Sequence[int]) -> np.ndarray | list[np.ndarray]:
         """The images at ``indices``: one stacked array where the set is uniform, else a list."""
@@ -62,6 +95,8 @@ class ImageSet:
     @cached_property
     def fingerprint(self) -> str:
         """A content hash of pixels, labels and class names (stable across runs and machines)."""
+        if isinstance(self.images, LazyImages):
+            raise ValueError("decode the images (ImageSet.decoded) before taking their fingerprint")
         digest = hashlib.sha256()
         digest.update("\x1f".join(self.class_names).encode())
         digest.update(self.labels.tobytes())
@@ -137,10 +172,13 @@ class Splits:
 
 
 def encode_labels(
-    train_labels: Sequence[str], **other_splits: Sequence[str] | None
+    train_labels: Sequence[str], *, order: Sequence[str] | None = None, **other_splits: Sequence[str] | None
 ) -> tuple[tuple[str, ...], np.ndarray, dict[str, np.ndarray | None]]:
-    """Map string labels to indices of the sorted training classes; other splits must use known classes."""
-    class_names = tuple(sorted(set(train_labels), key=_natural_key))
+    """Map string labels to indices of the training classes, sorted, or in the ``order`` the data declares them
+    (the classes it declares but never trains on left out); other splits must use known classes."""
+    present = set(train_labels)
+    declared = [name for name in dict.fromkeys(order or ()) if name in present]
+    class_names = (*declared, *sorted(present.difference(declared), key=_natural_key))
     index = {name: i for i, name in enumerate(class_names)}
     encoded: dict[str, np.ndarray | None] = {}
     for split, labels in other_splits.items():

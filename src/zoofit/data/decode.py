@@ -6,6 +6,8 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +28,34 @@ class UnreadableImage(Exception):
     """The file is not a decodable image (corrupt, truncated, or another format)."""
 
 
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes held elsewhere than in a file (a dataset's column, a tar member), and where they come
+    from (``name``, for messages)."""
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: What :func:`decode_image` reads: an image file, or an image file's bytes.
+ImageFile = Path | EncodedImage
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def decode_image(path: Path, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
-    """Read ``path`` as an ``H x W x 3`` uint8 RGB array.
+def decode_image(path: ImageFile, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+    """Read ``path`` (a file, or its bytes) as an ``H x W x 3`` uint8 RGB array.
 
     EXIF orientation is applied; grey, palette, transparent, CMYK and 16-bit images become RGB
     (transparency is composited onto white).
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(BytesIO(path.data) if isinstance(path, EncodedImage) else path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
@@ -70,7 +88,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode_many(
-    paths: Sequence[Path],
+    paths: Sequence[ImageFile],
     *,
     max_side: int = DEFAULT_MAX_SIDE,
     progress: Progress | None = None,
@@ -79,7 +97,7 @@ def decode_many(
     """Decode ``paths`` in parallel threads; an unreadable file gives ``None`` and a warning naming it."""
     progress = progress or SilentProgress()
 
-    def decode_or_none(path: Path) -> np.ndarray | None:
+    def decode_or_none(path: ImageFile) -> np.ndarray | None:
         try:
             return decode_image(path, max_side)
         except UnreadableImage as error:

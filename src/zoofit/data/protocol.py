@@ -70,11 +70,12 @@ def load_data(
     )
     config.validate()
     data = load_source(config.source, max_side=config.max_side, progress=progress)
-    return make_splits(data, config)
+    return make_splits(data, config, progress=progress)
 
 
-def make_splits(data: SourceData, config: DataConfig) -> Splits:
-    """Subsample the training data, then split off validation (deterministic for a given seed)."""
+def make_splits(data: SourceData, config: DataConfig, *, progress: Progress | None = None) -> Splits:
+    """Subsample the training data, then split off validation (deterministic for a given seed); a source that
+    read its labels first has only the images kept decoded now."""
     present = np.flatnonzero(data.train.class_counts())
     if len(present) < 2:
         found = ", ".join(f"'{data.train.class_names[i]}'" for i in present) or "none"
@@ -93,9 +94,17 @@ def make_splits(data: SourceData, config: DataConfig) -> Splits:
     elif config.train_size is not None:
         pool = pool.subset(stratified_sample(pool, config.train_size, rng))
     if data.val is not None:
-        return Splits(data.name, pool, data.val, test)
-    val_mask = stratified_holdout(pool.labels, config.val_fraction, rng)
-    return Splits(data.name, pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask)), test)
+        train, val = pool, data.val
+    else:
+        val_mask = stratified_holdout(pool.labels, config.val_fraction, rng)
+        train, val = pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask))
+
+    def decoded(images: ImageSet, split: str) -> ImageSet:
+        return images.decoded(split, config.max_side, progress)
+
+    return Splits(
+        data.name, decoded(train, "train"), decoded(val, "validation"), None if test is None else decoded(test, "test")
+    )
 
 
 def stratified_per_class(images: ImageSet, per_class: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,8 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
-from zoofit.result import RobustnessResult, RunResult
+from zoofit.report.rows import (
+    DOMAIN_COLUMNS,
+    RESULT_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    domain_rows,
+    per_class_columns,
+    per_class_rows,
+    result_rows,
+    robustness_rows,
+)
+from zoofit.result import DomainResult, RobustnessResult, RunResult
 
 if TYPE_CHECKING:  # only named in annotations: the report needs neither torch nor timm
     from zoofit.rank import Proxy, RankedModel
@@ -105,7 +114,22 @@ def run_tables(result: RunResult) -> Group:
     tables = [run_table(result)]
     if result.robustness:
         tables.append(robustness_table(result.robustness))
+    if result.domains:
+        tables.append(domains_table(result.domains))
     return Group(*tables)
+
+
+def domains_table(domains: dict[str, DomainResult]) -> Table:
+    """Accuracy, NLL and ECE of each classifier on each shifted domain."""
+    return _table("Shifted domains (real distribution shift)", DOMAIN_COLUMNS, domain_rows(domains), bold_row=0)
+
+
+def domain_tables(name: str, domain: DomainResult) -> Group:
+    """A run's classifiers on one domain: their scores, then their accuracy per class."""
+    return Group(
+        domains_table({name: domain}),
+        _table(f"Accuracy per class ({name})", per_class_columns(domain), per_class_rows(domain), bold_row=-1),
+    )
 
 
 def run_table(result: RunResult) -> Table:
@@ -133,6 +157,8 @@ def _table(title: str, columns: Sequence[str], rows: list[list[Any]], *, bold_ro
 
 
 def _maybe(value: float | None) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "-" if value is None else f"{value:.4f}"
 
 

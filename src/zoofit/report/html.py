@@ -16,8 +16,15 @@ from typing import Any
 from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import RANKING, TRIALS
 from zoofit.report.charts import bar_chart, growth_chart, reliability_chart, scatter_chart
-from zoofit.report.rows import RESULT_COLUMNS, ROBUSTNESS_COLUMNS, result_rows, robustness_rows
-from zoofit.result import GrowthStep, ReliabilityBin, RobustnessResult, RunResult
+from zoofit.report.rows import (
+    DOMAIN_COLUMNS,
+    RESULT_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    domain_rows,
+    result_rows,
+    robustness_rows,
+)
+from zoofit.result import DomainResult, GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
 _STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
@@ -41,6 +48,7 @@ def html_report(run: str | Path) -> str:
             _trials(trials, {row["model"]: row["score"] for row in ranking}, result.proxy.label),
             _per_class(result.ensemble.per_class_accuracy),
             _robustness(result.robustness) if result.robustness else "",
+            _domains(result.domains) if result.domains else "",
         ]
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ZoofitError(
@@ -144,6 +152,17 @@ def _robustness(report: RobustnessResult) -> str:
     return (
         f"<h2>Robustness to distribution shift</h2><p class='note'>{report.images} test images, each ImageNet-C "
         f"corruption at severity {report.severity} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
+    )
+
+
+def _domains(domains: dict[str, DomainResult]) -> str:
+    series = list(next(iter(domains.values())).scores)
+    chart = bar_chart(list(domains), [(c.replace("_", " "), [d.scores[c].accuracy if c in d.scores else None
+                      for d in domains.values()]) for c in series], "test accuracy", unit_range=True)  # fmt: skip
+    given = "; ".join(f"{escape(name)}: {escape(d.data)}" for name, d in domains.items())
+    return (
+        f"<h2>Shifted domains</h2><p class='note'>Accuracy on labelled images of other domains ({given}), their "
+        f"classes matched to the run's by name.</p>{chart}{_table(DOMAIN_COLUMNS, domain_rows(domains))}"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoofit.result import RobustnessResult, RunResult
+from zoofit.result import DomainResult, RobustnessResult, RunResult
 
 RESULT_COLUMNS = ("classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members")
 _CLASSIFIERS = ("ensemble", "best_single")
@@ -13,6 +13,9 @@ ROBUSTNESS_COLUMNS = (
     *(f"{m}: {c.replace('_', ' ')}" for m in ("accuracy", "NLL", "ECE") for c in _CLASSIFIERS),
 )
 _CONDITION_LABELS = {"clean": "as they are", "mean": "mean of the corruptions"}
+DOMAIN_COLUMNS = ("domain", "classifier", "images", "classes", "accuracy", "NLL", "ECE")
+_CLASSIFIER_LABELS = {"ensemble": "greedy ensemble", "best_single": "best single (by val)",
+                      "seed_ensemble": "seeds of best single"}  # fmt: skip
 
 
 def result_rows(result: RunResult) -> list[list[Any]]:
@@ -43,3 +46,23 @@ def robustness_rows(report: RobustnessResult) -> list[list[Any]]:
          *(getattr(by[c], m) for m in ("accuracy", "nll", "ece") for c in _CLASSIFIERS)]
         for condition, by in report.conditions.items()
     ]  # fmt: skip
+
+
+def domain_rows(domains: dict[str, DomainResult]) -> list[list[Any]]:
+    """Per shifted domain and classifier: the domain's name, the classifier, its images and classes, and the
+    classifier's accuracy, NLL and ECE on them."""
+    return [
+        [name, _CLASSIFIER_LABELS.get(classifier, classifier), domain.images, len(domain.classes),
+         scores.accuracy, scores.nll, scores.ece]
+        for name, domain in domains.items()
+        for classifier, scores in domain.scores.items()
+    ]  # fmt: skip
+
+
+def per_class_columns(domain: DomainResult) -> tuple[str, ...]:
+    return ("class", *(_CLASSIFIER_LABELS.get(c, c) for c in domain.per_class_accuracy))
+
+
+def per_class_rows(domain: DomainResult) -> list[list[Any]]:
+    """Per class the domain has images of: each classifier's accuracy on them."""
+    return [[name, *(by[name] for by in domain.per_class_accuracy.values())] for name in domain.classes]

@@ -1,7 +1,9 @@
 """Data sources: a registry with one entry per kind of data, each turning its string into :class:`SourceData`.
 
 A source is named by a string: an image folder, ``csv:PATH`` (or a ``.csv`` path), a ``.npz`` path,
-or the built-in ``fashion-mnist`` (``fashion-mnist:DIR`` for another location).
+the built-in ``fashion-mnist`` (``fashion-mnist:DIR`` for another location), a Hugging Face dataset
+(``hf:NAME[:CONFIG]``, see :mod:`~zoofit.data.sources.hf_dataset`) or WebDataset shards (``wds:LOCATION``, see
+:mod:`~zoofit.data.sources.webdataset_shards`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from zoofit.data.sources.fashion_mnist import (
     load_fashion_mnist,
 )
 from zoofit.data.sources.folder import ImageFolder, image_files, load_image_folder
+from zoofit.data.sources.hf_dataset import HfDataset, load_hf_dataset
 from zoofit.data.sources.npz_file import NpzFile, load_npz
+from zoofit.data.sources.webdataset_shards import WebDatasetShards, load_shards
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
 from zoofit.registry import Registry
@@ -29,7 +33,8 @@ from zoofit.registry import Registry
 #: Every source, in the order that recognises a string: first by its scheme, then (for an existing path
 #: without one) by :meth:`Source.recognises`, so a ``.csv`` folder is read as a CSV file, not as a folder.
 SOURCES: Registry[Source] = Registry(
-    "data source", ((s.name, s) for s in (FashionMnist(), CsvFile(), NpzFile(), ImageFolder()))
+    "data source",
+    ((s.name, s) for s in (FashionMnist(), HfDataset(), WebDatasetShards(), CsvFile(), NpzFile(), ImageFolder())),
 )
 
 
@@ -55,7 +60,8 @@ def resolve(source: str) -> tuple[Source, str]:
     path = Path(source)
     if not path.exists():
         raise ZoofitError(
-            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or 'fashion-mnist'"
+            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, 'fashion-mnist', "
+            "hf:NAME (a Hugging Face dataset) or wds:LOCATION (WebDataset shards)"
         )
     for entry in SOURCES.values():
         if entry.recognises(path):
@@ -70,16 +76,20 @@ __all__ = [
     "SOURCES",
     "CsvFile",
     "FashionMnist",
+    "HfDataset",
     "ImageFolder",
     "NpzFile",
     "PathSource",
     "Source",
+    "WebDatasetShards",
     "check_source",
     "image_files",
     "load_csv",
     "load_fashion_mnist",
+    "load_hf_dataset",
     "load_image_folder",
     "load_npz",
+    "load_shards",
     "load_source",
     "resolve",
 ]

@@ -57,15 +57,11 @@ def load_npz(path: Path) -> SourceData:
         else:
             names = [str(label) for label in labels]
         splits[split] = (images, names)
-    class_names, train_labels, others = encode_labels(
-        splits["train"][1], **{s: splits[s][1] if s in splits else None for s in ("val", "test")}
+    class_names, train_labels, others = encode_labels(  # in the user's class order, where given
+        splits["train"][1],
+        order=None if given_names is None else [str(n) for n in given_names],
+        **{s: splits[s][1] if s in splits else None for s in ("val", "test")},
     )
-    if given_names is not None:  # keep the user's class order and names
-        order = [str(n) for n in given_names if str(n) in class_names]
-        remap = np.array([order.index(n) for n in class_names])
-        class_names = tuple(order)
-        train_labels = remap[train_labels]
-        others = {k: None if v is None else remap[v] for k, v in others.items()}
     labelled = {"train": train_labels, **others}
     sets = {s: ImageSet(splits[s][0], labelled[s], class_names) for s in splits}
     return SourceData(path.stem, sets["train"], sets.get("val"), sets.get("test"))

@@ -1,0 +1,204 @@
+"""Hugging Face datasets: ``hf:NAME[:CONFIG][?image=COLUMN&label=COLUMN]``, read with the ``datasets`` library.
+
+``NAME`` is a local folder (one ``save_to_disk`` wrote, or of parquet/arrow files) or a hub dataset repo
+(``ORG/NAME``), which is fetched into huggingface_hub's cache once and read from there (offline with
+``HF_HUB_OFFLINE=1``). The image column is the one ``Image`` feature and the label column the one ``ClassLabel``
+(whose names become the class names; else the one string column); ``?image=``/``?label=`` name them where there
+are several. A dataset's own code is never run: one that needs a loading script is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from zoofit.data.dataset import SourceData
+from zoofit.data.decode import EncodedImage, ImageFile
+from zoofit.data.sources.base import Source
+from zoofit.data.sources.labels_first import LabelledSplit, lazy_source_data, mapped_splits, require
+from zoofit.errors import ZoofitError, first_line
+from zoofit.progress import Progress
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_COLUMNS = ("image", "label")
+
+
+class HfDataset(Source):
+    """``hf:NAME[:CONFIG][?image=COLUMN&label=COLUMN]``: a local dataset folder or a hub dataset repo."""
+
+    scheme = "hf"
+
+    def check(self, location: str) -> None:
+        _parse(location)
+
+    def load(self, location: str, *, max_side: int, progress: Progress | None) -> SourceData:
+        name, config, columns = _parse(location)
+        return load_hf_dataset(name, config, image=columns.get("image"), label=columns.get("label"))
+
+
+def load_hf_dataset(
+    name: str, config: str | None = None, *, image: str | None = None, label: str | None = None
+) -> SourceData:
+    """The dataset ``name`` (a local folder or a hub repo id), its ``config`` where it has several, with its labels
+    read and its images left to decode (only those the protocol keeps)."""
+    datasets = require("datasets", "hf:")
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    where = f"hf dataset '{name}'"
+    folder = Path(name) if Path(name).exists() else _hub_snapshot(name, where)
+    scripts = sorted(p.name for p in folder.glob("*.py"))
+    if scripts:
+        raise ZoofitError(
+            f"{where} needs a loading script ({', '.join(scripts)}), and zoofit never runs a dataset's code; "
+            "give its parquet files (the hub's refs/convert/parquet branch) or a save_to_disk folder"
+        )
+    loaded = _open(folder, config, where)
+    by_split = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    mapped = mapped_splits(list(by_split), where)
+    first = by_split[next(iter(mapped))]
+    image = _column(first.features, image, "image", datasets.Image, where)
+    label, declared = _label_column(first.features, label, where)
+    splits = {split: _labelled(by_split[source], image, label, declared, f"{where}[{source}]")
+              for source, split in mapped.items()}  # fmt: skip
+    return lazy_source_data(folder.name if folder.name else name, splits, where, declared)
+
+
+def _parse(location: str) -> tuple[str, str | None, dict[str, str]]:
+    """``NAME``, ``CONFIG`` (or None) and the named columns of ``NAME[:CONFIG][?image=COL&label=COL]``."""
+    body, _, query = location.partition("?")
+    columns = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(columns) - set(_COLUMNS))
+    if unknown or not all(columns.values()):
+        raise ZoofitError(f"'hf:{location}': name columns as ?image=COLUMN&label=COLUMN, not '{query}'")
+    name, config = body, None
+    if not Path(body).exists() and ":" in body:
+        name, config = body.rsplit(":", 1)
+    if not name:
+        raise ZoofitError("'hf:' needs a dataset: hf:ORG/NAME (a hub repo), or hf:FOLDER (save_to_disk or parquet)")
+    if not Path(name).exists() and not _REPO_ID.match(name):
+        raise ZoofitError(
+            f"hf dataset '{name}' is neither an existing folder nor a hub repo id (ORG/NAME); check the spelling"
+        )
+    return name, config or None, columns
+
+
+def _hub_snapshot(repo: str, where: str) -> Path:
+    """The local folder of the hub dataset repo ``repo``, downloaded into huggingface_hub's cache where needed."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, repo_type="dataset"))
+    except RepositoryNotFoundError as error:
+        raise ZoofitError(f"{where} is no hub dataset repo (or it is private); check its id") from error
+    except LocalEntryNotFoundError as error:
+        raise ZoofitError(
+            f"{where} is not in the hub cache and the hub cannot be reached ({first_line(error)}); "
+            "download it once online (unset HF_HUB_OFFLINE)"
+        ) from error
+    except (HfHubHTTPError, OSError) as error:
+        raise ZoofitError(f"{where} could not be fetched from the hub: {first_line(error)}") from error
+
+
+def _open(folder: Path, config: str | None, where: str) -> Any:
+    """The dataset (or dict of splits) in ``folder``: as ``save_to_disk`` wrote it, or its data files."""
+    import datasets
+
+    saved = (folder / datasets.config.DATASETDICT_JSON_FILENAME).exists() or (
+        folder / datasets.config.DATASET_STATE_JSON_FILENAME
+    ).exists()
+    try:
+        if saved:
+            if config is not None:
+                raise ZoofitError(
+                    f"{where} is a save_to_disk folder, which has no configurations; leave out ':{config}'"
+                )
+            return datasets.load_from_disk(str(folder))
+        return datasets.load_dataset(str(folder), config)
+    except ZoofitError:
+        raise
+    except (ValueError, FileNotFoundError, RuntimeError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise ZoofitError(f"{where} cannot be read: {first_line(error)}") from error
+
+
+def _column(features: dict[str, Any], named: str | None, role: str, kind: type, where: str) -> str:
+    """The column of ``kind`` (``named`` where given): the one there is, else a one-line error listing them."""
+    candidates = [column for column, feature in features.items() if isinstance(feature, kind)]
+    if named is not None:
+        if named not in features:
+            raise ZoofitError(f"{where} has no column '{named}' (it has {', '.join(features)}); name another")
+        return named
+    if len(candidates) == 1:
+        return candidates[0]
+    found = (
+        f"{len(candidates)} candidate {role} columns ({', '.join(candidates)})" if candidates else f"no {role} column"
+    )
+    return _ambiguous(where, found, role, list(features))
+
+
+def _label_column(features: dict[str, Any], named: str | None, where: str) -> tuple[str, list[str] | None]:
+    """The label column (a ``ClassLabel``, else the one string column) and its declared class names."""
+    import datasets
+
+    if named is None and not any(isinstance(f, datasets.ClassLabel) for f in features.values()):
+        strings = [
+            c for c, f in features.items() if isinstance(f, datasets.Value) and f.dtype in ("string", "large_string")
+        ]
+        if len(strings) != 1:
+            found = f"{len(strings)} candidate label columns ({', '.join(strings)})" if strings else "no label column"
+            _ambiguous(where, found, "label", list(features))
+        named = strings[0]
+    column = _column(features, named, "label", datasets.ClassLabel, where)
+    feature = features[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return column, list(feature.names)
+    if not isinstance(feature, datasets.Value) or feature.dtype not in (
+        "string",
+        "large_string",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+    ):
+        raise ZoofitError(
+            f"{where}: column '{column}' ({feature}) holds no class labels; name a ClassLabel, string or integer column"
+        )
+    return column, None
+
+
+def _ambiguous(where: str, found: str, role: str, columns: list[str]) -> str:
+    raise ZoofitError(
+        f"{where} has {found}; name the {role} column: hf:NAME?{role}=COLUMN (its columns: {', '.join(columns)})"
+    )
+
+
+def _labelled(split: Any, image: str, label: str, declared: list[str] | None, where: str) -> LabelledSplit:
+    """A split's labels (read from its label column alone) and a reader of its images' bytes (decoded later)."""
+    values = split.select_columns([label]).with_format("arrow")[:][label].to_pylist()
+    keep = np.array([v is not None and not (declared is not None and v < 0) for v in values], dtype=bool)
+    rows = np.flatnonzero(keep)
+    names = [declared[values[i]] if declared is not None else str(values[i]) for i in rows]
+    images = split.select_columns([image]).with_format("arrow")
+
+    def fetch(indices: np.ndarray) -> list[ImageFile]:
+        if not len(indices):
+            return []
+        cells = images[rows[indices].tolist()][image].to_pylist()
+        return [_image_file(cell, f"{where}[{row}]") for cell, row in zip(cells, rows[indices], strict=True)]
+
+    return LabelledSplit(names, fetch)
+
+
+def _image_file(cell: dict[str, Any] | None, name: str) -> ImageFile:
+    """An ``Image`` cell (its bytes, or the path of its file) as what :func:`~zoofit.data.decode.decode_image`
+    reads; an empty cell reads as an unreadable image."""
+    if cell and cell.get("bytes"):
+        return EncodedImage(name, cell["bytes"])
+    if cell and cell.get("path"):
+        return Path(cell["path"])
+    return EncodedImage(name, b"")
