@@ -10,7 +10,7 @@ from zoofit.errors import ZoofitError
 if TYPE_CHECKING:
     from zoofit.zoo.schemes import WeightScheme
 
-CONVERTERS = ("positional", "keras-mobilenetv2")
+CONVERTERS = ("positional", "keras", "keras-mobilenetv2")  # keras-mobilenetv2: the older name of keras
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,12 @@ class ModelSpec:
 
     def validate(self) -> None:
         """Raise :class:`ZoofitError` (one line) where the fields do not fit together."""
+        from zoofit.zoo.architectures import builder_of
+
         self.weight_scheme.check(self)
+        built = builder_of(self.arch)
+        if built is not None:
+            built[0].check(self, built[1])
         if self.convert not in CONVERTERS:
             raise ZoofitError(f"model '{self.id}': convert must be one of {', '.join(CONVERTERS)}")
 
