@@ -6,7 +6,9 @@ the same trials: where the ranking puts the experts, whether the greedy ensemble
 chosen without them (the demo's five) and from the ranking's top 3 (what ``quick`` fine-tunes), beside the seed
 ensemble of the best trial. Writes benchmarks/results/offline_diverse-cpu.json.
 
-    python benchmarks/offline_diverse.py [--data fashion-mnist,digits] [--smoke]
+    python benchmarks/offline_diverse.py [--data fashion-mnist,digits] [--work DIR] [--smoke]
+
+The run folders stay under ``--work`` (default: a temporary folder), so a rerun there resumes them.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def measure(data: str, folder: Path, config: Any) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="fashion-mnist,digits")
-    parser.add_argument("--smoke", action="store_true", help="60 steps, no robustness (checks the script)")
+    parser.add_argument("--work", type=Path, help="keep the run folders here (a rerun resumes them)")
+    parser.add_argument("--smoke", action="store_true", help="30 steps at batch 16 (checks the script)")
     args = parser.parse_args()
     overrides = {"top_k": 7, "seed_baseline": 3, "shift_images": 0}
     if args.smoke:
@@ -103,9 +106,11 @@ def main() -> None:
     except OSError:
         figures["commit"] = None
     with tempfile.TemporaryDirectory(prefix="zoofit-diverse-") as scratch:
+        work = args.work or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
         for data in args.data.split(","):
-            location = str(digits_npz(Path(scratch) / "digits.npz")) if data == "digits" else data
-            figures[data] = measure(location, Path(scratch) / data, config)
+            location = str(digits_npz(work / "digits.npz")) if data == "digits" else data
+            figures[data] = measure(location, work / data, config)
             figures[data]["data"] = data
             print(json.dumps(figures[data], indent=1), flush=True)
     figures["load_average_after"] = os.getloadavg()
