@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from zoofit.cli import app
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.result import RunResult
 from zoofit.zoo import load_model, load_zoo
 from zoofit.zoo.experts import cifar10_cnn, mnist_cnn
 from zoofit.zoo.hub import model_facts
@@ -78,10 +79,12 @@ def test_run_predict_and_export_a_module_model(tmp_path: Path, make_image_folder
     zoo = write_zoo(tmp_path)
     data = make_image_folder(per_class=6, layout="split")
     run = tmp_path / "run"
-    options = ["--top-k", "1", "--lrs", "0.01", "--steps", "4", "--batch-size", "8", "--shift-images", "0",
-               "--image-size", "32", "--precision", "fp32"]  # fmt: skip
+    options = ["--top-k", "1", "--lrs", "0.01,0.03", "--steps", "4", "--batch-size", "8", "--shift-images", "6",
+               "--soup", "--image-size", "32", "--precision", "fp32"]  # fmt: skip
     ran = runner.invoke(app, ["run", "--data", str(data), "--zoo", str(zoo), "--out", str(run), *options])
     assert ran.exit_code == 0, ran.output
+    result = RunResult.read(run)
+    assert result.robustness is not None and [soup.model for soup in result.soups] == ["small"]
     images = sorted((data / "test").rglob("*.png"))
     predicted = runner.invoke(
         app, ["predict", *map(str, images), "--run", str(run), "--output", str(tmp_path / "p.csv")]

@@ -21,6 +21,7 @@ from zoofit.zoo import ModelSpec, load_model, load_zoo
 from zoofit.zoo.architectures import image_processor_preprocessing
 from zoofit.zoo.hub import model_facts
 from zoofit.zoo.load import assigned, create_model
+from zoofit.zoo.schemes import prefetch_weights
 
 runner = CliRunner()
 REVISION = "1" * 40
@@ -176,6 +177,12 @@ def test_rank_fine_tune_predict_and_export_offline_with_a_missing_checkpoint_ski
     batch = np.stack([decode_image(Path(image)) for image in images])
     (onnx_probs,) = session.run(None, {session.get_inputs()[0].name: batch})
     assert np.abs(onnx_probs - probs).max() < 1e-4
+
+
+def test_prefetching_finds_the_repo_in_the_cache_offline(transformers_hub) -> None:
+    prefetch_weights(ModelSpec(id="v", arch="transformers:tiny/vit", weights="transformers:tiny/vit"))
+    with pytest.raises(Exception, match="offline|cannot find|LocalEntryNotFound|snapshot"):
+        prefetch_weights(ModelSpec(id="a", arch="transformers:tiny/absent", weights="transformers:tiny/absent"))
 
 
 def test_bad_transformers_specs_are_one_line_errors(transformers_hub) -> None:

@@ -180,6 +180,9 @@ def _hidden_width(config: Any) -> int | None:
 def load_transformers(location: str, spec_id: str, *, pretrained: bool, **overrides: Any) -> TimmLike:
     """The transformers model at ``location`` as a :class:`TimmLike` (a :class:`ModelError` in one line where its
     config, image-processor config or weights cannot be had)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # zoofit reports its own progress
     try:
         config = transformers_config(location, **overrides)
         preprocessing = image_processor_preprocessing(location)

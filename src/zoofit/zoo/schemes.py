@@ -190,6 +190,12 @@ class TimmWeights(WeightScheme):
         return hub_fields(location)
 
 
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """A file's size and modification time (``None`` where it is missing): a rewritten file is a new model."""
+    stat = path.stat() if path.exists() else None
+    return (stat.st_size, stat.st_mtime_ns) if stat else None
+
+
 @_registered
 class FileWeights(WeightScheme):
     """``file:<path>``: a safetensors or ``.pth`` state dict for ``arch``, loaded strictly. (Not timm's
@@ -200,9 +206,7 @@ class FileWeights(WeightScheme):
 
     def identity(self, spec: ModelSpec) -> dict[str, Any]:
         """The spec's fields and the file's size and modification time, so a rewritten file is a new model."""
-        path = Path(spec.location)
-        stat = path.stat() if path.exists() else None
-        return {**super().identity(spec), "file_state": (stat.st_size, stat.st_mtime_ns) if stat else None}
+        return {**super().identity(spec), "file_state": _file_state(Path(spec.location))}
 
     def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
         return load_state_file(spec, Path(spec.location), device)
@@ -244,12 +248,6 @@ class RandomWeights(WeightScheme):
         with _process_generator, torch.random.fork_rng():
             torch.manual_seed(0)
             return create_model(spec, spec.num_classes).to(device)
-
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    """A file's size and modification time (``None`` where it is missing): a rewritten file is a new model."""
-    stat = path.stat() if path.exists() else None
-    return (stat.st_size, stat.st_mtime_ns) if stat else None
 
 
 @_registered
