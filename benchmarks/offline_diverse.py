@@ -1,12 +1,14 @@
 """Whether experts of other upstream tasks help: the ``offline-diverse`` zoo (the demo's five ImageNet-family
 models plus the MNIST digit CNN and the Keras CIFAR-10 CNN) on Fashion-MNIST and on scikit-learn's digits.
 
-One run per data set (the ``quick`` preset, every model fine-tuned: ``top_k=7``; ``seed_baseline=3``), then, from
+One run per data set (the ``quick`` preset, cut to fit a shared 2-core CPU: 60 steps per trial at 64 px, 2,000 test
+images drawn at random; every model fine-tuned: ``top_k=7``; ``seed_baseline=3``), then, from
 the same trials: where the ranking puts the experts, whether the greedy ensemble takes them, and the ensembles
 chosen without them (the demo's five) and from the ranking's top 3 (what ``quick`` fine-tunes), beside the seed
-ensemble of the best trial. Writes benchmarks/results/offline_diverse-cpu.json.
+ensemble of the best trial. Writes benchmarks/results/offline_diverse-<data sets>-cpu.json.
 
-    python benchmarks/offline_diverse.py [--data fashion-mnist,digits] [--work DIR] [--smoke]
+    python benchmarks/offline_diverse.py [--data fashion-mnist,digits] [--steps 60] [--image-size 64] [--test-images 2000]
+        [--work DIR] [--smoke]
 
 The run folders stay under ``--work`` (default: a temporary folder), so a rerun there resumes them.
 """
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +64,11 @@ def ensemble_of(trials: list[Any], val_labels: np.ndarray, test_labels: np.ndarr
     }
 
 
-def measure(data: str, folder: Path, config: Any) -> dict[str, Any]:
+def measure(data: str, folder: Path, config: Any, test_images: int | None) -> dict[str, Any]:
     splits = load_data(data)
+    if test_images is not None and splits.test is not None and len(splits.test) > test_images:
+        drawn = np.sort(np.random.default_rng(0).permutation(len(splits.test))[:test_images])
+        splits = replace(splits, test=splits.test.subset(drawn))
     start = time.perf_counter()
     fit = ZooFit("offline-diverse", sweep=config, cache_dir=os.environ.get("ZOOFIT_CACHE_DIR"), workers=1)
     fit.fit(splits, folder / "run")
@@ -92,15 +98,20 @@ def measure(data: str, folder: Path, config: Any) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="fashion-mnist,digits")
+    parser.add_argument("--steps", type=int, default=60, help="training steps of each trial (quick: 300)")
+    parser.add_argument("--image-size", type=int, default=64, help="input size of the demo's models (quick: 112)")
+    parser.add_argument("--test-images", type=int, default=2000, help="test images drawn at random (all: 0)")
     parser.add_argument("--work", type=Path, help="keep the run folders here (a rerun resumes them)")
     parser.add_argument("--smoke", action="store_true", help="30 steps at batch 16 (checks the script)")
     args = parser.parse_args()
-    overrides = {"top_k": 7, "seed_baseline": 3, "shift_images": 0}
+    overrides = {"top_k": 7, "steps": (args.steps,), "image_size": args.image_size, "seed_baseline": 3,
+                 "shift_images": 0}  # fmt: skip
     if args.smoke:
         overrides.update(steps=(30,), batch_size=16)
     config = preset("quick").override(**overrides)
     assert len(load_zoo("offline-diverse")) == 7
-    figures: dict[str, Any] = {"machine": describe(), "load_average_before": os.getloadavg(), "sweep": overrides}
+    figures: dict[str, Any] = {"machine": describe(), "load_average_before": os.getloadavg(), "sweep": overrides,
+                               "test_images": args.test_images}  # fmt: skip
     try:
         figures["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -110,11 +121,11 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         for data in args.data.split(","):
             location = str(digits_npz(work / "digits.npz")) if data == "digits" else data
-            figures[data] = measure(location, work / data, config)
+            figures[data] = measure(location, work / data, config, args.test_images or None)
             figures[data]["data"] = data
             print(json.dumps(figures[data], indent=1), flush=True)
     figures["load_average_after"] = os.getloadavg()
-    save("offline_diverse" + ("-smoke" if args.smoke else ""), figures)
+    save("-".join(["offline_diverse", *args.data.split(","), *(["smoke"] if args.smoke else [])]), figures)
 
 
 if __name__ == "__main__":

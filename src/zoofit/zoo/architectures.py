@@ -7,6 +7,7 @@ so ranking, fine-tuning, ensembles and export use it as they use a timm model. O
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,8 @@ def _hidden_width(config: Any) -> int | None:
 def load_transformers(location: str, spec_id: str, *, pretrained: bool, **overrides: Any) -> TimmLike:
     """The transformers model at ``location`` as a :class:`TimmLike` (a :class:`ModelError` in one line where its
     config, image-processor config or weights cannot be had)."""
+    if importlib.util.find_spec("transformers") is None:
+        raise ZoofitError(f"model '{spec_id}': transformers: models need transformers; pip install 'zoofit[hub]'")
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # zoofit reports its own progress
