@@ -89,7 +89,7 @@ def model_facts(spec: ModelSpec) -> dict[str, Any]:
     params, gflops, fixed = spec.params, spec.gflops, bool(cfg and cfg.fixed_input_size)
     if params is None or gflops is None:
         with torch.device("meta"):
-            model = create_model(spec, spec.num_classes)
+            model = create_model(spec, spec.num_classes).eval()  # eval: a batch norm over 1 x 1 maps counts too
         own = getattr(model, "pretrained_cfg", None) or {}  # a transformers or module: model tells its own
         size = size or (int(own["input_size"][-1]) if own.get("input_size") else None)
         fixed = fixed or fixed_input_size(model)
