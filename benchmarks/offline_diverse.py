@@ -8,7 +8,7 @@ chosen without them (the demo's five) and from the ranking's top 3 (what ``quick
 ensemble of the best trial. Writes benchmarks/results/offline_diverse-<data sets>-cpu.json.
 
     python benchmarks/offline_diverse.py [--data fashion-mnist,digits] [--steps 60] [--image-size 64] [--test-images 2000]
-        [--work DIR] [--smoke]
+        [--work DIR] [--smoke] [--rank-only 112]
 
 The run folders stay under ``--work`` (default: a temporary folder), so a rerun there resumes them.
 """
@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 
-from zoofit import ZooFit, load_data, preset  # noqa: E402
+from zoofit import Ranker, ZooFit, load_data, preset  # noqa: E402
 from zoofit.ensemble.greedy import average  # noqa: E402
 from zoofit.evaluate.metrics import accuracy, nll  # noqa: E402
 from zoofit.pipeline import select_ensemble  # noqa: E402
@@ -95,6 +95,16 @@ def measure(data: str, folder: Path, config: Any, test_images: int | None) -> di
     }  # fmt: skip
 
 
+def ranking_only(data: str, image_size: int) -> dict[str, Any]:
+    """Where the kNN ranking puts each model at ``image_size`` (the experts at their own size), no fine-tuning."""
+    start = time.perf_counter()
+    ranker = Ranker("offline-diverse", image_size=image_size, own_size_if_needed=True,
+                    cache_dir=os.environ.get("ZOOFIT_CACHE_DIR")).fit(load_data(data))  # fmt: skip
+    ranking = [(row.model, round(row.score, 4), row.input_size) for row in ranker.ranking_]
+    return {"seconds": round(time.perf_counter() - start, 1), "image_size": image_size, "ranking_knn": ranking,
+            "experts_rank": {expert: [m for m, *_ in ranking].index(expert) + 1 for expert in EXPERTS}}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="fashion-mnist,digits")
@@ -102,6 +112,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="input size of the demo's models (quick: 112)")
     parser.add_argument("--test-images", type=int, default=2000, help="test images drawn at random (all: 0)")
     parser.add_argument("--work", type=Path, help="keep the run folders here (a rerun resumes them)")
+    parser.add_argument("--rank-only", type=int, metavar="PX", help="only rank, at this size (quick: 112)")
     parser.add_argument("--smoke", action="store_true", help="30 steps at batch 16 (checks the script)")
     args = parser.parse_args()
     overrides = {"top_k": 7, "steps": (args.steps,), "image_size": args.image_size, "seed_baseline": 3,
@@ -121,11 +132,15 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         for data in args.data.split(","):
             location = str(digits_npz(work / "digits.npz")) if data == "digits" else data
-            figures[data] = measure(location, work / data, config, args.test_images or None)
+            if args.rank_only:
+                figures[data] = ranking_only(location, args.rank_only)
+            else:
+                figures[data] = measure(location, work / data, config, args.test_images or None)
             figures[data]["data"] = data
             print(json.dumps(figures[data], indent=1), flush=True)
     figures["load_average_after"] = os.getloadavg()
-    save("-".join(["offline_diverse", *args.data.split(","), *(["smoke"] if args.smoke else [])]), figures)
+    kind = [f"rank{args.rank_only}"] if args.rank_only else ["smoke"] if args.smoke else []
+    save("-".join(["offline_diverse", *args.data.split(","), *kind]), figures)
 
 
 if __name__ == "__main__":
