@@ -134,6 +134,9 @@ def test_the_registry_has_an_entry_for_every_scheme_a_zoo_file_can_name(tmp_path
         "file": "{id: f, arch: test_resnet, weights: 'file:w.pth'}",
         "pypi": "{id: p, arch: test_resnet, weights: 'pypi:w==1', member: w.pth, sha256: '00'}",
         "random": "{id: r, arch: test_resnet, weights: random}",
+        "transformers": "{id: h, weights: 'transformers:org/net'}",
+        "module": "{id: m, weights: 'module:torch.nn:Identity', arch_kwargs: {head: null}, preprocessing: "
+        "{input_size: 8, mean: [0, 0, 0], std: [1, 1, 1]}}",
     }
     (tmp_path / "zoo.yaml").write_text("models:\n" + "".join(f"  - {model}\n" for model in documented.values()))
     specs = load_zoo(tmp_path / "zoo.yaml").models
@@ -150,7 +153,8 @@ def test_an_unknown_scheme_is_one_line_that_lists_the_known_ones(tmp_path: Path)
         load_zoo(tmp_path / "zoo.yaml")
     assert str(raised.value) == (
         "model 'a': weights 'hf-hub:org/net' must start with a known scheme: "
-        "timm:<name>, file:<path>, pypi:<package>==<version>, random"
+        "timm:<name>, file:<path>, pypi:<package>==<version>, random, transformers:<org/name[@revision] or folder>, "
+        "module:<pkg.module>:<factory>"
     )
     with pytest.raises(ModelError, match="^model 'a': weights 'hf-hub:org/net' must start with [^\n]*$"):
         load_model(tiny_spec("a", weights="hf-hub:org/net"))  # a spec made in Python: that model is skipped

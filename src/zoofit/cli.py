@@ -520,6 +520,31 @@ def zoo_list(
             stdout.print(zoo_table(models, facts))
 
 
+@zoo_app.command("search")
+def zoo_search(
+    out: Annotated[Path, _option("The zoo file to write (.yaml), which --zoo then takes.", "--out")],
+    task: Annotated[str, _option("image-classification or image-feature-extraction.")] = "image-classification",
+    library: Annotated[str, _option("transformers or timm.")] = "transformers",
+    license: Annotated[str | None, _option("Only models under this licence (e.g. apache-2.0).")] = None,
+    max_params: Annotated[
+        float | None, _option("Only models of at most this many million parameters (safetensors metadata).")
+    ] = None,
+    sort: Annotated[str, _option("downloads or likes (most first).")] = "downloads",
+    limit: Annotated[int, _option("Ask the hub for this many models.")] = 50,
+) -> None:
+    """Write a zoo file from the Hugging Face hub's listing (HF_ENDPOINT, the token apply), each model with its
+    upstream datasets, licence and parameters."""
+    from zoofit.zoo.search import check_search, search_hub
+
+    with command():
+        check_search(task, library, sort, limit, max_params)
+        _check_writable(out, "--out", folder=False)
+        found = search_hub(task=task, library=library, license=license, max_params=max_params, sort=sort, limit=limit)
+        found.write(out)
+        skipped = f"; {len(found.skipped)} left out ({', '.join(sorted(set(found.skipped.values())))})"
+        console.print(f"wrote {out}: {len(found.models)} models{skipped if found.skipped else ''}")
+
+
 def main() -> None:
     app(prog_name="zoofit")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,11 +90,23 @@ def keras_backbone_tensors(path: Path) -> list[torch.Tensor]:
             name = layer["config"]["name"]
             if name not in group:
                 continue
-            weights = group[name]
+            weights = _keras_layer_weights(group[name])
             for weight in _KERAS_WEIGHT_ORDER:
                 if weight in weights:
                     tensors.append(_keras_to_torch(np.asarray(weights[weight]), layer["class_name"]))
     return tensors
+
+
+def _keras_layer_weights(group: Any) -> dict[str, Any]:
+    """A Keras layer's weights by name: Keras 3 keeps them in the layer's group, Keras 2 one group deeper (under
+    the layer's name again) as ``kernel:0``."""
+    import h5py
+
+    weights = {name: value for name, value in group.items() if isinstance(value, h5py.Dataset)}
+    nested = [value for value in group.values() if isinstance(value, h5py.Group)]
+    if not weights and len(nested) == 1:
+        return _keras_layer_weights(nested[0])
+    return {name.removesuffix(":0"): value for name, value in weights.items()}
 
 
 def _keras_to_torch(value: np.ndarray, layer_class: str) -> torch.Tensor:

@@ -86,10 +86,13 @@ def model_facts(spec: ModelSpec) -> dict[str, Any]:
     tagged = spec.weight_scheme.arch_of(spec.location) == spec.arch  # the weights name a pretrained tag
     cfg = pretrained_cfg(spec.location if tagged else spec.arch)
     size = spec.preprocessing.input_size if spec.preprocessing else int(cfg.input_size[-1]) if cfg else None
-    params, gflops = spec.params, spec.gflops
-    if params is None or (gflops is None and size is not None):
+    params, gflops, fixed = spec.params, spec.gflops, bool(cfg and cfg.fixed_input_size)
+    if params is None or gflops is None:
         with torch.device("meta"):
-            model = create_model(spec, spec.num_classes)
+            model = create_model(spec, spec.num_classes).eval()  # eval: a batch norm over 1 x 1 maps counts too
+        own = getattr(model, "pretrained_cfg", None) or {}  # a transformers or module: model tells its own
+        size = size or (int(own["input_size"][-1]) if own.get("input_size") else None)
+        fixed = fixed or fixed_input_size(model)
         params = params if params is not None else round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
         if gflops is None and size is not None:
             try:
@@ -103,6 +106,6 @@ def model_facts(spec: ModelSpec) -> dict[str, Any]:
         "params_m": params,
         "gflops": gflops,
         "input_size": size,
-        "fixed_input_size": bool(cfg and cfg.fixed_input_size),
+        "fixed_input_size": fixed,
         "license": spec.license,
     }

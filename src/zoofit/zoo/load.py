@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from zoofit.errors import ModelError, first_line
 from zoofit.store import Cache, content_key, write_tensors
+from zoofit.zoo.architectures import builder_of
 from zoofit.zoo.convert import (
     assign_by_position,
     keras_backbone_tensors,
@@ -147,7 +148,12 @@ def _counted(forward: Callable[[torch.Tensor], object], device: torch.device, in
 
 
 def create_model(spec: ModelSpec, num_classes: int | None, **extra: object) -> torch.nn.Module:
-    """``spec.arch`` built by timm (random weights) with ``spec.arch_kwargs``, ``num_classes`` and ``extra``."""
+    """``spec.arch`` built by timm (random weights) with ``spec.arch_kwargs``, ``num_classes`` and ``extra``, or by
+    the builder its prefix names (``transformers:``, ``module:``; see :mod:`zoofit.zoo.architectures`)."""
+    built = builder_of(spec.arch)
+    if built is not None:
+        builder, location = built
+        return builder.build(spec, location, num_classes)
     kwargs = dict(spec.arch_kwargs, **extra)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -161,15 +167,7 @@ def load_state_file(spec: ModelSpec, path: Path, device: torch.device | str) -> 
     """A state dict file (safetensors or ``.pth``), loaded strictly into ``spec.arch`` built on ``device``: on a
     GPU its random initialisation (overwritten by the weights at once) costs milliseconds instead of up to a
     second of CPU time."""
-    if not path.is_file():
-        raise ModelError(f"model '{spec.id}': weights file '{path}' does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
-        raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
+    state = read_state(spec, path)
 
     def build() -> torch.nn.Module:
         model = create_model(spec, spec.num_classes)
@@ -182,8 +180,21 @@ def load_state_file(spec: ModelSpec, path: Path, device: torch.device | str) -> 
     if model is None:  # it has tensors the file does not hold: built for real
         with torch.device(device):
             model = build()
-        _load_strictly(model, state, source)
+        load_strictly(model, state, source)
     return model.to(device)
+
+
+def read_state(spec: ModelSpec, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in a safetensors or ``.pth`` file (read with ``weights_only``); a :class:`ModelError` in one
+    line where it is missing or unreadable."""
+    if not path.is_file():
+        raise ModelError(f"model '{spec.id}': weights file '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as error:  # noqa: BLE001 - a damaged pickle raises almost any type; each becomes one line
+        raise ModelError(f"model '{spec.id}': cannot read weights file '{path}': {first_line(error)}") from error
 
 
 def assigned(
@@ -222,7 +233,7 @@ def _match_head(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         model.reset_classifier(weight.shape[0])
 
 
-def _load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     _check_fit(model, state, source)
     model.load_state_dict(state, strict=True)
 
@@ -235,8 +246,9 @@ def _check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     unexpected = sorted(state.keys() - expected.keys())
     if wrong_shape or missing or unexpected:
         example = (wrong_shape or missing or unexpected)[0]
+        name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
         raise ModelError(
-            f"{source} does not fit timm '{model.default_cfg.get('architecture', type(model).__name__)}': "
+            f"{source} does not fit {'' if ':' in name or name == type(model).__name__ else 'timm '}'{name}': "
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong_shape)} wrong-shape tensors "
             f"(e.g. '{example}')"
         )
@@ -255,7 +267,7 @@ def _convert(spec: ModelSpec, target: Path) -> Path:
     log.info("preparing weights of %s from %s (once)", spec.id, spec.location)
     with _conversion, wheel_member(spec.location, spec.member or "", spec.sha256 or "") as raw:
         model = create_model(spec, spec.num_classes)
-        if spec.convert == "keras-mobilenetv2":
+        if spec.convert.startswith("keras"):
             values = keras_backbone_tensors(raw)
         else:
             values = torch_checkpoint_tensors(raw)

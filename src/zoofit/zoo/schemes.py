@@ -9,7 +9,7 @@ scheme's name.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +17,17 @@ import timm
 import torch
 
 from zoofit.errors import ModelError, ZoofitError, first_line
+from zoofit.zoo.architectures import (
+    BUILDERS,
+    adapted_module,
+    factory_network,
+    load_transformers,
+    model_card_fields,
+    split_revision,
+    with_classes,
+)
 from zoofit.zoo.hub import hub_fields, is_pattern, pretrained_cfg, pretrained_matching
-from zoofit.zoo.load import assigned, converted_weights, create_model, load_state_file
+from zoofit.zoo.load import assigned, converted_weights, create_model, load_state_file, load_strictly, read_state
 from zoofit.zoo.spec import SCHEMES
 
 if TYPE_CHECKING:
@@ -76,6 +85,20 @@ class WeightScheme:
         """``location`` as a zoo file in the folder ``base`` writes it, made independent of the working folder."""
         return location
 
+    def resolved(self, spec: ModelSpec, base: Path) -> ModelSpec:
+        """``spec`` as a zoo file in the folder ``base`` writes it, its paths made independent of the working
+        folder (its location through :meth:`resolve`)."""
+        return replace(spec, weights=f"{self.name}:{self.resolve(spec.location, base)}")
+
+    def _check_arch(self, spec: ModelSpec) -> None:
+        """A one-line error where ``spec.arch`` is not the architecture that its weights name."""
+        arch = self.arch_of(spec.location)
+        if spec.arch != arch:
+            raise ZoofitError(
+                f"model '{spec.id}': arch '{spec.arch}' is not '{arch}', the architecture of its weights "
+                f"'{spec.weights}'; leave 'arch' out"
+            )
+
 
 def _registered(scheme: type[WeightScheme]) -> type[WeightScheme]:
     """Add an instance of ``scheme`` to :data:`SCHEMES` under its name."""
@@ -105,11 +128,7 @@ class TimmWeights(WeightScheme):
         arch = self.arch_of(spec.location)
         if not timm.is_model(arch):
             raise ZoofitError(f"model '{spec.id}': unknown timm model '{spec.location}' (see timm.list_pretrained())")
-        if spec.arch != arch:
-            raise ZoofitError(
-                f"model '{spec.id}': arch '{spec.arch}' is not '{arch}', the architecture of its weights "
-                f"'{spec.weights}'; leave 'arch' out"
-            )
+        self._check_arch(spec)
 
     def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
         """Where the hub's checkpoint fits the model exactly (timm's own checkpoints do), the model is built on
@@ -166,6 +185,12 @@ class TimmWeights(WeightScheme):
         return hub_fields(location)
 
 
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """A file's size and modification time (``None`` where it is missing): a rewritten file is a new model."""
+    stat = path.stat() if path.exists() else None
+    return (stat.st_size, stat.st_mtime_ns) if stat else None
+
+
 @_registered
 class FileWeights(WeightScheme):
     """``file:<path>``: a safetensors or ``.pth`` state dict for ``arch``, loaded strictly. (Not timm's
@@ -176,9 +201,7 @@ class FileWeights(WeightScheme):
 
     def identity(self, spec: ModelSpec) -> dict[str, Any]:
         """The spec's fields and the file's size and modification time, so a rewritten file is a new model."""
-        path = Path(spec.location)
-        stat = path.stat() if path.exists() else None
-        return {**super().identity(spec), "file_state": (stat.st_size, stat.st_mtime_ns) if stat else None}
+        return {**super().identity(spec), "file_state": _file_state(Path(spec.location))}
 
     def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
         return load_state_file(spec, Path(spec.location), device)
@@ -220,3 +243,84 @@ class RandomWeights(WeightScheme):
         with _process_generator, torch.random.fork_rng():
             torch.manual_seed(0)
             return create_model(spec, spec.num_classes).to(device)
+
+
+@_registered
+class TransformersWeights(WeightScheme):
+    """``transformers:ORG/NAME[@REVISION]`` or ``transformers:<folder>``: a Hugging Face ``transformers`` image
+    classifier or backbone with its checkpoint's weights (through the Hugging Face cache; ``HF_HUB_OFFLINE`` and
+    the token apply) and its image processor's preprocessing; ``num_classes`` other than its own gives it a new
+    head. Its architecture is ``transformers:<the same location>``."""
+
+    name, form = "transformers", "transformers:<org/name[@revision] or folder>"
+
+    def check(self, spec: ModelSpec) -> None:
+        super().check(spec)
+        self._check_arch(spec)
+
+    def arch_of(self, location: str) -> str:
+        return f"transformers:{location}"
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        model = load_transformers(spec.location, spec.id, pretrained=True, **spec.arch_kwargs)
+        return with_classes(model, spec.num_classes).to(device)
+
+    def prefetch(self, spec: ModelSpec) -> None:
+        """Download the repo's configs and safetensors weights into the Hugging Face cache."""
+        from huggingface_hub import snapshot_download
+
+        repo, revision = split_revision(spec.location)
+        if not Path(repo).is_dir():
+            snapshot_download(repo, revision=revision, allow_patterns=["*.json", "*.safetensors"])
+
+    def described(self, location: str) -> dict[str, Any]:
+        return model_card_fields(location)
+
+    def resolve(self, location: str, base: Path) -> str:
+        """A folder relative to the zoo file, made absolute; a hub repo as it is."""
+        folder = (base / location).expanduser()
+        return str(folder.resolve()) if not Path(location).is_absolute() and folder.is_dir() else location
+
+    def resolved(self, spec: ModelSpec, base: Path) -> ModelSpec:
+        """The location resolved, and the architecture with it."""
+        location = self.resolve(spec.location, base)
+        return replace(spec, weights=f"{self.name}:{location}", arch=self.arch_of(location))
+
+
+@_registered
+class ModuleWeights(WeightScheme):
+    """``module:pkg.mod:factory``: the network that the importable factory builds (called with ``arch_kwargs``
+    less ``head``), with the weights of the file ``member`` (safetensors or a ``weights_only`` torch file, a path
+    relative to the zoo file; none: the factory's own) loaded strictly; ``arch_kwargs['head']`` names its
+    classifier (``null``: it returns features) and ``preprocessing`` its input size and normalisation."""
+
+    name, form = "module", "module:<pkg.module>:<factory>"
+
+    def check(self, spec: ModelSpec) -> None:
+        super().check(spec)
+        self._check_arch(spec)
+        BUILDERS["module"].check(spec, spec.location)
+
+    def arch_of(self, location: str) -> str:
+        return f"module:{location}"
+
+    def identity(self, spec: ModelSpec) -> dict[str, Any]:
+        """The spec's fields and the weights file's size and modification time."""
+        return {**super().identity(spec), "file_state": _file_state(Path(spec.member)) if spec.member else None}
+
+    def resolved(self, spec: ModelSpec, base: Path) -> ModelSpec:
+        return replace(spec, member=FileWeights().resolve(spec.member, base)) if spec.member else spec
+
+    def load(self, spec: ModelSpec, cache: Cache, device: torch.device | str) -> torch.nn.Module:
+        """The factory's network built on the meta device where the file fits it exactly (else for real), the
+        file's tensors loaded strictly; its classifier then taken out as the head."""
+        if spec.member:
+            state = read_state(spec, Path(spec.member))
+            source = f"model '{spec.id}': weights file '{spec.member}'"
+            network = assigned(lambda: factory_network(spec, spec.location), state, source)
+            if network is None:
+                network = factory_network(spec, spec.location)
+                load_strictly(network, state, source)
+        else:
+            network = factory_network(spec, spec.location)
+        return with_classes(adapted_module(network, spec, spec.location), spec.num_classes).to(device)

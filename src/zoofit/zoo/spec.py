@@ -11,7 +11,7 @@ from zoofit.registry import Registry
 if TYPE_CHECKING:
     from zoofit.zoo.schemes import WeightScheme
 
-CONVERTERS = ("positional", "keras-mobilenetv2")
+CONVERTERS = ("positional", "keras", "keras-mobilenetv2")  # keras-mobilenetv2: the older name of keras
 
 #: The weight schemes by name, in the order messages list them: filled by :mod:`zoofit.zoo.schemes` (imported
 #: with :mod:`zoofit.zoo`), read by each spec; here, so that a spec needs nothing that loads models.
@@ -79,7 +79,12 @@ class ModelSpec:
 
     def validate(self) -> None:
         """Raise :class:`ZoofitError` (one line) where the fields do not fit together."""
+        from zoofit.zoo.architectures import builder_of
+
         self.weight_scheme.check(self)
+        built = builder_of(self.arch)
+        if built is not None:
+            built[0].check(self, built[1])
         if self.convert not in CONVERTERS:
             raise ZoofitError(f"model '{self.id}': convert must be one of {', '.join(CONVERTERS)}")
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import timm
 import yaml
 
 from zoofit.checks import is_number, is_whole
 from zoofit.errors import ParameterError, ZoofitError
+from zoofit.zoo.architectures import BUILDERS, is_architecture
 from zoofit.zoo.schemes import SCHEMES
 from zoofit.zoo.spec import ModelSpec, Preprocessing
 
@@ -194,7 +194,7 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     unknown = sorted(set(entry) - _SPEC_KEYS)
     if unknown:
         raise ZoofitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPEC_KEYS))}")
-    name, colon, location = str(entry.get("weights", "")).partition(":")
+    name, _, location = str(entry.get("weights", "")).partition(":")
     scheme = SCHEMES[name] if name in SCHEMES else None  # an unknown one is reported by ModelSpec.validate
     if scheme is not None and "arch" not in entry and (arch := scheme.arch_of(location)):
         entry = {**entry, "arch": arch}
@@ -207,9 +207,12 @@ def _parse_spec(entry: Any, origin: str, base: Path | None) -> ModelSpec:
     spec = ModelSpec(**values)
     spec.validate()
     if scheme is not None and base is not None:
-        spec = replace(spec, weights=f"{name}{colon}{scheme.resolve(location, base)}")
-    if not timm.is_model(spec.arch):
-        raise ZoofitError(f"{where}: '{spec.arch}' is not a timm architecture (see timm.list_models())")
+        spec = scheme.resolved(spec, base)
+    if not is_architecture(spec.arch):
+        raise ZoofitError(
+            f"{where}: '{spec.arch}' is not a timm architecture (see timm.list_models()) nor "
+            f"{' nor '.join(builder.form for builder in BUILDERS.values())}"
+        )
     return spec
 
 
