@@ -42,7 +42,8 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     first = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
     result = RunResult.read(tmp_path)
     assert result == first.result_  # summary.json holds the whole result, and reads back as it was written
-    assert set(result.stage_seconds) == {"rank", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert set(result.stage_seconds) == {"rank", "linear_probe", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert result.linear_probe.model == first.ranker_.ranking_[0].model and 0 <= result.linear_probe.test.accuracy <= 1
     assert result.wall_seconds >= sum(result.stage_seconds.values()) - 0.1
     assert 0 <= result.best_single.test.accuracy <= 1 and len(result.best_single.trials) == 1
     assert result.top_ranked.model == first.ranker_.ranking_[0].model

@@ -1,7 +1,8 @@
 """Data sources: a registry with one entry per kind of data, each turning its string into :class:`SourceData`.
 
 A source is named by a string: an image folder, ``csv:PATH`` (or a ``.csv`` path), a ``.npz`` path,
-or the built-in ``fashion-mnist`` (``fashion-mnist:DIR`` for another location).
+or a built-in: ``fashion-mnist`` (``fashion-mnist:DIR`` for another location), ``digits`` (scikit-learn),
+``lfw-subset`` (scikit-image) or ``dsprites`` (a generated structured task; ``dsprites:orientation``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zoofit.data.dataset import SourceData
 from zoofit.data.decode import DEFAULT_MAX_SIDE
 from zoofit.data.sources.base import PathSource, Source
 from zoofit.data.sources.csv_file import CsvFile, load_csv
+from zoofit.data.sources.dsprites import DSprites
 from zoofit.data.sources.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
@@ -22,12 +24,13 @@ from zoofit.data.sources.fashion_mnist import (
 )
 from zoofit.data.sources.folder import ImageFolder, image_files, load_image_folder
 from zoofit.data.sources.npz_file import NpzFile, load_npz
+from zoofit.data.sources.packaged import Digits, LfwSubset
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
 
 #: Every source, in the order that recognises a string: first by its scheme, then (for an existing path
 #: without one) by :meth:`Source.recognises`, so a ``.csv`` folder is read as a CSV file, not as a folder.
-SOURCES: tuple[Source, ...] = (FashionMnist(), CsvFile(), NpzFile(), ImageFolder())
+SOURCES: tuple[Source, ...] = (FashionMnist(), Digits(), LfwSubset(), DSprites(), CsvFile(), NpzFile(), ImageFolder())
 
 
 def load_source(source: str, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
@@ -52,7 +55,8 @@ def resolve(source: str) -> tuple[Source, str]:
     path = Path(source)
     if not path.exists():
         raise ZoofitError(
-            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or 'fashion-mnist'"
+            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, or a built-in "
+            "('fashion-mnist', 'digits', 'lfw-subset', 'dsprites')"
         )
     for entry in SOURCES:
         if entry.recognises(path):
@@ -66,8 +70,11 @@ __all__ = [
     "FASHION_MNIST_ENV",
     "SOURCES",
     "CsvFile",
+    "DSprites",
+    "Digits",
     "FashionMnist",
     "ImageFolder",
+    "LfwSubset",
     "NpzFile",
     "PathSource",
     "Source",
