@@ -153,7 +153,9 @@ def test_bad_suites_and_task_ids_are_one_line_errors(tmp_path: Path, suite: str,
 
 def test_unknown_suite_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "--suite", "nonesuch", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "--suite 'nonesuch' is neither a built-in suite (offline, vtab-1k)" in result.output
+    assert (
+        result.exit_code == 2 and "--suite 'nonesuch' is neither a built-in suite (offline, vtab-1k)" in result.output
+    )
 
 
 def test_builtin_suites_have_their_form() -> None:
