@@ -77,6 +77,10 @@ def test_two_tasks_end_to_end_a_missing_task_recorded_and_the_audit(tmp_path: Pa
     from zoofit.report.bench import bench_html
 
     page = bench_html(tmp_path / "out")
+    from xml.etree import ElementTree
+
+    ElementTree.fromstring(f"<body>{page.split('<body>', 1)[1].split('</body>', 1)[0]}</body>")  # well-formed
+    assert page.count('<g id="xtick_1">') == page.count('<g id="ytick_1">') == 2  # real axes: matplotlib's ticks
     assert "<a href='colours/report.html'>colours</a>" in page and page.count("<svg") == 2 and "failed:" in page
 
 
@@ -97,7 +101,7 @@ def test_agreement_gives_tau_and_regret() -> None:
 
 def bench_command(suite: Path, zoo: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "zoofit.cli", "bench", "--suite", str(suite), "--zoo", str(zoo), "--out", str(out),
-            "--lrs", "0.003,0.01,0.03", "--steps", "30", "--batch-size", "8", "--image-size", "32",
+            "--lrs", "0.01,0.03", "--steps", "12", "--batch-size", "8", "--image-size", "32",
             "--shift-images", "0", "--workers", "1", "--precision", "fp32"]  # fmt: skip
 
 

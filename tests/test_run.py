@@ -264,7 +264,7 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     body = page.split("<body>", 1)[1].split("</body>", 1)[0]
     ElementTree.fromstring(f"<body>{body}</body>")  # well-formed: every tag closed, every text escaped
     for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg",
-                     "best of knn-top model"):  # fmt: skip
+                     "best of knn-top model", "logistic regression, frozen features"):  # fmt: skip
         assert expected in page
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
     assert "holds no finished run" in message

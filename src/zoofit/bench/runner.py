@@ -95,12 +95,12 @@ class Bench:
             for number, task in enumerate(suite.tasks, 1):
                 log.info("task %d of %d: %s (%s, %s)", number, len(suite.tasks), task.id, task.group, task.data)
                 done.append(self._task(task, out, progress))
-                self._result(suite, done, start).write(out)
+                self.result_ = self._result(suite, done, start)
+                self.result_.write(out)
         failed = [task for task in done if task.status == "failed"]
         if len(failed) == len(done):
             reasons = "; ".join(f"{t.id}: {t.reason}" for t in failed)
             raise ZoofitError(f"every task of suite '{suite.name}' failed ({reasons})")
-        self.result_ = self._result(suite, done, start)
         return self
 
     def _task(self, task: Task, out: Path, progress: Progress) -> TaskResult:
