@@ -369,3 +369,40 @@ def test_fingerprint_follows_content() -> None:
     changed = ImageSet(images.images.copy(), images.labels, images.class_names)
     changed.images[0, 0, 0, 0] = 255
     assert changed.fingerprint != images.fingerprint
+
+
+# ---------------------------------------------------------------- built-in sources from packages, generated dSprites
+
+
+def test_digits_and_lfw_subset_come_from_their_packages() -> None:
+    digits = load_data("digits", train_size=100, test_fraction=0.3)
+    assert digits.class_names == tuple(str(d) for d in range(10)) and digits.train.images.shape[1:] == (8, 8, 1)
+    assert len(digits.train) + len(digits.val) == 100 and len(digits.test) == 539
+    assert digits.train.images.dtype == np.uint8 and digits.train.images.max() == 255
+    faces = load_data("lfw-subset", test_fraction=0.5)
+    assert faces.class_names == ("face", "non-face") and faces.train.images.shape[1:] == (25, 25, 1)
+    assert len(faces.test) == 100 and np.bincount(faces.test.labels).tolist() == [50, 50]
+
+
+def test_dsprites_is_generated_the_same_every_time() -> None:
+    from zoofit.data.sources.dsprites import generate
+
+    first, again = generate(64, seed=3), generate(64, seed=3)
+    assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
+    assert first.images.shape == (64, 64, 64, 1) and set(np.unique(first.images)) <= {0, 255}
+    assert first.labels.max() < 16 and len(first.class_names) == 16
+    # the label is the x position: the sprites of a higher bin lie further right
+    columns = [np.nonzero(image[..., 0].any(axis=0))[0].mean() for image in first.images]
+    order = np.argsort(first.labels, kind="stable")
+    assert np.corrcoef(first.labels[order], np.array(columns)[order])[0, 1] > 0.95
+    splits = load_data("dsprites:orientation", train_size=200)
+    assert splits.name == "dsprites-orientation" and len(splits.test) == 2000
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("dsprites:colour", "the task must be one of location, orientation"), ("digits:x", "'digits' takes no location")],
+)
+def test_built_in_sources_refuse_a_location_they_do_not_take(source: str, message: str) -> None:
+    with pytest.raises(ZoofitError, match=message):
+        DataConfig(source).validate()

@@ -42,7 +42,8 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     first = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
     result = RunResult.read(tmp_path)
     assert result == first.result_  # summary.json holds the whole result, and reads back as it was written
-    assert set(result.stage_seconds) == {"rank", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert set(result.stage_seconds) == {"rank", "linear_probe", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert result.linear_probe.model == first.ranker_.ranking_[0].model and 0 <= result.linear_probe.test.accuracy <= 1
     assert result.wall_seconds >= sum(result.stage_seconds.values()) - 0.1
     assert 0 <= result.best_single.test.accuracy <= 1 and len(result.best_single.trials) == 1
     assert result.top_ranked.model == first.ranker_.ranking_[0].model
@@ -263,7 +264,7 @@ def test_report_html_shows_the_run_and_is_rebuilt_by_zoofit_report(splits, tiny_
     body = page.split("<body>", 1)[1].split("</body>", 1)[0]
     ElementTree.fromstring(f"<body>{body}</body>")  # well-formed: every tag closed, every text escaped
     for expected in ("tiny_resnet", "tiny_effnet", "Robustness", "gaussian_noise", "kNN accuracy", "<svg",
-                     "best of knn-top model"):  # fmt: skip
+                     "best of knn-top model", "logistic regression, frozen features"):  # fmt: skip
         assert expected in page
     message = error_line(runner.invoke(app, ["report", "--run", str(tmp_path / "nothing")]))
     assert "holds no finished run" in message

@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 # Imported on first use, so that ``import zoofit`` (and ``zoofit --help``) does not load torch and timm.
 _HOMES = {
+    "Bench": "zoofit.bench.runner",
+    "BenchResult": "zoofit.bench.result",
     "DataConfig": "zoofit.data",
     "ImageSet": "zoofit.data",
     "Splits": "zoofit.data",
@@ -40,6 +42,8 @@ __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from zoofit.bench.result import BenchResult  # noqa: F401
+    from zoofit.bench.runner import Bench  # noqa: F401
     from zoofit.data import DataConfig, ImageSet, Splits, load_data  # noqa: F401
     from zoofit.ensemble import EnsembleClassifier  # noqa: F401
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401

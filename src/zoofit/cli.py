@@ -94,6 +94,11 @@ Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
 CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
+Preset = Annotated[str | None, _option("quick (CPU default) or paper (GPU default); the options below change it.")]
+Workers = Annotated[
+    int | None,
+    _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
+]
 _CLUSTER = "Where units run (a model's features, a trial)"
 #: Where units run: one group of options, handed to a command together as ``cluster`` (see :func:`_grouped`).
 CLUSTER_OPTIONS = {
@@ -320,13 +325,8 @@ def run(
     out: Annotated[Path, _option("Run folder (rerunning into it resumes and reuses finished work).")] = Path(
         "runs/run"
     ),
-    preset: Annotated[
-        str | None, _option("quick (CPU default) or paper (GPU default); the options below change it.")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
-    ] = None,
+    preset: Preset = None,
+    workers: Workers = None,
     models: Models = None,
     exclude: Exclude = None,
     licenses: Licenses = None,
@@ -356,16 +356,11 @@ def run(
         config = DataConfig(data, **data_settings, seed=seed)
         config.validate()  # before torch loads: a bad --data is reported at once
         shifted = parse_domains(shift_data or [])
-        from zoofit.device import resolve_device
-        from zoofit.pipeline import ZooFit
         from zoofit.store import RunStore, write_text
 
-        gpu = resolve_device(device).type == "cuda"
-        sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
-        fit = ZooFit(
-            zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
-            models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude, licenses=licenses,
-            executor=_executor(cluster, workers),
+        fit = _method(
+            zoo, preset, workers, models, exclude, licenses, proxy, k, metric, device, precision, seed, cache_dir,
+            sweep_changes, cluster,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
         RunStore(out).check_writer()
@@ -381,6 +376,103 @@ def run(
         console.print(
             f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "
             f"({units.computed} units computed, {units.reused} reused)"
+        )
+
+
+def _method(
+    zoo: str,
+    preset: str | None,
+    workers: int | None,
+    models: str | None,
+    exclude: str | None,
+    licenses: str | None,
+    proxy: str,
+    k: int | None,
+    metric: str | None,
+    device: str,
+    precision: str,
+    seed: int,
+    cache_dir: Path | None,
+    sweep_changes: dict[str, Any],
+    cluster: dict[str, Any],
+) -> Any:
+    """The :class:`ZooFit` that ``run``'s options (and ``bench``'s, the same) describe."""
+    from zoofit.device import resolve_device
+    from zoofit.pipeline import ZooFit
+
+    gpu = resolve_device(device).type == "cuda"
+    sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
+    return ZooFit(
+        zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
+        models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude, licenses=licenses,
+        executor=_executor(cluster, workers),
+    )  # fmt: skip
+
+
+@app.command()
+@_with_cluster_options
+@_grouped("sweep_changes", _sweep_options())
+def bench(
+    suite: Annotated[
+        str, _option("A built-in suite (offline, vtab-1k) or a suite YAML file (id, data, group, protocol per task).")
+    ],
+    zoo: ZooName = "demo",
+    out: Annotated[
+        Path, _option("Bench folder: a run folder per task, bench.json/.csv/.html (rerunning resumes).")
+    ] = Path("runs/bench"),
+    tasks: Annotated[str | None, _option("Comma-separated task ids of the suite to run (default: all).")] = None,
+    test_images: Annotated[
+        int | None, _option("Test images per task at most (a seeded draw), for a quick look.")
+    ] = None,
+    audit: Annotated[
+        bool, _option("Also fine-tune every zoo model on every task and measure each ranking proxy (tau, regret).")
+    ] = False,
+    preset: Preset = None,
+    workers: Workers = None,
+    models: Models = None,
+    exclude: Exclude = None,
+    licenses: Licenses = None,
+    proxy: ProxyName = "knn",
+    k: K = 1,
+    metric: Metric = "cosine",
+    device: Device = "auto",
+    precision: Precision = "auto",
+    seed: Seed = 0,
+    cache_dir: CacheDir = None,
+    *,
+    sweep_changes: dict[str, Any],
+    cluster: dict[str, Any],
+) -> None:
+    """Run the whole method on every task of a suite (each task a run folder in OUT/<task>), and write one table of
+    the ensemble against its baselines (per task, per group, mean): bench.json, bench.csv, bench.html."""
+    with command():
+        start = time.perf_counter()
+        _check_writable(out, "--out", folder=True)
+        from zoofit.bench import load_suite
+
+        load_suite(suite).select(_ids(tasks))  # a bad suite or task id is one line, before torch loads
+        fit = _method(
+            zoo, preset, workers, models, exclude, licenses, proxy, k, metric, device, precision, seed, cache_dir,
+            sweep_changes, cluster,
+        )  # fmt: skip
+        from zoofit.bench import BENCH_HTML, Bench
+        from zoofit.report.bench import bench_html, bench_tables
+        from zoofit.store import RunStore, write_text
+
+        runner = Bench(suite, fit, tasks=_ids(tasks), test_images=test_images, audit=audit)
+        runner.check()
+        RunStore(out).check_writer()
+        with RichProgress(console) as progress:
+            runner.fit(out, progress=progress)
+        for task in runner.result_.tasks:
+            if task.status == "done":
+                write_text(out / task.run / REPORT, html_report(out / task.run))
+        write_text(out / BENCH_HTML, bench_html(out))
+        stdout.print(bench_tables(runner.result_))
+        failed = sum(task.status == "failed" for task in runner.result_.tasks)
+        console.print(
+            f"wrote {out}/bench.json, bench.csv, {BENCH_HTML} and a run folder per task in "
+            f"{time.perf_counter() - start:.1f} s ({len(runner.result_.tasks) - failed} tasks done, {failed} failed)"
         )
 
 

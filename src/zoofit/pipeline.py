@@ -27,12 +27,14 @@ from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankedModel, Ranker
+from zoofit.rank.probe import Probe, linear_probe
 from zoofit.rank.proxies import describe
 from zoofit.result import (
     Baseline,
     DomainResult,
     EnsembleResult,
     GrowthStep,
+    LinearProbeResult,
     Member,
     ProxyResult,
     ReliabilityBin,
@@ -189,6 +191,8 @@ class ZooFit:
         with timer.stage("rank"):
             ranker = self._ranker(config, context.eval_precision, executor).fit(splits, progress=progress)
             ranker.save(store.root)
+        with timer.stage("linear_probe"):
+            probe = linear_probe(ranker, splits)
         with timer.stage("fine_tune"):
             jobs, costs = plan_trials(ranker, config, self.seed)
             workers = resolve_workers(self.workers, device, costs)
@@ -233,6 +237,7 @@ class ZooFit:
             robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
             wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
             reliability=reliability_of(test_probs, best, labels), domains=domain_results,
+            linear_probe=probe_result(probe, labels),
         )  # fmt: skip
         store.write_csv(TRIALS, [t.row() for t in trials + seeds])
         self.result_.write(store.root)
@@ -356,6 +361,13 @@ def baseline(group: Sequence[TrialRecord], labels: np.ndarray) -> Baseline:
         trials=[t.key for t in group],
         test=Scores(**summarize(probs, labels)),
         gflops_per_image=float(sum(t.gflops for t in group)),
+    )
+
+
+def probe_result(probe: Probe, labels: np.ndarray) -> LinearProbeResult:
+    """The frozen-features baseline's record, scored on the test ``labels``."""
+    return LinearProbeResult(
+        probe.model, probe.strength, probe.val_accuracy, Scores(**summarize(probe.test_probs, labels)), probe.gflops
     )
 
 

@@ -96,6 +96,18 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class LinearProbeResult:
+    """The frozen-features baseline: an L2 logistic regression on the top-ranked model's features, its inverse
+    strength ``C`` chosen on validation."""
+
+    model: str
+    strength: float
+    val_accuracy: float
+    test: Scores
+    gflops_per_image: float
+
+
+@dataclass(frozen=True)
 class EnsembleResult:
     """The greedy ensemble: its members, its validation NLL (what the selection minimised) and its test scores."""
 
@@ -173,6 +185,7 @@ class RunResult:
     soups: list[SoupResult] = field(default_factory=list)  # with --soup: one per model with several trials
     reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # ensemble, best_single
     domains: dict[str, DomainResult] = field(default_factory=dict)  # with --shift-data: one per named domain
+    linear_probe: LinearProbeResult | None = None  # the frozen-features baseline (None: the test split is empty)
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

@@ -178,6 +178,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if hasattr(value, "__html__"):  # markup made here (a link), kept as it is
+        return f"<td>{value.__html__()}</td>"
     if isinstance(value, float):
         return f"<td class='n'>{value:.1f}</td>" if abs(value) >= 10 else f"<td class='n'>{value:.4f}</td>"
     if isinstance(value, int) or value is None:

@@ -31,6 +31,9 @@ def result_rows(result: RunResult) -> list[list[Any]]:
     ]  # fmt: skip
     if seeds := result.seed_baseline:
         named.append((f"{len(seeds.trials)} seeds of best single", seeds.test, seeds.gflops_per_image, seeds.model))
+    if probe := result.linear_probe:
+        named.append(("logistic regression, frozen features", probe.test, probe.gflops_per_image,
+                      f"{probe.model} (C={probe.strength:g})"))  # fmt: skip
     named += [
         (f"soup of {len(soup.ingredients)} trials", soup.test, soup.gflops_per_image, soup.model)
         for soup in result.soups

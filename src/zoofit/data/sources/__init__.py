@@ -1,9 +1,10 @@
 """Data sources: a registry with one entry per kind of data, each turning its string into :class:`SourceData`.
 
 A source is named by a string: an image folder, ``csv:PATH`` (or a ``.csv`` path), a ``.npz`` path,
-the built-in ``fashion-mnist`` (``fashion-mnist:DIR`` for another location), a Hugging Face dataset
-(``hf:NAME[:CONFIG]``, see :mod:`~zoofit.data.sources.hf_dataset`) or WebDataset shards (``wds:LOCATION``, see
-:mod:`~zoofit.data.sources.webdataset_shards`).
+a built-in (``fashion-mnist``, ``fashion-mnist:DIR`` for another location; ``digits``, scikit-learn's;
+``lfw-subset``, scikit-image's; ``dsprites``, a generated structured task, ``dsprites:orientation``), a Hugging Face
+dataset (``hf:NAME[:CONFIG]``, see :mod:`~zoofit.data.sources.hf_dataset`) or WebDataset shards
+(``wds:LOCATION``, see :mod:`~zoofit.data.sources.webdataset_shards`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zoofit.data.dataset import SourceData
 from zoofit.data.decode import DEFAULT_MAX_SIDE
 from zoofit.data.sources.base import PathSource, Source
 from zoofit.data.sources.csv_file import CsvFile, load_csv
+from zoofit.data.sources.dsprites import DSprites
 from zoofit.data.sources.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
@@ -25,6 +27,7 @@ from zoofit.data.sources.fashion_mnist import (
 from zoofit.data.sources.folder import ImageFolder, image_files, load_image_folder
 from zoofit.data.sources.hf_dataset import HfDataset, load_hf_dataset
 from zoofit.data.sources.npz_file import NpzFile, load_npz
+from zoofit.data.sources.packaged import Digits, LfwSubset
 from zoofit.data.sources.webdataset_shards import WebDatasetShards, load_shards
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
@@ -34,7 +37,20 @@ from zoofit.registry import Registry
 #: without one) by :meth:`Source.recognises`, so a ``.csv`` folder is read as a CSV file, not as a folder.
 SOURCES: Registry[Source] = Registry(
     "data source",
-    ((s.name, s) for s in (FashionMnist(), HfDataset(), WebDatasetShards(), CsvFile(), NpzFile(), ImageFolder())),
+    (
+        (s.name, s)
+        for s in (
+            FashionMnist(),
+            Digits(),
+            LfwSubset(),
+            DSprites(),
+            HfDataset(),
+            WebDatasetShards(),
+            CsvFile(),
+            NpzFile(),
+            ImageFolder(),
+        )
+    ),
 )
 
 
@@ -60,8 +76,9 @@ def resolve(source: str) -> tuple[Source, str]:
     path = Path(source)
     if not path.exists():
         raise ZoofitError(
-            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, 'fashion-mnist', "
-            "hf:NAME (a Hugging Face dataset) or wds:LOCATION (WebDataset shards)"
+            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, a built-in "
+            "('fashion-mnist', 'digits', 'lfw-subset', 'dsprites'), hf:NAME (a Hugging Face dataset) or "
+            "wds:LOCATION (WebDataset shards)"
         )
     for entry in SOURCES.values():
         if entry.recognises(path):
@@ -75,9 +92,12 @@ __all__ = [
     "FASHION_MNIST_ENV",
     "SOURCES",
     "CsvFile",
+    "DSprites",
+    "Digits",
     "FashionMnist",
     "HfDataset",
     "ImageFolder",
+    "LfwSubset",
     "NpzFile",
     "PathSource",
     "Source",

@@ -1,0 +1,156 @@
+"""``Bench``: the whole method on every task of a suite, each task an ordinary run folder, then one table."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from zoofit.bench.audit import audit_suite, audit_task
+from zoofit.bench.result import BenchResult, TaskResult, classifiers_of, mean_of
+from zoofit.bench.suite import Suite, Task, load_suite
+from zoofit.data import Splits, load_data
+from zoofit.data.protocol import stratified_sample
+from zoofit.errors import ParameterError, ZoofitError, first_line
+from zoofit.progress import Progress, SilentProgress
+from zoofit.result import RunResult
+
+log = logging.getLogger("zoofit")
+AUDIT = "audit"  # a task's audit run, inside its run folder
+
+
+class Bench:
+    """Run a :class:`~zoofit.ZooFit` (its zoo, sweep and every other setting) on each task of a suite.
+
+    Parameters
+    ----------
+    suite : a built-in suite's name (``"offline"``, ``"vtab-1k"``), a suite YAML file, or a :class:`Suite`.
+    fit : the method as it runs on each task (``ZooFit("demo")`` where None).
+    tasks : ids of the suite's tasks to run (default: all).
+    test_images : test images per task at most (a stratified draw with the task's seed), for a quick look.
+    audit : also fine-tune every model of the zoo on every task (in ``<task>/audit``), and measure how well each
+        ranking proxy foretold that (Kendall's tau, regret).
+
+    Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
+    the others go on; it is an error only when every task fails. Tasks run one after another, each on ``fit``'s
+    executor (with Ray, a task's units share the cluster; the tasks do not run at once).
+
+    Attributes
+    ----------
+    suite_ : the :class:`Suite` run (the chosen tasks).
+    result_ : the :class:`~zoofit.bench.BenchResult` written to ``bench.json``.
+
+    Examples
+    --------
+    >>> from zoofit import ZooFit
+    >>> from zoofit.bench import Bench
+    >>> bench = Bench("offline", ZooFit("demo", sweep="quick")).fit("runs/bench")   # doctest: +SKIP
+    >>> bench.result_.mean.classifiers["ensemble"].accuracy                        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        suite: str | Path | Suite,
+        fit=None,
+        *,
+        tasks: list[str] | None = None,
+        test_images: int | None = None,
+        audit: bool = False,
+    ) -> None:
+        self.suite = suite
+        self.estimator = fit
+        self.tasks = tasks
+        self.test_images = test_images
+        self.audit = audit
+
+    def check(self) -> Suite:
+        """Check the suite, the tasks chosen and every setting, before any data is read; the suite to run. A
+        task's data is checked when it runs (a task whose data is missing fails alone)."""
+        if self.test_images is not None and self.test_images < 1:
+            raise ParameterError.of("test_images", f"must be at least 1, not {self.test_images}")
+        suite = load_suite(self.suite).select(self.tasks)
+        self._estimator().check()
+        return suite
+
+    def _estimator(self):
+        from zoofit.pipeline import ZooFit
+
+        return self.estimator if self.estimator is not None else ZooFit("demo")
+
+    def fit(self, out: str | Path, *, progress: Progress | None = None) -> Bench:
+        """Run every task into ``out/<task id>`` and write ``out/bench.json`` and ``bench.csv`` (after each task,
+        so a killed bench leaves the table of what it finished)."""
+        from zoofit.store import RunStore
+
+        start = time.perf_counter()
+        suite = self.suite_ = self.check()
+        out = Path(out)
+        progress = progress or SilentProgress()
+        done: list[TaskResult] = []
+        with RunStore(out).writer():
+            for number, task in enumerate(suite.tasks, 1):
+                log.info("task %d of %d: %s (%s, %s)", number, len(suite.tasks), task.id, task.group, task.data)
+                done.append(self._task(task, out, progress))
+                self.result_ = self._result(suite, done, start)
+                self.result_.write(out)
+        failed = [task for task in done if task.status == "failed"]
+        if len(failed) == len(done):
+            reasons = "; ".join(f"{t.id}: {t.reason}" for t in failed)
+            raise ZoofitError(f"every task of suite '{suite.name}' failed ({reasons})")
+        return self
+
+    def _task(self, task: Task, out: Path, progress: Progress) -> TaskResult:
+        """Run one task; a failure of its own (its data, its settings, a model) is its record, not an error."""
+        start = time.perf_counter()
+        record = TaskResult(task.id, task.group, task.data, task.id, "failed")
+        try:
+            splits = self.splits(task, progress)
+            fit = copy.copy(self._estimator())
+            fit.fit(splits, out / task.id, progress=progress)
+            result = RunResult.read(out / task.id)  # the table is built from the run's typed result
+            record = replace(record, status="done", splits=splits.describe(), classifiers=classifiers_of(result))
+            if self.audit:
+                record = replace(record, audit=self._audit(fit, splits, out / task.id / AUDIT, progress))
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 - a task's own failure is recorded and the bench goes on
+            log.warning("task %s failed: %s", task.id, first_line(error))
+            log.debug("task %s failed", task.id, exc_info=error)
+            return replace(record, status="failed", reason=first_line(error))
+        return replace(record, wall_seconds=round(time.perf_counter() - start, 1))
+
+    def splits(self, task: Task, progress: Progress) -> Splits:
+        """The task's splits by its protocol, its test split capped at ``test_images``."""
+        config = task.data_config()
+        splits = load_data(config, progress=progress)
+        if self.test_images is None or splits.test is None or len(splits.test) <= self.test_images:
+            return splits
+        rng = np.random.default_rng(config.seed)
+        return replace(splits, test=splits.test.subset(stratified_sample(splits.test, self.test_images, rng)))
+
+    def _audit(self, fit, splits: Splits, folder: Path, progress: Progress):
+        """Every zoo model fine-tuned on the task, in its own run folder, and the proxies' agreement with that."""
+        from zoofit.device import resolve_device
+
+        everyone = copy.copy(fit)
+        models = len(fit.ranker_.zoo_.models)
+        everyone.sweep = fit.sweep_config(resolve_device(fit.device)).override(top_k=models)
+        everyone.fit(splits, folder, progress=progress)
+        return audit_task(everyone, splits, f"{folder.parent.name}/{folder.name}", progress)
+
+    def _result(self, suite: Suite, tasks: list[TaskResult], start: float) -> BenchResult:
+        fit = self._estimator()
+        sweep = fit.sweep if isinstance(fit.sweep, str) or fit.sweep is None else fit.sweep.name
+        zoo = fit.zoo if isinstance(fit.zoo, str | Path) else fit.zoo.name
+        executor = fit.executor if isinstance(fit.executor, str) else type(fit.executor).__name__
+        return BenchResult(
+            suite=suite.name, suite_source=suite.source, zoo=str(zoo), preset=str(sweep or "default"),
+            test_images=self.test_images, tasks=tasks,
+            groups=[mean_of(group, [t for t in tasks if t.group == group]) for group in suite.groups],
+            mean=mean_of("mean", tasks), references=list(suite.references), audit=audit_suite(tasks),
+            executor=str(executor), wall_seconds=round(time.perf_counter() - start, 1),
+        )  # fmt: skip
