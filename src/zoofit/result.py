@@ -20,7 +20,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 4
+SCHEMA = 5
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,10 @@ class Member:
     license: str = ""  # of its model's weights
 
     def label(self) -> str:
+        refit = ", refit" * self.settings.refit
         if self.ingredients > 1:
-            return f"{self.model} (soup of {self.ingredients} trials)"
-        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed})"
+            return f"{self.model} (soup of {self.ingredients} trials{refit})"
+        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed}{refit})"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,15 @@ class Units:
 
 
 @dataclass(frozen=True)
+class PlanResult:
+    """A run planned to a time limit: the limit, the seconds the plan expected, and what it cut (in order)."""
+
+    limit_seconds: float
+    planned_seconds: float
+    cuts: list[str]
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What ``zoofit run`` found: the ensemble, its baselines, its robustness, and how the run went."""
 
@@ -152,6 +162,10 @@ class RunResult:
     wall_seconds: float
     soups: list[SoupResult] = field(default_factory=list)  # with --soup: one per model with several trials
     reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # ensemble, best_single
+    # With --refit, ``ensemble`` (and the seed baseline) hold the members trained again on train + validation, and
+    # this the ensemble the selection chose, its members trained on train alone, on the same test split.
+    before_refit: EnsembleResult | None = None
+    plan: PlanResult | None = None  # with --time-limit: what the run planned to fit it
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:
