@@ -15,6 +15,7 @@ from zoofit import EnsembleClassifier, ZooFit, load_data
 from zoofit.ensemble import average
 from zoofit.export import export_run
 from zoofit.finetune.sweep import training_splits
+from zoofit.report.rows import result_rows
 from zoofit.result import RunResult, Units
 
 
@@ -43,6 +44,8 @@ def test_refit_members_are_the_ensemble_and_the_selected_one_is_kept(refit_run) 
     assert {m.trial for m in result.ensemble.members}.isdisjoint(m.trial for m in result.before_refit.members)
     assert result.seed_baseline is not None and len(result.seed_baseline.trials) == 2
     assert "refit" in result.stage_seconds
+    names = [row[0] for row in result_rows(result)]  # the terminal's and report.html's table
+    assert names[:2] == ["bagged ensemble (refit)", "bagged ensemble before refit"]
     assert not any(t.config.refit for t in fit.trials_)  # trials_ are the sweep's; trials.csv lists the refits too
     rows = (out / "trials.csv").read_text().splitlines()
     assert {row.split(",")[0] for row in rows[1:]} >= {m.trial for m in result.ensemble.members if m.ingredients == 1}
