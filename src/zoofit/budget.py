@@ -179,8 +179,8 @@ def plan(sweep: Sweep, costs: CostModel, limit: float) -> Plan:
     if needed > limit:
         raise ParameterError.of(
             "time_limit",
-            f"{limit:.0f} s is too short: the smallest plan ({_size(sweep)}) needs about {needed:.0f} s; "
-            f"give at least {needed * 1.1:.0f}s",
+            f"leaves {limit:.0f} s for the work still to do, and the smallest plan ({_size(sweep)}) needs about "
+            f"{needed:.0f} s; give a limit {max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least",
         )
     return Plan(sweep, needed, tuple(cuts))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Sweep, plan
+from zoofit.errors import ModelError, ZoofitError
 from zoofit.finetune.config import SweepConfig
 from zoofit.finetune.sweep import Job, TrialContext
 from zoofit.finetune.trial import train_trial
@@ -167,12 +168,13 @@ class Budget:
         """The ids of the models of ``zoo`` to rank: all, unless ranking them all leaves too little for the
         smallest plan (trials ``store`` holds cost nothing). Measures the throughput first (on the zoo's first
         model)."""
-        self.throughput = probe(zoo.models[0], self.config, self.context)
-        throughput, size = self.throughput, self.config.image_size
-        gflops = [scaled_gflops(size, model_facts(spec)) for spec in zoo.models]
+        self.throughput = throughput = self._probe(zoo)
+        size = self.config.image_size
+        specs = sorted(zoo.models, key=lambda spec: spec.id != throughput.model)  # the probe's model first
+        gflops = [scaled_gflops(size, model_facts(spec)) for spec in specs]
         models = [
             (spec.id, flops, throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
-            for spec, flops, ratio in zip(zoo.models, gflops, _ratios(gflops), strict=True)
+            for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
         ]
         jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed)]
         result = plan_run(
@@ -210,6 +212,15 @@ class Budget:
         """The images each trial predicts: validation and test."""
         splits = self.context.splits
         return len(splits.val) + (len(splits.test) if splits.test is not None else 0)
+
+    def _probe(self, zoo: Zoo) -> Throughput:
+        """The throughput of the first model of ``zoo`` that loads (the ranking skips the others too)."""
+        for spec in zoo.models:
+            try:
+                return probe(spec, self.config, self.context)
+            except ModelError as error:
+                log.info("time limit: %s cannot be measured (%s); the next model is", spec.id, error)
+        raise ZoofitError("no model of the zoo loads, so the time limit cannot be planned; check the zoo")
 
     def _stored(self, jobs: Sequence[Job], store: RunStore) -> frozenset[tuple[str, float, int, bool]]:
         """Which of ``jobs``, and of their refits, ``store`` holds: ``(model, lr, steps, refit)``."""
