@@ -2,7 +2,7 @@
 
 Throughput is measured on the first batches: the zoo's first model trains a few steps at the sweep's batch and
 size, then predicts a batch of validation images (:func:`probe`); every other model's costs are these scaled by
-its GFLOPs (which the ranking counts). :mod:`zoofit.budget` plans from them; the trials of the plan then run on
+its GFLOPs (before the ranking those its spec gives, where it gives them; after it, those the ranking counted). :mod:`zoofit.budget` plans from them; the trials of the plan then run on
 any executor. Trials the run folder holds cost nothing. Robustness, the last stage, takes only the images the time
 left affords (:func:`affordable_shift_images`), which absorbs what the estimates missed."""
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,7 +25,6 @@ from zoofit.finetune.trial import train_trial
 from zoofit.result import PlanResult
 from zoofit.store import Cache, RunStore
 from zoofit.zoo import ModelSpec, Zoo, load_model
-from zoofit.zoo.hub import model_facts
 
 if TYPE_CHECKING:
     from zoofit.rank import Ranker
@@ -140,11 +139,12 @@ def affordable_shift_images(config: SweepConfig, throughput: Throughput, classif
     return images if images >= 50 else 0
 
 
-def scaled_gflops(size: int | None, facts: dict[str, Any]) -> float:
-    """A model's GFLOPs per image at ``size`` from its ``facts`` (:func:`~zoofit.zoo.hub.model_facts`: GFLOPs at
-    its own input size), by area; 0 where unknown."""
-    gflops, own = facts["gflops"], facts["input_size"]
-    return (gflops or 0.0) * ((size / own) ** 2 if size and own else 1.0)
+def scaled_gflops(size: int | None, spec: ModelSpec) -> float:
+    """A model's GFLOPs per image at ``size`` from those its spec gives at its own input size, by area; 0 where
+    the spec gives none (then it is priced as the probe's model: counting them would build every model of a
+    large zoo before its ranking, which counts them anyway)."""
+    own = spec.preprocessing.input_size if spec.preprocessing else None
+    return (spec.gflops or 0.0) * ((size / own) ** 2 if size and own else 1.0)
 
 
 def _ratios(gflops: Sequence[float]) -> list[float]:
@@ -171,7 +171,7 @@ class Budget:
         self.throughput = throughput = self._probe(zoo)
         size = self.config.image_size
         specs = sorted(zoo.models, key=lambda spec: spec.id != throughput.model)  # the probe's model first
-        gflops = [scaled_gflops(size, model_facts(spec)) for spec in specs]
+        gflops = [scaled_gflops(size, spec) for spec in specs]
         models = [
             (spec.id, flops, throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
             for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
