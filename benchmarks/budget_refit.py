@@ -11,7 +11,8 @@ too small to train, which must be refused before training.
 
 Writes benchmarks/results/budget_refit-<part>-cpu.json (figures so far after each run, so a stopped run keeps them).
 
-    python benchmarks/budget_refit.py [--part variants|limits|both] [--work DIR] [zoofit run options...]
+    python benchmarks/budget_refit.py [--part variants|limits|refusal|all] [--limits S,S] [--name SUFFIX]
+        [--work DIR] [zoofit run options...]
 """
 
 from __future__ import annotations
@@ -98,21 +99,29 @@ def variants(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
         save(figures)
 
 
-def limits(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
+def limits(work: Path, extra: list[str], figures: dict[str, Any], given: list[int] | None = None) -> None:
+    """Runs under time limits: ``given`` seconds, else a third, two thirds and the whole of the default run's."""
     rows = figures.setdefault("limits", {})
-    rows["default"] = zoofit([*DEMO, *extra, "--out", str(work / "default")])
-    rows["default"].update(scores(work / "default"))
-    save(figures)
-    default = rows["default"]["wall_seconds"]
-    for fraction in FRACTIONS:
-        limit = round(default * fraction)
+    if given:
+        seconds = given
+    else:
+        rows["default"] = zoofit([*DEMO, *extra, "--out", str(work / "default")])
+        rows["default"].update(scores(work / "default"))
+        save(figures)
+        seconds = [round(rows["default"]["wall_seconds"] * fraction) for fraction in FRACTIONS]
+    for limit in seconds:
         out = work / f"limit-{limit}"
-        row = rows[f"{fraction:.2f}"] = zoofit([*DEMO, *extra, "--time-limit", f"{limit}s", "--out", str(out)])
+        row = rows[f"{limit}s"] = zoofit([*DEMO, *extra, "--time-limit", f"{limit}s", "--out", str(out)])
         row["limit_seconds"] = limit
         row["within_10_percent"] = row["wall_seconds"] <= 1.1 * limit
         if row["exit_code"] == 0:
             row.update(scores(out))
         save(figures)
+
+
+def refusal(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
+    """A limit too small to train: refused in one line, before any trial."""
+    rows = figures.setdefault("limits", {})
     out = work / "too-small"
     row = rows["too_small"] = zoofit([*DEMO, *extra, "--time-limit", "5s", "--out", str(out)])
     row["refused_before_training"] = row["exit_code"] == 2 and not list((out / "trials").glob("*"))
@@ -121,14 +130,18 @@ def limits(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=("variants", "limits", "both"), default="both")
+    parser.add_argument("--part", choices=("variants", "limits", "refusal", "all"), default="all")
     parser.add_argument("--work", type=Path, default=Path("/tmp/zoofit-budget-refit"))
+    parser.add_argument("--limits", help="comma-separated seconds (default: fractions of the default run's time)")
+    parser.add_argument("--name", default="", help="a suffix of the results file, for runs side by side")
     known, extra = parser.parse_known_args()
-    figures: dict[str, Any] = {"part": known.part, "extra_options": extra, "machine": machine()}
-    if known.part in ("variants", "both"):
+    figures: dict[str, Any] = {"part": known.part + known.name, "extra_options": extra, "machine": machine()}
+    if known.part in ("variants", "all"):
         variants(known.work, extra, figures)
-    if known.part in ("limits", "both"):
-        limits(known.work, extra, figures)
+    if known.part in ("limits", "all"):
+        limits(known.work, extra, figures, [int(x) for x in known.limits.split(",")] if known.limits else None)
+    if known.part in ("refusal", "all"):
+        refusal(known.work, extra, figures)
     figures["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     save(figures)
     print(json.dumps(figures, indent=2))

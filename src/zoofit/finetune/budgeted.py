@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Sweep, plan
-from zoofit.errors import ModelError, ZoofitError
+from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.finetune.config import SweepConfig
 from zoofit.finetune.sweep import Job, TrialContext
 from zoofit.finetune.trial import train_trial
@@ -177,9 +177,12 @@ class Budget:
             for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
         ]
         jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed)]
-        result = plan_run(
-            self.config, throughput, models, self._stored(jobs, store), self.context_images(), self.started
-        )
+        try:
+            result = plan_run(
+                self.config, throughput, models, self._stored(jobs, store), self.context_images(), self.started
+            )
+        except ParameterError:  # features a cache holds rank for free: the plan after the ranking decides
+            return [spec.id for spec in zoo.models]
         kept = list(result.sweep.ranked) if result.sweep.ranked is not None else [spec.id for spec in zoo.models]
         self._note([cut for cut in result.cuts if cut.startswith("zoo")])
         return kept
