@@ -179,25 +179,27 @@ def test_selections_are_named_and_the_sweep_checks_the_name() -> None:
 
 @pytest.fixture
 def slow_machine(monkeypatch):
-    """The probe measures for real, then reports a machine that trains one image a second."""
+    """The probe measures for real, then reports a machine that trains one image in 10 seconds."""
     real = budgeted.probe
-    monkeypatch.setattr(budgeted, "probe", lambda *args: replace(real(*args), train_seconds_per_image=1.0))
+    monkeypatch.setattr(budgeted, "probe", lambda *args: replace(real(*args), train_seconds_per_image=10.0))
 
 
 def test_a_resumed_run_counts_its_stored_trials_as_free(splits, tiny_zoo, tmp_path, slow_machine) -> None:
     sweep = quick(**TINY)
     ZooFit(tiny_zoo, precision="fp32", sweep=sweep, workers=1).fit(splits, tmp_path)  # no limit: 4 trials
-    # 4 trials x 6 steps x 8 images at 1 s: about 200 s to train afresh; stored, they cost nothing
-    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=100), workers=1).fit(splits, tmp_path)
+    # 4 trials x 6 steps x 8 images at 10 s: about 1900 s to train afresh; stored, they cost nothing
+    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=600), workers=1).fit(splits, tmp_path)
     assert resumed.result_.plan is not None and resumed.result_.plan.cuts == []
-    assert resumed.result_.units.computed == 0 and resumed.result_.plan.limit_seconds == 100
+    assert resumed.result_.units.computed == 0 and resumed.result_.plan.limit_seconds == 600
     with pytest.raises(ParameterError, match="the smallest plan"):  # the same limit in a new folder: refused
-        ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=30), workers=1).fit(splits, tmp_path / "new")
+        ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=600), workers=1).fit(
+            splits, tmp_path / "new"
+        )
     assert not (tmp_path / "new" / "trials").exists() or not any((tmp_path / "new" / "trials").iterdir())
 
 
 def test_a_limit_cuts_the_sweep_and_says_so(splits, tiny_zoo, tmp_path, slow_machine) -> None:
-    sweep = replace(quick(**TINY), time_limit=200)  # afresh ~200 s of training: one learning rate fits
+    sweep = replace(quick(**TINY), time_limit=2000)  # afresh ~1900 s of training: one learning rate fits
     fit = ZooFit(tiny_zoo, precision="fp32", sweep=sweep, workers=1).fit(splits, tmp_path)
     plan_ = fit.result_.plan
     assert plan_ is not None and plan_.cuts and plan_.cuts[0].startswith("learning rates")

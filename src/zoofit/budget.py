@@ -176,7 +176,7 @@ def plan(sweep: Sweep, costs: CostModel, limit: float) -> Plan:
             cuts.append(_said(name, sweep, smaller))
             sweep = smaller
     needed = seconds(sweep, costs)
-    if needed > limit:
+    if needed > limit and needed > 0:  # where nothing is left to do (all stored), there is nothing to refuse
         raise ParameterError.of(
             "time_limit",
             f"leaves {limit:.0f} s for the work still to do, and the smallest plan ({_size(sweep)}) needs about "
