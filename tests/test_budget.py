@@ -184,23 +184,24 @@ def slow_machine(monkeypatch):
     monkeypatch.setattr(budgeted, "probe", lambda *args: replace(real(*args), train_seconds_per_image=10.0))
 
 
-def test_a_resumed_run_counts_its_stored_trials_as_free(splits, tiny_zoo, tmp_path, slow_machine) -> None:
+def test_a_resumed_run_counts_its_stored_trials_as_free_and_a_fresh_one_is_cut_or_refused(
+    splits, tiny_zoo, tmp_path, slow_machine
+) -> None:
     sweep = quick(**TINY)
-    ZooFit(tiny_zoo, precision="fp32", sweep=sweep, workers=1).fit(splits, tmp_path)  # no limit: 4 trials
-    # 4 trials x 6 steps x 8 images at 10 s: about 1900 s to train afresh; stored, they cost nothing
-    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=600), workers=1).fit(splits, tmp_path)
-    assert resumed.result_.plan is not None and resumed.result_.plan.cuts == []
-    assert resumed.result_.units.computed == 0 and resumed.result_.plan.limit_seconds == 600
-    with pytest.raises(ParameterError, match="the smallest plan"):  # the same limit in a new folder: refused
-        ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=600), workers=1).fit(
+    first = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=10**6), workers=1).fit(splits, tmp_path)
+    assert first.result_.plan is not None and first.result_.plan.cuts == []
+    fresh = first.result_.plan.planned_seconds  # 4 trials at 10 s per training image, and what came before
+
+    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh / 2), workers=1)
+    resumed.fit(splits, tmp_path)  # the 4 trials are stored: they cost nothing, and nothing is cut
+    assert resumed.result_.plan.cuts == [] and resumed.result_.units.computed == 0
+
+    cut = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh * 0.75), workers=1)
+    cut.fit(splits, tmp_path / "cut")  # afresh, one learning rate fits
+    assert cut.result_.plan.cuts[0].startswith("learning rates") and len(cut.trials_) == 2
+
+    with pytest.raises(ParameterError, match="the smallest plan"):  # afresh, not even one trial fits
+        ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh * 0.03), workers=1).fit(
             splits, tmp_path / "new"
         )
     assert not (tmp_path / "new" / "trials").exists() or not any((tmp_path / "new" / "trials").iterdir())
-
-
-def test_a_limit_cuts_the_sweep_and_says_so(splits, tiny_zoo, tmp_path, slow_machine) -> None:
-    sweep = replace(quick(**TINY), time_limit=2000)  # afresh ~1900 s of training: one learning rate fits
-    fit = ZooFit(tiny_zoo, precision="fp32", sweep=sweep, workers=1).fit(splits, tmp_path)
-    plan_ = fit.result_.plan
-    assert plan_ is not None and plan_.cuts and plan_.cuts[0].startswith("learning rates")
-    assert fit.result_.sweep.lrs == (0.01,) and len(fit.trials_) == 2
