@@ -210,7 +210,12 @@ def _sweep_options() -> dict[str, tuple[Any, Any]]:
     comma-separated, and :func:`_sweep_changes` reads it within the command, so that a bad one is one line)."""
     hints = get_type_hints(SweepConfig)
     return {
-        f.name: (Annotated[_option_type(hints[f.name]), _sweep_option(f.name, hints[f.name], f.metadata["help"])], None)
+        f.name: (
+            Annotated[
+                _option_type(hints[f.name], f.metadata), _sweep_option(f.name, hints[f.name], f.metadata["help"])
+            ],
+            None,
+        )
         for f in fields(SweepConfig)
         if f.metadata["option"]
     }
@@ -233,10 +238,14 @@ _with_cluster_options = _grouped(
 )  # fmt: skip
 
 
-def _option_type(kind: Any) -> Any:
-    """The type an option of a setting of type ``kind`` takes: text for a tuple (comma-separated), else ``kind``
-    or None."""
-    return str | None if get_origin(kind) is tuple else (kind | None if type(None) not in get_args(kind) else kind)
+def _option_type(kind: Any, metadata: Any) -> Any:
+    """The type an option of a setting of type ``kind`` takes: text for a tuple (comma-separated) or a setting
+    that parses its text (``metadata["parse"]``), else ``kind`` or None."""
+    return (
+        str | None
+        if get_origin(kind) is tuple or metadata["parse"]
+        else (kind | None if type(None) not in get_args(kind) else kind)
+    )
 
 
 def _sweep_option(name: str, kind: Any, help: str) -> typer.models.OptionInfo:
@@ -248,11 +257,18 @@ def _sweep_option(name: str, kind: Any, help: str) -> typer.models.OptionInfo:
 def _sweep_changes(options: dict[str, Any]) -> dict[str, Any]:
     """The sweep settings the options give, as :class:`SweepConfig` takes them."""
     hints = get_type_hints(SweepConfig)
-    return {name: _parsed(name, hints[name], value) for name, value in options.items()}
+    parsers = {f.name: f.metadata["parse"] for f in fields(SweepConfig)}
+    return {name: _parsed(name, hints[name], value, parsers[name]) for name, value in options.items()}
 
 
-def _parsed(name: str, kind: Any, value: Any) -> Any:
-    """An option's ``value`` as the setting ``name`` of type ``kind`` takes it (a tuple from comma-separated text)."""
+def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None = None) -> Any:
+    """An option's ``value`` as the setting ``name`` of type ``kind`` takes it (a tuple from comma-separated text,
+    the setting's own ``parse`` where it has one)."""
+    if value is not None and parse is not None:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise ParameterError.of(name, str(error)) from None
     if value is None or get_origin(kind) is not tuple:
         return value
     item = get_args(kind)[0]
@@ -367,8 +383,10 @@ def run(
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
-            domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
-            fit.fit(splits, out, domains=domains, progress=progress)
+            domains = load_domains(
+                shifted, splits.class_names, max_side=config.max_side, progress=progress, started=start
+            )
+            fit.fit(splits, out, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))

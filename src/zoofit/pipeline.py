@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,12 +17,14 @@ import torch
 from zoofit.data import Splits
 from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
-from zoofit.ensemble import Selection, average, greedy_select, member_entry
+from zoofit.ensemble import SELECTIONS, Selection, average, member_entry
 from zoofit.errors import ZoofitError
 from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
+from zoofit.finetune.budgeted import Budget
 from zoofit.finetune.config import default_preset, preset
+from zoofit.finetune.refit import refit
 from zoofit.finetune.soup import cook_soup
 from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
@@ -140,10 +143,12 @@ class ZooFit:
             log.info("images smaller than 96x96: ranking and fine-tuning at %d px", sized.image_size)
         return sized
 
-    def _ranker(self, config: SweepConfig, precision: str, executor: Executor | None) -> Ranker:
+    def _ranker(
+        self, config: SweepConfig, precision: str, executor: Executor | None, models: list[str] | None = None
+    ) -> Ranker:
         return Ranker(
             self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
-            device=self.device, precision=precision, models=self.models, cache_dir=self.cache_dir,
+            device=self.device, precision=precision, models=models or self.models, cache_dir=self.cache_dir,
             own_size_if_needed=True, executor=executor or "local", exclude=self.exclude, licenses=self.licenses,
         )  # fmt: skip
 
@@ -161,17 +166,25 @@ class ZooFit:
         *,
         domains: dict[str, Domain] | None = None,
         progress: Progress | None = None,
+        started: float | None = None,
     ) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
         writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset. The classifiers are also
-        scored on each of the shifted ``domains`` (see :func:`~zoofit.data.load_domains`), by name."""
+        scored on each of the shifted ``domains`` (see :func:`~zoofit.data.load_domains`), by name. A sweep's
+        ``time_limit`` counts from ``started`` (a ``time.perf_counter()``; default now)."""
+        started = time.perf_counter() if started is None else started
         if (executor := self._executor()) is not None:
             executor.check()  # a cluster that does not answer is one line before the folder is touched
         with RunStore(Path(out)).writer() as store:
-            return self._fit(splits, store, domains, progress)
+            return self._fit(splits, store, domains, progress, started)
 
     def _fit(
-        self, splits: Splits, store: RunStore, domains: dict[str, Domain] | None, progress: Progress | None
+        self,
+        splits: Splits,
+        store: RunStore,
+        domains: dict[str, Domain] | None,
+        progress: Progress | None,
+        started: float,
     ) -> ZooFit:
         if splits.test is None:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or a test_fraction")
@@ -188,11 +201,20 @@ class ZooFit:
         )  # fmt: skip
 
         executor = self._executor()
+        budget = None
+        if config.time_limit is not None:
+            with timer.stage("plan"):
+                budget = Budget(config, context, started)
+                zoo = self._ranker(config, context.eval_precision, executor).check()
+                kept = budget.zoo(zoo, len(splits.ranking_set), store, self.seed)
         with timer.stage("rank"):
-            ranker = self._ranker(config, context.eval_precision, executor).fit(splits, progress=progress)
+            ranker = self._ranker(config, context.eval_precision, executor, kept if budget else None)
+            ranker = ranker.fit(splits, progress=progress)
             ranker.save(store.root)
         with timer.stage("linear_probe"):
             probe = linear_probe(ranker, splits)
+        if budget is not None:
+            config = budget.sweep(ranker, plan_trials(ranker, config, self.seed)[0], store)
         with timer.stage("fine_tune"):
             jobs, costs = plan_trials(ranker, config, self.seed)
             workers = resolve_workers(self.workers, device, costs)
@@ -206,12 +228,22 @@ class ZooFit:
             soups = []
         with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
             candidates = trials + soups
-            selection = select_ensemble(candidates, splits.val.labels, config)
+            selection = select_ensemble(candidates, splits.val.labels, config, self.seed)
             best = best_trial(trials)
             top_ranked = best_trial(t for t in trials if t.model == ranker.ranking_[0].model)
-            seeds = runner.run(seed_jobs(best, jobs, config.seed_baseline))
-            members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
-            store.write_json(MANIFEST, manifest(splits, members, store))
+            seed_trials = runner.run(seed_jobs(best, jobs, config.seed_baseline))
+        selected, seeds, refits = candidates, [best, *seed_trials] if seed_trials else [], []
+        if config.refit:
+            with timer.stage("refit"):  # the members and the seed baseline, trained again on train + validation
+                chosen = [candidates[i] for i in selection.members] + seeds
+                refit_of = refit(chosen, trials + seed_trials, {spec.id: spec for spec, _ in jobs}, runner)
+                refits = [t for t in refit_of.values() if t.result.soup is None]
+                candidates = [refit_of.get(c.key, c) for c in candidates]
+                seeds = [refit_of[t.key] for t in seeds]
+        members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
+        store.write_json(MANIFEST, manifest(splits, members, store))
+        if budget is not None:
+            config = budget.robustness(len(members) + 1)
         with timer.stage("robustness"):
             member_entries = [entry(t, w, store) for t, w in members]
             seed_entries = [entry(t, 1.0, store) for t in [best, *seeds]] if seeds else []
@@ -229,17 +261,22 @@ class ZooFit:
         self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
         labels = splits.test.labels
         test_probs = average([t.test_probs for t in candidates], selection.counts)  # the ensemble's
+        computed = trials + seed_trials + refits
         self.result_ = RunResult(
             data=splits.describe(), preset=config.name, sweep=config,
             proxy=ProxyResult(**describe(ranker.proxy_)),
             ensemble=ensemble_result(candidates, selection, test_probs, splits, ranker.zoo_), best_single=baseline([best], labels),
-            top_ranked=baseline([top_ranked], labels), seed_baseline=baseline([best, *seeds], labels) if seeds else None,
-            robustness=shifted, units=units(ranker.ranking_, trials + seeds), stage_seconds=timer.seconds,
+            top_ranked=baseline([top_ranked], labels), seed_baseline=baseline(seeds, labels) if seeds else None,
+            robustness=shifted, units=units(ranker.ranking_, computed), stage_seconds=timer.seconds,
             wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
             reliability=reliability_of(test_probs, best, labels), domains=domain_results,
             linear_probe=probe_result(probe, labels),
+            plan=budget.result() if budget is not None else None,
+            before_refit=ensemble_result(
+                selected, selection, average([t.test_probs for t in selected], selection.counts), splits, ranker.zoo_
+            ) if config.refit else None,
         )  # fmt: skip
-        store.write_csv(TRIALS, [t.row() for t in trials + seeds])
+        store.write_csv(TRIALS, [t.row() for t in computed])
         self.result_.write(store.root)
         return self
 
@@ -275,11 +312,12 @@ def seed_jobs(best: TrialRecord, jobs: Sequence[Job], count: int) -> list[Job]:
     return [(spec, replace(best.config, seed=best.config.seed + i)) for i in range(1, count)]
 
 
-def select_ensemble(trials: Sequence[TrialRecord], labels: np.ndarray, config: SweepConfig) -> Selection:
-    """The greedy forward selection with replacement over ``trials``, within the sweep's budget."""
-    return greedy_select(
+def select_ensemble(trials: Sequence[TrialRecord], labels: np.ndarray, config: SweepConfig, seed: int) -> Selection:
+    """The sweep's selection (greedy forward selection with replacement, or its bagged form, whose halves of the
+    validation set are drawn with ``seed``) over ``trials``, within the sweep's budget."""
+    return SELECTIONS[config.selection](
         [t.val_probs for t in trials], labels, max_steps=config.ensemble_steps, max_members=config.max_members,
-        max_gflops=config.max_gflops, gflops=[t.gflops for t in trials],
+        max_gflops=config.max_gflops, gflops=[t.gflops for t in trials], bags=config.bags, seed=seed,
     )  # fmt: skip
 
 
@@ -314,8 +352,9 @@ def ensemble_result(
     labels = splits.test.labels
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
     growth, total = [], np.zeros_like(probs)
-    for step, index in enumerate(selection.order):
-        total += trials[index].test_probs
+    increments = selection.increments or (1.0,) * len(selection.order)
+    for step, (index, increment) in enumerate(zip(selection.order, increments, strict=True)):
+        total += increment * trials[index].test_probs
         growth.append(GrowthStep(trials[index].key, trials[index].model, float(selection.history[step]),
                                  accuracy(total, labels)))  # fmt: skip
     return EnsembleResult(

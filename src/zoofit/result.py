@@ -44,9 +44,10 @@ class Member:
     license: str = ""  # of its model's weights
 
     def label(self) -> str:
+        refit = ", refit" * self.settings.refit
         if self.ingredients > 1:
-            return f"{self.model} (soup of {self.ingredients} trials)"
-        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed})"
+            return f"{self.model} (soup of {self.ingredients} trials{refit})"
+        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed}{refit})"
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,15 @@ class Units:
 
 
 @dataclass(frozen=True)
+class PlanResult:
+    """A run planned to a time limit: the limit, the seconds the plan expected, and what it cut (in order)."""
+
+    limit_seconds: float
+    planned_seconds: float
+    cuts: list[str]
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What ``zoofit run`` found: the ensemble, its baselines, its robustness, and how the run went."""
 
@@ -186,6 +196,10 @@ class RunResult:
     reliability: dict[str, list[ReliabilityBin]] = field(default_factory=dict)  # ensemble, best_single
     domains: dict[str, DomainResult] = field(default_factory=dict)  # with --shift-data: one per named domain
     linear_probe: LinearProbeResult | None = None  # the frozen-features baseline (None: the test split is empty)
+    # With --refit, ``ensemble`` (and the seed baseline) hold the members trained again on train + validation, and
+    # this the ensemble the selection chose, its members trained on train alone, on the same test split.
+    before_refit: EnsembleResult | None = None
+    plan: PlanResult | None = None  # with --time-limit: what the run planned to fit it
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

@@ -23,11 +23,19 @@ from zoofit.errors import ParameterError
 
 
 def setting(
-    default: Any, help: str, check: Callable[[Any], bool] | None = None, problem: str = "", *, option: bool = True
+    default: Any,
+    help: str,
+    check: Callable[[Any], bool] | None = None,
+    problem: str = "",
+    *,
+    option: bool = True,
+    parse: Callable[[str], Any] | None = None,
 ) -> Any:
     """A config's field, with everything said of it once: its default, its ``help`` (the CLI's option, where
-    ``option``), and the ``check`` its values must pass, else ``problem`` is the error."""
-    return field(default=default, metadata={"help": help, "check": check, "problem": problem, "option": option})
+    ``option``), and the ``check`` its values must pass, else ``problem`` is the error. ``parse`` reads the
+    option's text where the value is not written as it is (a duration), raising ``ValueError``."""
+    metadata = {"help": help, "check": check, "problem": problem, "option": option, "parse": parse}
+    return field(default=default, metadata=metadata)
 
 
 def at_least(low: float, *, none: bool = False, whole: bool = True) -> tuple[Callable[[Any], bool], str]:

@@ -1,8 +1,9 @@
-"""Greedy ensemble selection (Caruana et al.): forward selection with replacement on validation NLL."""
+"""Ensemble selection (Caruana et al.): greedy forward selection with replacement on validation NLL, and its bagged
+form, which averages the selections made on random halves of the validation set so as not to fit all of it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +14,15 @@ from zoofit.evaluate import nll
 
 @dataclass(frozen=True)
 class Selection:
-    """The chosen ensemble: ``counts[i]`` times candidate ``i``; ``weights`` are the counts normalised."""
+    """The chosen ensemble: ``counts[i]`` times candidate ``i`` (a bagged selection's counts are fractions);
+    ``weights`` are the counts normalised. ``order`` and ``history`` tell how it grew: the candidate added at each
+    step, with ``increments`` of its count (1 where empty), and the validation NLL after it."""
 
     counts: np.ndarray
     val_nll: float
-    history: tuple[float, ...]  # validation NLL after each greedy step
-    order: tuple[int, ...] = ()  # the candidate added at each greedy step
+    history: tuple[float, ...]  # validation NLL after each step
+    order: tuple[int, ...] = ()  # the candidate added at each step
+    increments: tuple[float, ...] = ()  # what each step added to its candidate's count (empty: 1 each)
 
     @property
     def members(self) -> list[int]:
@@ -91,3 +95,63 @@ def _allowed(
     if max_members is not None and members.sum() + 1 > max_members:
         return False
     return max_gflops is None or costs[members].sum() + costs[candidate] <= max_gflops + 1e-9
+
+
+def bagged_select(
+    val_probs: Sequence[np.ndarray],
+    labels: np.ndarray,
+    *,
+    bags: int = 20,
+    fraction: float = 0.5,
+    seed: int = 0,
+    max_steps: int = 20,
+    max_members: int | None = None,
+    max_gflops: float | None = None,
+    gflops: Sequence[float] | None = None,
+) -> Selection:
+    """Bagged ensemble selection (after Caruana et al., 2006): :func:`greedy_select` on ``bags`` random subsets
+    (``fraction`` of the validation images each, drawn with ``seed``), the selections' weights averaged. A
+    selection fitted to one half is outvoted by the others, so the weights overfit the validation set less.
+
+    The average can hold more members than each bag; where it breaks ``max_members`` or ``max_gflops``, the
+    heaviest members that fit are kept (the lower index on a tie) and the weights normalised again. ``order`` lists
+    the members heaviest first, each step adding its weight."""
+    if bags < 1 or not 0 < fraction <= 1:
+        raise ParameterError(f"bagged selection needs {{bags}} >= 1 and a fraction in (0, 1], not {bags}, {fraction}")
+    budget = {"max_steps": max_steps, "max_members": max_members, "max_gflops": max_gflops, "gflops": gflops}
+    greedy_select(val_probs, labels, **budget)  # the candidates and the budget checked once, on all the images
+    rng = np.random.default_rng(seed)
+    size = max(1, round(len(labels) * fraction))
+    weights = np.zeros(len(val_probs))
+    for _ in range(bags):
+        half = np.sort(rng.choice(len(labels), size=size, replace=False))
+        weights += greedy_select([p[half] for p in val_probs], labels[half], **budget).weights
+    weights = _within_budget(weights / bags, len(val_probs), max_members, max_gflops, gflops)
+    order = tuple(int(i) for i in sorted(np.flatnonzero(weights), key=lambda i: (-weights[i], i)))
+    total, history = np.zeros_like(val_probs[0], dtype=np.float64), []
+    for index, added in enumerate(order, start=1):
+        total += weights[added] * val_probs[added]
+        history.append(nll(total / weights[list(order[:index])].sum(), labels))
+    return Selection(weights, float(history[-1]), tuple(history), order, tuple(float(weights[i]) for i in order))
+
+
+def _within_budget(
+    weights: np.ndarray, count: int, max_members: int | None, max_gflops: float | None, gflops: Sequence[float] | None
+) -> np.ndarray:
+    """``weights`` where only the heaviest candidates that fit the budget keep theirs, normalised."""
+    costs = np.asarray(gflops if gflops is not None else np.zeros(count), dtype=float)
+    kept = np.zeros(count, dtype=int)
+    for i in sorted(np.flatnonzero(weights), key=lambda i: (-weights[i], i)):
+        if _allowed(int(i), kept, costs, max_members, max_gflops):
+            kept[i] = 1
+    chosen = np.where(kept > 0, weights, 0.0)
+    return chosen / chosen.sum()
+
+
+#: Ensemble selections by name (``SweepConfig.selection``): each takes the candidates' validation probabilities,
+#: the labels, and the sweep's budget (``max_steps``, ``max_members``, ``max_gflops``, ``gflops``), ``bags`` and
+#: ``seed`` (which greedy selection does without).
+SELECTIONS: dict[str, Callable[..., Selection]] = {
+    "greedy": lambda val_probs, labels, *, bags, seed, **budget: greedy_select(val_probs, labels, **budget),
+    "bagged": bagged_select,
+}

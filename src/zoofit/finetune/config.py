@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from zoofit.checks import is_whole
+from zoofit.checks import is_number, is_whole
 from zoofit.errors import ParameterError
 from zoofit.registry import Registry
 from zoofit.settings import at_least as _at_least
@@ -31,9 +31,35 @@ class TrialConfig:
     flip: bool = True  # random horizontal flips
     shift: float = 0.125  # random translation, as a fraction of the image size
     freeze_stride: int = 0  # layers up to this output stride keep their pre-trained weights (0: none)
+    refit: bool = False  # trained on train + validation (after the selection chose it on validation)
 
     def label(self) -> str:
-        return f"lr={self.lr:g},steps={self.steps},seed={self.seed}"
+        return f"lr={self.lr:g},steps={self.steps},seed={self.seed}" + ",refit" * self.refit
+
+
+def _selection(value: Any) -> bool:
+    from zoofit.ensemble.greedy import SELECTIONS  # the ensemble loads torch; a config does not need it
+
+    return value in SELECTIONS
+
+
+#: Seconds per unit of a duration.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration such as ``90s``, ``20m``, ``1.5h`` or ``300`` (seconds); ``ValueError`` for anything
+    else, a duration that is not positive included."""
+    value = text.strip().lower()
+    scale = DURATION_UNITS.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"'{text}' is not a positive duration such as 90s, 20m or 2h")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,19 @@ class SweepConfig:
         "Also average each model's trials greedily into a model soup (one forward pass) for the ensemble to choose.",
     )
     ensemble_steps: int = setting(20, "Greedy selection steps.", *_at_least(1))
+    selection: str = setting(
+        "greedy", "Ensemble selection: greedy (on the validation set) or bagged (greedy on random halves of it, "
+        "the weights averaged; Caruana et al., 2006).", _selection, "must be greedy or bagged",
+    )  # fmt: skip
+    bags: int = setting(20, "Random halves of the validation set that bagged selection averages.", *_at_least(1))
+    refit: bool = setting(
+        False, "Train each ensemble member again on train + validation (its own settings and seed) for the "
+        "ensemble that is tested, predicted and exported.",
+    )  # fmt: skip
+    time_limit: float | None = setting(
+        None, "Plan the run to end within this time (90s, 20m, 2h): cut the sweep where it would not fit.",
+        lambda v: v is None or (is_number(v) and v > 0), "must be a positive number of seconds", parse=parse_duration,
+    )  # fmt: skip
     max_members: int | None = setting(
         None, "At most this many distinct trials in the ensemble.", *_at_least(1, none=True)
     )

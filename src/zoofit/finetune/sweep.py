@@ -101,10 +101,19 @@ class TrialRecord:
 
 def trial_key(spec: ModelSpec, config: TrialConfig, splits: Splits, precision: str, eval_precision: str) -> str:
     test = splits.test.fingerprint if splits.test is not None else None
+    settings = asdict(config)
+    if not config.refit:
+        del settings["refit"]  # a trial trained on train alone keeps the key it had before refits existed
     return content_key(
-        "trial", TRIAL_VERSION, spec.identity(), asdict(config), precision, eval_precision,
+        "trial", TRIAL_VERSION, spec.identity(), settings, precision, eval_precision,
         splits.train.fingerprint, splits.val.fingerprint, test,
     )  # fmt: skip
+
+
+def training_splits(splits: Splits, config: TrialConfig) -> Splits:
+    """The splits a trial trains on: a refit trial's training set is train + validation (its validation
+    predictions are then of images it trained on, and are kept only as a record)."""
+    return replace(splits, train=splits.ranking_set) if config.refit else splits
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,7 @@ def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
     """The unit of work of a sweep: fine-tune ``job``'s model with its config; write nothing."""
     spec, config = job
     key = context.key(spec, config)
-    splits = context.splits
+    splits = training_splits(context.splits, config)
     loaded = load_model(spec, Cache(context.cache_root))
     trained = train_trial(
         loaded, splits, config, device=torch.device(context.device), precision=context.precision,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoofit.result import DomainResult, RobustnessResult, RunResult
+from zoofit.result import DomainResult, EnsembleResult, RobustnessResult, RunResult
 
 RESULT_COLUMNS = ("classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members")
 _CLASSIFIERS = ("ensemble", "best_single")
@@ -21,10 +21,12 @@ _CLASSIFIER_LABELS = {"ensemble": "greedy ensemble", "best_single": "best single
 def result_rows(result: RunResult) -> list[list[Any]]:
     """The ensemble, then the single-trial baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per
     image, members."""
-    ensemble = result.ensemble
-    members = ", ".join(f"{m.label()} x{m.weight:.2f} [{m.license or 'licence unknown'}]" for m in ensemble.members)
-    named = [
-        ("greedy ensemble", ensemble.test, ensemble.gflops_per_image, members),
+    ensemble, before = result.ensemble, result.before_refit
+    name = f"{result.sweep.selection} ensemble"
+    named = [(name + " (refit)" * (before is not None), ensemble.test, ensemble.gflops_per_image, _members(ensemble))]
+    if before is not None:
+        named.append((f"{name} before refit", before.test, before.gflops_per_image, _members(before)))
+    named += [
         ("best single (by val)", result.best_single.test, result.best_single.gflops_per_image, result.best_single.model),
         (f"best of {result.proxy.name}-top model", result.top_ranked.test, result.top_ranked.gflops_per_image,
          result.top_ranked.model),
@@ -39,6 +41,10 @@ def result_rows(result: RunResult) -> list[list[Any]]:
         for soup in result.soups
     ]
     return [[name, test.accuracy, test.nll, test.ece, gflops, who] for name, test, gflops, who in named]
+
+
+def _members(ensemble: EnsembleResult) -> str:
+    return ", ".join(f"{m.label()} x{m.weight:.2f} [{m.license or 'licence unknown'}]" for m in ensemble.members)
 
 
 def robustness_rows(report: RobustnessResult) -> list[list[Any]]:

@@ -1,0 +1,206 @@
+"""A run planned to a time limit: a cost model in, a plan and what it cut out. Pure: no torch, no clock.
+
+The cost model says what each part of a run costs in seconds (measured by the caller on the first batches, and
+scaled by the GFLOPs the ranking knows); :func:`plan` shrinks the sweep until it fits, cutting in a fixed order
+(:data:`CUT_ORDER`): the zoo the ranking scores (the most expensive models first), then top-k (to 2, keeping an
+ensemble), learning rates (to one), step counts (to one, then fewer steps, down to :data:`MIN_STEPS`), robustness
+images (to none), and last top-k to 1. Work a run folder already holds (a trial stored by an earlier run) costs
+nothing. A limit that the smallest plan does not fit is refused in one line. ``zoofit bench`` can split a
+suite's budget across its tasks by calling :func:`plan` per task with its share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from zoofit.errors import ParameterError
+
+#: Fewest training steps a cut leaves a trial.
+MIN_STEPS = 50
+#: Conditions the robustness evaluation predicts each image under (as it is, and five corruptions).
+ROBUSTNESS_CONDITIONS = 6
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """What one model costs: seconds to rank it (0 where its features are stored), and per image, to train
+    (forward and backward, at the sweep's size and batch) and to predict without gradients."""
+
+    model: str
+    rank_seconds: float
+    train_seconds_per_image: float
+    predict_seconds_per_image: float
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What a run costs: its models (in ranking order once ranked, else the zoo's), the images each trial
+    predicts (validation + test), the seconds each trial takes besides its images (loading the model), the
+    seconds the run takes whatever the plan (what is already spent, writing the outputs), and the trials the run
+    folder holds: ``(model, lr, steps, refit)``."""
+
+    models: tuple[ModelCost, ...]
+    predicted_images: int
+    trial_overhead: float = 0.0
+    fixed_seconds: float = 0.0
+    stored: frozenset[tuple[str, float, int, bool]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The part of a sweep a plan sizes (the fields of :class:`~zoofit.finetune.SweepConfig` of the same
+    names), and the models the ranking scores (None: the whole zoo; ranked already)."""
+
+    top_k: int
+    lrs: tuple[float, ...]
+    steps: tuple[int, ...]
+    batch_size: int
+    shift_images: int
+    refit: bool = False
+    seed_baseline: int = 0
+    ranked: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sweep that fits, its expected seconds, and what was cut to fit, in order (empty: nothing)."""
+
+    sweep: Sweep
+    seconds: float
+    cuts: tuple[str, ...] = field(default=())
+
+    def describe(self, limit: float) -> str:
+        """One line: what was cut to fit ``limit`` seconds, or that nothing was."""
+        head = f"time limit {limit:.0f} s: planned {self.seconds:.0f} s"
+        return f"{head}; cut {', '.join(self.cuts)}" if self.cuts else f"{head}; nothing cut"
+
+
+def seconds(sweep: Sweep, costs: CostModel) -> float:
+    """The seconds ``sweep`` takes under ``costs``: ranking, trials (stored ones free; refits of every trial, as
+    any may be a member; the extra seeds of the top model), robustness of every model's trial, and the rest."""
+    models = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
+    total = costs.fixed_seconds + sum(m.rank_seconds for m in models)
+    top = models[: sweep.top_k]
+    for position, model in enumerate(top):
+        for lr in sweep.lrs:
+            for steps in sweep.steps:
+                seeds = sweep.seed_baseline if position == 0 and sweep.seed_baseline else 1
+                for refit in (False, True) if sweep.refit else (False,):
+                    if (model.model, lr, steps, refit) not in costs.stored:
+                        total += seeds * _trial(model, steps, sweep.batch_size, costs)
+    robustness = sweep.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
+    return total + robustness * max((m.predict_seconds_per_image for m in top), default=0.0)
+
+
+def _trial(model: ModelCost, steps: int, batch_size: int, costs: CostModel) -> float:
+    return (
+        costs.trial_overhead
+        + steps * batch_size * model.train_seconds_per_image
+        + costs.predicted_images * model.predict_seconds_per_image
+    )
+
+
+Cut = Callable[[Sweep, CostModel, float], Sweep | None]
+
+
+def _zoo(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+    """Drop the most expensive models from the ranking (keeping top-k of them) until the plan fits."""
+    ranked = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
+    if not any(m.rank_seconds for m in ranked) or len(ranked) <= sweep.top_k:
+        return None
+    kept = sorted(ranked, key=lambda m: m.rank_seconds)
+    while len(kept) > sweep.top_k and seconds(replace(sweep, ranked=tuple(m.model for m in kept)), costs) > budget:
+        kept.pop()
+    names = {m.model for m in kept}
+    return replace(sweep, ranked=tuple(m.model for m in costs.models if m.model in names))
+
+
+def _top_k(floor: int) -> Cut:
+    def cut(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+        start = top_k = min(sweep.top_k, len(costs.models))  # no more than the models there are
+        while top_k > floor and seconds(replace(sweep, top_k=top_k), costs) > budget:
+            top_k -= 1
+        return replace(sweep, top_k=top_k) if top_k != start else None
+
+    return cut
+
+
+def _lrs(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+    """One learning rate: the middle one of the sweep's (its centre)."""
+    if len(sweep.lrs) < 2:
+        return None
+    return replace(sweep, lrs=(sorted(sweep.lrs)[(len(sweep.lrs) - 1) // 2],))
+
+
+def _steps(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+    """The fewest of the step counts alone, then fewer steps (not under :data:`MIN_STEPS`) until the plan fits."""
+    steps = min(sweep.steps)
+    fewer = replace(sweep, steps=(steps,))
+    if seconds(fewer, costs) > budget and steps > MIN_STEPS:
+        over, at_floor = seconds(fewer, costs), seconds(replace(fewer, steps=(MIN_STEPS,)), costs)
+        share = (over - budget) / max(over - at_floor, 1e-9)  # steps' cost is linear in their number
+        steps = max(MIN_STEPS, int(steps - share * (steps - MIN_STEPS)))
+        fewer = replace(fewer, steps=(steps,))
+    return fewer if fewer != sweep else None
+
+
+def _shift_images(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+    if not sweep.shift_images:
+        return None
+    over, none = seconds(sweep, costs), seconds(replace(sweep, shift_images=0), costs)
+    kept = int(sweep.shift_images * max(0.0, min(1.0, (budget - none) / max(over - none, 1e-9))))
+    return replace(sweep, shift_images=kept if kept >= 50 else 0)
+
+
+#: The cuts, in the order they are made, each by name; each shrinks one part only as far as the plan needs.
+CUT_ORDER: tuple[tuple[str, Cut], ...] = (
+    ("zoo", _zoo),
+    ("top-k", _top_k(2)),
+    ("learning rates", _lrs),
+    ("steps", _steps),
+    ("robustness images", _shift_images),
+    ("top-k", _top_k(1)),
+)
+
+
+def plan(sweep: Sweep, costs: CostModel, limit: float) -> Plan:
+    """The largest plan within ``limit`` seconds: ``sweep`` as it is where it fits, else cut in
+    :data:`CUT_ORDER`; a :class:`ParameterError` naming ``time_limit`` where even the smallest plan does not fit."""
+    cuts: list[str] = []
+    for name, cut in CUT_ORDER:
+        if seconds(sweep, costs) <= limit:
+            break
+        smaller = cut(sweep, costs, limit)
+        if smaller is not None:
+            cuts.append(_said(name, sweep, smaller))
+            sweep = smaller
+    needed = seconds(sweep, costs)
+    if needed > limit and needed > 0:  # where nothing is left to do (all stored), there is nothing to refuse
+        raise ParameterError.of(
+            "time_limit",
+            f"leaves {limit:.0f} s for the work still to do, and the smallest plan ({_size(sweep)}) needs about "
+            f"{needed:.0f} s; give a limit {max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least",
+        )
+    return Plan(sweep, needed, tuple(cuts))
+
+
+def _said(name: str, before: Sweep, after: Sweep) -> str:
+    """A cut as words: the part and its values before and after."""
+    if name == "zoo":
+        old = len(before.ranked) if before.ranked is not None else "all"
+        return f"zoo {old} -> {len(after.ranked or ())} models ranked"
+    values = {"top-k": "top_k", "learning rates": "lrs", "steps": "steps", "robustness images": "shift_images"}
+    attribute = values[name]
+    return f"{name} {_text(getattr(before, attribute))} -> {_text(getattr(after, attribute))}"
+
+
+def _text(value: object) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
+
+
+def _size(sweep: Sweep) -> str:
+    return (
+        f"{sweep.top_k} model(s), {len(sweep.lrs)} learning rate(s), {_text(sweep.steps)} steps, "
+        f"{sweep.shift_images} robustness images"
+    )

@@ -1,0 +1,240 @@
+"""A run within ``--time-limit``: the cost model measured at run time, and the sweep cut to the plan.
+
+Throughput is measured on the first batches: the zoo's first model trains a few steps at the sweep's batch and
+size, then predicts a batch of validation images (:func:`probe`); every other model's costs are these scaled by
+its GFLOPs (before the ranking those its spec gives, where it gives them; after it, those the ranking counted). :mod:`zoofit.budget` plans from them; the trials of the plan then run on
+any executor. Trials the run folder holds cost nothing. Robustness, the last stage, takes only the images the time
+left affords (:func:`affordable_shift_images`), which absorbs what the estimates missed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Sweep, plan
+from zoofit.errors import ModelError, ParameterError, ZoofitError
+from zoofit.finetune.config import SweepConfig
+from zoofit.finetune.sweep import Job, TrialContext
+from zoofit.finetune.trial import train_trial
+from zoofit.result import PlanResult
+from zoofit.store import Cache, RunStore
+from zoofit.zoo import ModelSpec, Zoo, load_model
+
+if TYPE_CHECKING:
+    from zoofit.rank import Ranker
+
+log = logging.getLogger("zoofit")
+
+PROBE_STEPS = 4  # training steps of the probe; the first (warm-up) is not timed
+PROBE_IMAGES = 64  # validation images the probe predicts
+#: Kept free of the plan: the share of the limit, and seconds, for what the estimates miss and the outputs.
+RESERVE_SHARE, RESERVE_SECONDS = 0.05, 3.0
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Seconds per image of one ``model`` to train and to predict, and the seconds to load it and run its first
+    step; other models' costs are these in proportion to their GFLOPs."""
+
+    model: str
+    train_seconds_per_image: float
+    predict_seconds_per_image: float
+    overhead: float
+
+    def scaled(self, model: str, ratio: float, rank_seconds: float = 0.0) -> ModelCost:
+        """The costs of a model of ``ratio`` times this one's GFLOPs per image."""
+        return ModelCost(
+            model, rank_seconds, self.train_seconds_per_image * ratio, self.predict_seconds_per_image * ratio
+        )
+
+
+class _Clock:
+    """A :class:`~zoofit.progress.Progress` that notes when each training step ends."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[_Clock]:
+        yield self
+
+    def advance(self, amount: int = 1) -> None:
+        self.times.append(time.perf_counter())
+
+    def describe(self, description: str) -> None:
+        pass
+
+
+def probe(spec: ModelSpec, config: SweepConfig, context: TrialContext) -> Throughput:
+    """Train ``spec`` for :data:`PROBE_STEPS` steps of the sweep's first trial and predict
+    :data:`PROBE_IMAGES` validation images, timing each (nothing is stored)."""
+    start = time.perf_counter()
+    loaded = load_model(spec, Cache(context.cache_root))
+    val = context.splits.val
+    splits = replace(context.splits, val=val.subset(range(min(PROBE_IMAGES, len(val)))), test=None)
+    trial = replace(config.trials()[0], steps=PROBE_STEPS)
+    clock = _Clock()
+    train_trial(
+        loaded, splits, trial, device=torch.device(context.device), precision=context.precision,
+        eval_precision=context.eval_precision, eval_batch_size=context.eval_batch_size, progress=clock,
+    )  # fmt: skip
+    end = time.perf_counter()
+    step = (clock.times[-1] - clock.times[0]) / (len(clock.times) - 1)
+    return Throughput(
+        spec.id, train_seconds_per_image=step / trial.batch_size,
+        predict_seconds_per_image=(end - clock.times[-1]) / len(splits.val), overhead=clock.times[0] - start,
+    )  # fmt: skip
+
+
+def sweep_of(config: SweepConfig) -> Sweep:
+    return Sweep(
+        config.top_k, config.lrs, config.steps, config.batch_size, config.shift_images, config.refit,
+        config.seed_baseline,
+    )  # fmt: skip
+
+
+def planned(config: SweepConfig, result: Plan) -> SweepConfig:
+    """``config`` sized as the plan says."""
+    sweep = result.sweep
+    return replace(config, top_k=sweep.top_k, lrs=sweep.lrs, steps=sweep.steps, shift_images=sweep.shift_images)
+
+
+def budget_left(limit: float, started: float) -> float:
+    """Seconds of ``limit`` left since ``started`` (a ``time.perf_counter()``), less the reserve."""
+    return limit * (1 - RESERVE_SHARE) - RESERVE_SECONDS - (time.perf_counter() - started)
+
+
+def plan_run(
+    config: SweepConfig,
+    throughput: Throughput,
+    models: Sequence[tuple[str, float, float]],
+    stored: frozenset[tuple[str, float, int, bool]],
+    predicted_images: int,
+    started: float,
+) -> Plan:
+    """The plan of the run's remaining work within ``config.time_limit`` (counted from ``started``): ``models``
+    are ``(id, GFLOPs per image, seconds to rank it)`` in the order they would be fine-tuned; ``stored`` the trials
+    the run folder holds."""
+    assert config.time_limit is not None
+    reference = next((gflops for model, gflops, _ in models if model == throughput.model), 0.0)
+    costs = CostModel(
+        tuple(throughput.scaled(model, gflops / reference if reference > 0 else 1.0, rank)
+              for model, gflops, rank in models),
+        predicted_images, throughput.overhead, 0.0, stored,
+    )  # fmt: skip
+    return plan(sweep_of(config), costs, budget_left(config.time_limit, started))
+
+
+def affordable_shift_images(config: SweepConfig, throughput: Throughput, classifiers: int, started: float) -> int:
+    """The robustness images the time left affords ``classifiers`` models of the probe's speed (none under 50)."""
+    assert config.time_limit is not None
+    per_image = ROBUSTNESS_CONDITIONS * classifiers * throughput.predict_seconds_per_image
+    images = min(config.shift_images, int(max(0.0, budget_left(config.time_limit, started)) / max(per_image, 1e-9)))
+    return images if images >= 50 else 0
+
+
+def scaled_gflops(size: int | None, spec: ModelSpec) -> float:
+    """A model's GFLOPs per image at ``size`` from those its spec gives at its own input size, by area; 0 where
+    the spec gives none (then it is priced as the probe's model: counting them would build every model of a
+    large zoo before its ranking, which counts them anyway)."""
+    own = spec.preprocessing.input_size if spec.preprocessing else None
+    return (spec.gflops or 0.0) * ((size / own) ** 2 if size and own else 1.0)
+
+
+def _ratios(gflops: Sequence[float]) -> list[float]:
+    """Each of ``gflops`` in proportion to the first (the probe's model); 1 where either is unknown."""
+    return [g / gflops[0] if g > 0 and gflops[0] > 0 else 1.0 for g in gflops]
+
+
+class Budget:
+    """A run's time limit, step by step: :meth:`zoo` before the ranking (the probe, and the models that fit),
+    :meth:`sweep` after it (the sweep that fits), :meth:`robustness` before the last stage; each cut is logged in
+    one line and kept for :meth:`result`."""
+
+    def __init__(self, config: SweepConfig, context: TrialContext, started: float) -> None:
+        assert config.time_limit is not None
+        self.config, self.context, self.started, self.limit = config, context, started, config.time_limit
+        self.cuts: list[str] = []
+        self.planned = 0.0
+        self.throughput: Throughput | None = None
+
+    def zoo(self, zoo: Zoo, ranking_images: int, store: RunStore, seed: int) -> list[str]:
+        """The ids of the models of ``zoo`` to rank: all, unless ranking them all leaves too little for the
+        smallest plan (trials ``store`` holds cost nothing). Measures the throughput first (on the zoo's first
+        model)."""
+        self.throughput = throughput = self._probe(zoo)
+        size = self.config.image_size
+        specs = sorted(zoo.models, key=lambda spec: spec.id != throughput.model)  # the probe's model first
+        gflops = [scaled_gflops(size, spec) for spec in specs]
+        models = [
+            (spec.id, flops, throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
+            for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
+        ]
+        jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed)]
+        try:
+            result = plan_run(
+                self.config, throughput, models, self._stored(jobs, store), self.context_images(), self.started
+            )
+        except ParameterError:  # features a cache holds rank for free: the plan after the ranking decides
+            return [spec.id for spec in zoo.models]
+        kept = list(result.sweep.ranked) if result.sweep.ranked is not None else [spec.id for spec in zoo.models]
+        self._note([cut for cut in result.cuts if cut.startswith("zoo")])
+        return kept
+
+    def sweep(self, ranker: Ranker, jobs: Sequence[Job], store: RunStore) -> SweepConfig:
+        """The sweep that fits the time left after the ranking; trials ``store`` holds cost nothing."""
+        assert self.throughput is not None
+        models = [(row.model, row.gflops, 0.0) for row in ranker.ranking_]
+        stored = self._stored(jobs, store)
+        result = plan_run(self.config, self.throughput, models, stored, self.context_images(), self.started)
+        self.planned = time.perf_counter() - self.started + result.seconds
+        log.info(result.describe(self.limit))
+        self.cuts += list(result.cuts)
+        self.config = planned(self.config, result)
+        return self.config
+
+    def robustness(self, classifiers: int) -> SweepConfig:
+        """The sweep with the robustness images the time left affords ``classifiers`` models."""
+        assert self.throughput is not None
+        images = affordable_shift_images(self.config, self.throughput, classifiers, self.started)
+        if images < self.config.shift_images:
+            self._note([f"robustness images {self.config.shift_images} -> {images} (the time left)"])
+            self.config = replace(self.config, shift_images=images)
+        return self.config
+
+    def result(self) -> PlanResult:
+        return PlanResult(self.limit, round(self.planned, 1), list(self.cuts))
+
+    def context_images(self) -> int:
+        """The images each trial predicts: validation and test."""
+        splits = self.context.splits
+        return len(splits.val) + (len(splits.test) if splits.test is not None else 0)
+
+    def _probe(self, zoo: Zoo) -> Throughput:
+        """The throughput of the first model of ``zoo`` that loads (the ranking skips the others too)."""
+        for spec in zoo.models:
+            try:
+                return probe(spec, self.config, self.context)
+            except ModelError as error:
+                log.info("time limit: %s cannot be measured (%s); the next model is", spec.id, error)
+        raise ZoofitError("no model of the zoo loads, so the time limit cannot be planned; check the zoo")
+
+    def _stored(self, jobs: Sequence[Job], store: RunStore) -> frozenset[tuple[str, float, int, bool]]:
+        """Which of ``jobs``, and of their refits, ``store`` holds: ``(model, lr, steps, refit)``."""
+        return frozenset(
+            (spec.id, trial.lr, trial.steps, refit)
+            for spec, trial in jobs
+            for refit in (False, True)
+            if store.has_trial(self.context.key(spec, replace(trial, refit=refit)))
+        )
+
+    def _note(self, cuts: list[str]) -> None:
+        if cuts:
+            log.info("time limit %.0f s: cut %s", self.limit, ", ".join(cuts))
+            self.cuts += cuts
