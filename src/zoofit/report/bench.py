@@ -13,7 +13,8 @@ from rich.table import Table
 
 from zoofit.bench.result import CLASSIFIERS, BenchResult, GroupResult, TaskResult
 from zoofit.layout import REPORT
-from zoofit.report.html import _STYLE, COLOURS, _table
+from zoofit.report.charts import COLOURS
+from zoofit.report.html import PAGE_STYLE, html_table
 
 _METRICS = (("accuracy", "accuracy"), ("nll", "NLL"), ("ece", "ECE"), ("gflops_per_image", "GFLOPs"))
 _SHORT = {"ensemble": "ensemble", "best_single": "best single", "top_ranked": "top-ranked model",
@@ -88,7 +89,7 @@ def bench_html(root: str | Path) -> str:
     ]
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
     )
 
 
@@ -108,7 +109,7 @@ def _html_table(result: BenchResult) -> str:
         for i, (classifier, row) in enumerate(group.classifiers.items()):
             rows.append([_Raw(f"<b>{escape(name)}</b>") if i == 0 else "", "", CLASSIFIERS[classifier],
                          *(getattr(row, f) for f, _ in _METRICS), ""])  # fmt: skip
-    return f"<h2>Test results</h2>{_table(header, rows)}"
+    return f"<h2>Test results</h2>{html_table(header, rows)}"
 
 
 class _Raw(str):
@@ -126,7 +127,7 @@ def _references(result: BenchResult) -> str:
     return (
         "<h2>Published figures (test accuracy, %)</h2><p class='note'>For reference, with their sources; measured "
         "on the official VTAB-1k splits, which this suite's protocol approximates (see the suite's description)."
-        f"</p>{_table(['', 'mean', *groups, 'source'], rows)}"
+        f"</p>{html_table(['', 'mean', *groups, 'source'], rows)}"
     )
 
 
@@ -174,5 +175,5 @@ def _html_audit(result: BenchResult) -> str:
     return (
         "<h2>Audit: can the ranking be trusted here?</h2><p class='note'>Every model fine-tuned on every task; each "
         "proxy's Kendall tau with the fine-tuned test accuracies, and its regret (the best fine-tuned accuracy "
-        f"minus that of the proxy's top pick). 'size' ranks larger models first.</p>{_table(header, rows)}"
+        f"minus that of the proxy's top pick). 'size' ranks larger models first.</p>{html_table(header, rows)}"
     )

@@ -26,7 +26,7 @@ from zoofit.report.rows import (
 )
 from zoofit.result import DomainResult, GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
-_STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
+PAGE_STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{padding:.25em .7em;border-bottom:1px solid #ddd}
 td.n{text-align:right;font-variant-numeric:tabular-nums}h2{margin-top:1.8em}.note{color:#666}
 svg{max-width:100%;height:auto;display:block;margin:.4em 0 1em}"""
@@ -58,7 +58,7 @@ def html_report(run: str | Path) -> str:
     title = f"zoofit run: {result.data}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(sections)}</body></html>\n"
     )
 
 
@@ -71,7 +71,7 @@ def _overview(result: RunResult) -> str:
     stages = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in result.stage_seconds.items())
     return (
         f"<p>Preset <b>{escape(result.preset)}</b>; {result.wall_seconds:.0f} s ({escape(stages)}).</p>"
-        f"<h2>Test results</h2>{_table(RESULT_COLUMNS, result_rows(result))}"
+        f"<h2>Test results</h2>{html_table(RESULT_COLUMNS, result_rows(result))}"
     )
 
 
@@ -106,7 +106,7 @@ def _ranking(ranking: list[dict[str, Any]], label: str) -> str:
     shares = all(0 <= row["score"] <= 1 for row in ranking)  # bars from 0 to 1: an accuracy, not LogME
     chart = bar_chart([row["model"] for row in ranking], [(label, [row["score"] for row in ranking])], label,
                       unit_range=shares) if ranking else ""  # fmt: skip
-    table = _table(
+    table = html_table(
         ["rank", "model", label, "input px", "GFLOPs", "weights"],
         [[i, r["model"], r["score"], r["input_size"], r["gflops"], r["weights"]] for i, r in enumerate(ranking, 1)],
     )
@@ -119,7 +119,7 @@ def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) 
         for t in trials
         if t["model"] in scores and t.get("test_accuracy")
     ]
-    table = _table(
+    table = html_table(
         ["model", "lr", "steps", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
         [
             [
@@ -151,7 +151,7 @@ def _robustness(report: RobustnessResult) -> str:
                       ("best single", [row[2] for row in rows])], "test accuracy", unit_range=True)  # fmt: skip
     return (
         f"<h2>Robustness to distribution shift</h2><p class='note'>{report.images} test images, each ImageNet-C "
-        f"corruption at severity {report.severity} of 5.</p>{chart}{_table(ROBUSTNESS_COLUMNS, rows)}"
+        f"corruption at severity {report.severity} of 5.</p>{chart}{html_table(ROBUSTNESS_COLUMNS, rows)}"
     )
 
 
@@ -162,7 +162,7 @@ def _domains(domains: dict[str, DomainResult]) -> str:
     given = "; ".join(f"{escape(name)}: {escape(d.data)}" for name, d in domains.items())
     return (
         f"<h2>Shifted domains</h2><p class='note'>Accuracy on labelled images of other domains ({given}), their "
-        f"classes matched to the run's by name.</p>{chart}{_table(DOMAIN_COLUMNS, domain_rows(domains))}"
+        f"classes matched to the run's by name.</p>{chart}{html_table(DOMAIN_COLUMNS, domain_rows(domains))}"
     )
 
 
@@ -171,7 +171,7 @@ def _float(text: str | None) -> float | None:
     return float(text) if text else None
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
     body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

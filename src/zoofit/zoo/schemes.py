@@ -20,6 +20,7 @@ from zoofit.errors import ModelError, ZoofitError, first_line
 from zoofit.zoo.architectures import (
     BUILDERS,
     adapted_module,
+    builder_of,
     factory_network,
     load_transformers,
     model_card_fields,
@@ -89,6 +90,13 @@ class WeightScheme:
         """``spec`` as a zoo file in the folder ``base`` writes it, its paths made independent of the working
         folder (its location through :meth:`resolve`)."""
         return replace(spec, weights=f"{self.name}:{self.resolve(spec.location, base)}")
+
+    def check_architecture(self, spec: ModelSpec) -> None:
+        """A one-line error where ``spec.arch`` names an architecture that is not timm's (a ``transformers:`` or
+        ``module:`` one) and its builder cannot build it as ``spec`` says."""
+        built = builder_of(spec.arch)
+        if built is not None:
+            built[0].check(spec, built[1])
 
     def _check_arch(self, spec: ModelSpec) -> None:
         """A one-line error where ``spec.arch`` is not the architecture that its weights name."""

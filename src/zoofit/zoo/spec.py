@@ -79,12 +79,8 @@ class ModelSpec:
 
     def validate(self) -> None:
         """Raise :class:`ZoofitError` (one line) where the fields do not fit together."""
-        from zoofit.zoo.architectures import builder_of
-
         self.weight_scheme.check(self)
-        built = builder_of(self.arch)
-        if built is not None:
-            built[0].check(self, built[1])
+        self.weight_scheme.check_architecture(self)
         if self.convert not in CONVERTERS:
             raise ZoofitError(f"model '{self.id}': convert must be one of {', '.join(CONVERTERS)}")
 
