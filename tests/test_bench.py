@@ -19,6 +19,7 @@ from zoofit import ZooFit, preset
 from zoofit.bench import Bench, BenchResult, builtin_suites, load_suite
 from zoofit.bench.audit import agreement
 from zoofit.cli import app
+from zoofit.data.sources import check_source, resolve
 from zoofit.errors import ZoofitError
 from zoofit.result import RunResult
 from zoofit.zoo import Zoo
@@ -178,6 +179,8 @@ def test_builtin_suites_have_their_form() -> None:
     for task in vtab.tasks:  # the hub copies of CLIP_benchmark; SUN397's copy is named without 'vtab-'
         assert task.data.startswith("wds:hf://clip-benchmark/wds_vtab-" if task.id != "sun397" else "wds:hf://")
         assert task.data.startswith("wds:hf://clip-benchmark/wds_")
+        assert resolve(task.data)[0].name == "wds"  # the data sources read it (offline: its form only)
+        check_source(task.data)
         assert {"train_size": 1000, "val_fraction": 0.2, "seed": 0}.items() <= task.protocol.items()
     (paper, bit_l, bit_m) = vtab.references
     assert (paper.mean, bit_l.mean, bit_m.mean) == (77.6, 76.3, 73.51) and all(r.source for r in vtab.references)

@@ -34,7 +34,7 @@ def audit_task(fit, splits: Splits, run: str, progress=None) -> TaskAudit:
     from zoofit.pipeline import best_trial
 
     models = {trial.model for trial in fit.trials_}
-    accuracy = {m: float(best_trial(t for t in fit.trials_ if t.model == m).test["accuracy"]) for m in sorted(models)}
+    accuracy = {m: float(best_trial(t for t in fit.trials_ if t.model == m).test.accuracy) for m in sorted(models)}
     scores: dict[str, dict[str, float]] = {}
     for name in PROXIES:
         ranker = copy.copy(fit.ranker_)  # the same models at the same size: its features come from the cache
