@@ -157,8 +157,8 @@ def test_rank_fine_tune_predict_and_export_offline_with_a_missing_checkpoint_ski
     splits = load_data(str(data))
     ranker = Ranker(load_zoo(zoo), image_size=32).fit(splits)
     assert {row.model for row in ranker.ranking_} == {f"tiny/{name}" for name in ("vit", "convnext", "swin", "dinov2")}
-    assert ranker.skipped_[0]["model"] == "tiny/absent"
-    assert "cannot load transformers model 'tiny/absent'" in ranker.skipped_[0]["reason"]
+    assert ranker.skipped_[0].model == "tiny/absent"
+    assert "cannot load transformers model 'tiny/absent'" in ranker.skipped_[0].reason
 
     sweep = preset("quick").override(top_k=1, lrs=(0.01,), steps=(4,), batch_size=8, image_size=32, shift_images=0)
     run = tmp_path / "run"

@@ -383,9 +383,7 @@ def run(
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
-            domains = load_domains(
-                shifted, splits.class_names, max_side=config.max_side, progress=progress, started=start
-            )
+            domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
             fit.fit(splits, out, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
@@ -451,8 +449,8 @@ def bench(
     exclude: Exclude = None,
     licenses: Licenses = None,
     proxy: ProxyName = "knn",
-    k: K = 1,
-    metric: Metric = "cosine",
+    k: K = None,
+    metric: Metric = None,
     device: Device = "auto",
     precision: Precision = "auto",
     seed: Seed = 0,
