@@ -70,37 +70,24 @@ def fit_probe(
 ) -> dict[str, object]:
     """The logistic regression on standardised features, its strength chosen on validation: ``strength``,
     ``val_accuracy``, ``val_nll``, ``test_probs`` (N x ``classes``, zero for classes absent from training)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: BLAS threads only wait on each other (20x slower on a busy CPU)
-        return _fit_probe(train, train_labels, val, val_labels, test, classes, strengths)
-
-
-def _fit_probe(
-    train: np.ndarray,
-    train_labels: np.ndarray,
-    val: np.ndarray,
-    val_labels: np.ndarray,
-    test: np.ndarray,
-    classes: int,
-    strengths: tuple[float, ...],
-) -> dict[str, object]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(train)
-    train, val, test = (scaler.transform(x) for x in (train, val, test))
-    best: tuple[tuple[float, float, float], LogisticRegression] | None = None
-    for strength in strengths:  # weakest regularisation last: a tie keeps the stronger
-        model = LogisticRegression(C=strength, max_iter=2000).fit(train, train_labels)
-        probs = _full(model, model.predict_proba(val), classes)
-        accuracy = float((probs.argmax(1) == val_labels).mean())
-        nll = float(-np.log(np.clip(probs[np.arange(len(val_labels)), val_labels], 1e-12, None)).mean())
-        if best is None or (accuracy, -nll) > best[0][:2]:
-            best = ((accuracy, -nll, strength), model)
-    (accuracy, negative_nll, strength), model = best
-    test_probs = _full(model, model.predict_proba(test), classes)
-    return {"strength": strength, "val_accuracy": accuracy, "val_nll": -negative_nll, "test_probs": test_probs}
+        scaler = StandardScaler().fit(train)
+        train, val, test = (scaler.transform(x) for x in (train, val, test))
+        best: tuple[tuple[float, float, float], LogisticRegression] | None = None
+        for strength in strengths:  # weakest regularisation last: a tie keeps the stronger
+            model = LogisticRegression(C=strength, max_iter=2000).fit(train, train_labels)
+            probs = _full(model, model.predict_proba(val), classes)
+            accuracy = float((probs.argmax(1) == val_labels).mean())
+            nll = float(-np.log(np.clip(probs[np.arange(len(val_labels)), val_labels], 1e-12, None)).mean())
+            if best is None or (accuracy, -nll) > best[0][:2]:
+                best = ((accuracy, -nll, strength), model)
+        (accuracy, negative_nll, strength), model = best
+        test_probs = _full(model, model.predict_proba(test), classes)
+        return {"strength": strength, "val_accuracy": accuracy, "val_nll": -negative_nll, "test_probs": test_probs}
 
 
 def _full(model, probs: np.ndarray, classes: int) -> np.ndarray:
