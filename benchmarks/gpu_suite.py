@@ -161,7 +161,7 @@ def zoofit_rank(
     import zoofit.rank.features
 
     images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
-    ranker = Ranker(str(zoo), image_size=size, batch_size=batch, cache_dir=cache, models_at_once=at_once or None)
+    ranker = Ranker(str(zoo), image_size=size, feature_batch_size=batch, cache_dir=cache, models_at_once=at_once or None)
     if "channels_last" in tweaks:
         zoofit.device.memory_format = lambda device: torch.channels_last
     if "native_depthwise" in tweaks:

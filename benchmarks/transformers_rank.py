@@ -85,7 +85,7 @@ def zoofit_ranking(folder: Path, images: np.ndarray, labels: np.ndarray) -> floa
     data = ImageSet(images, labels, tuple(str(c) for c in range(int(labels.max()) + 1)))
     with tempfile.TemporaryDirectory(prefix="zoofit-hf-rank-") as cache:
         start = time.perf_counter()
-        Ranker(Zoo("one", (spec,)), cache_dir=cache, precision="fp32", batch_size=BATCH, device="cpu").fit(data)
+        Ranker(Zoo("one", (spec,)), cache_dir=cache, precision="fp32", feature_batch_size=BATCH, device="cpu").fit(data)
         return time.perf_counter() - start
 
 

@@ -133,7 +133,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="zoo_scale-cache-") as cache:
             start = time.perf_counter()
             ranker = Ranker(
-                zoo, image_size=ARGS.size, own_size_if_needed=True, batch_size=ARGS.batch_size, precision="fp32",
+                zoo, image_size=ARGS.size, own_size_if_needed=True, feature_batch_size=ARGS.batch_size, precision="fp32",
                 cache_dir=cache,
             ).fit(data)  # fmt: skip
             zoofit_wall = time.perf_counter() - start

@@ -48,7 +48,8 @@ def write_suite(root: Path, *, missing: bool = False) -> Path:
 
 def test_two_tasks_end_to_end_a_missing_task_recorded_and_the_audit(tmp_path: Path) -> None:
     zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
-    fit = ZooFit(zoo, sweep=preset("quick").override(top_k=1, **TINY), precision="fp32", workers=1)
+    limit = 10**6  # the suite's: each task is planned to an equal share of what is left when it starts
+    fit = ZooFit(zoo, sweep=preset("quick").override(top_k=1, time_limit=limit, **TINY), precision="fp32", workers=1)
     bench = Bench(write_suite(tmp_path, missing=True), fit, audit=True).fit(tmp_path / "out")
     result = BenchResult.read(tmp_path / "out")
     assert result == bench.result_
@@ -69,6 +70,8 @@ def test_two_tasks_end_to_end_a_missing_task_recorded_and_the_audit(tmp_path: Pa
             assert proxy.tau is None or -1 <= proxy.tau <= 1
             assert proxy.regret == max(task.audit.fine_tuned.values()) - task.audit.fine_tuned[proxy.top_pick]
         assert task.audit.scores["size"]["tiny_resnet"] > task.audit.scores["size"]["tiny_effnet"]
+    colours, pets = (RunResult.read(tmp_path / "out" / task).plan.limit_seconds for task in ("colours", "pets"))
+    assert limit / 3 - 300 < colours < limit / 3 < pets < limit / 2  # pets gets what colours left unused
     assert [g.name for g in result.groups] == ["natural", "structured"] and result.mean.tasks == 2
     mean = result.mean.classifiers["ensemble"].accuracy
     assert mean == pytest.approx(sum(t.classifiers["ensemble"].accuracy for t in done.values()) / 2)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.test_rank import write_tiny_zoo_file
-from zoofit import Ranker, ZooFit, load_data, preset
+from zoofit import RankConfig, Ranker, ZooFit, load_data, preset
 from zoofit.cli import app
 from zoofit.errors import ParameterError
 from zoofit.rank import PROXIES, loo_knn_accuracy, make_proxy
@@ -128,7 +128,7 @@ def test_cli_rank_by_logme(make_image_folder, tmp_path: Path) -> None:
 def test_a_run_by_logme_reports_its_proxy(make_image_folder, tiny_zoo: Zoo, tmp_path: Path) -> None:
     splits = load_data(str(make_image_folder(per_class=8, layout="split")))
     sweep = {"top_k": 1, "lrs": (0.01,), "steps": (2,), "batch_size": 4, "image_size": 32, "shift_images": 0}
-    fit = ZooFit(tiny_zoo, sweep=preset("quick").override(**sweep), proxy="logme", precision="fp32", workers=1).fit(
+    fit = ZooFit(tiny_zoo, sweep=preset("quick").override(**sweep), ranking=RankConfig(proxy="logme"), precision="fp32", workers=1).fit(
         splits, tmp_path
     )
     assert fit.result_.proxy == ProxyResult("logme", "LogME", {})

@@ -93,7 +93,7 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
 def test_a_model_whose_config_fixes_its_size_is_skipped_before_any_pass(make_image_folder) -> None:
     # mvitv2 counts its GFLOPs at 256 px on the meta device, which checks no indices; timm's config says it is fixed
     mvit = replace(tiny_spec("mvit", "mvitv2_tiny"), preprocessing=replace(tiny_spec().preprocessing, input_size=224))
-    ranker = Ranker(Zoo("mixed", (tiny_spec(), mvit)), image_size=256, batch_size=2)
+    ranker = Ranker(Zoo("mixed", (tiny_spec(), mvit)), image_size=256, feature_batch_size=2)
     ranker.fit(load_data(str(make_image_folder(per_class=2))))
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     assert "'mvit' takes only its own 224 px inputs (timm's pretrained config), not 256" in ranker.skipped_[0].reason
@@ -220,7 +220,7 @@ def test_all_models_failing_is_an_error(make_image_folder, tmp_path: Path) -> No
         ({"metric": "l1"}, "metric must be one of cosine, euclidean, not 'l1'"),
         ({"proxy": "lasso"}, "proxy must be one of knn, logme, not 'lasso'"),
         ({"image_size": 8}, "image_size must be at least 16 pixels, not 8"),
-        ({"batch_size": 0}, "batch_size must be positive, not 0"),
+        ({"feature_batch_size": 0}, "feature_batch_size must be positive, not 0"),
         ({"models_at_once": 0}, "models_at_once must be at least 1, not 0"),
     ],
 )

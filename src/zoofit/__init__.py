@@ -30,6 +30,7 @@ _HOMES = {
     "RunResult": "zoofit.result",
     "SweepConfig": "zoofit.finetune.config",
     "preset": "zoofit.finetune.config",
+    "RankConfig": "zoofit.rank",
     "RankedModel": "zoofit.rank",
     "Ranker": "zoofit.rank",
     "ModelSpec": "zoofit.zoo",
@@ -49,6 +50,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
     from zoofit.finetune.config import SweepConfig, preset  # noqa: F401
     from zoofit.pipeline import ZooFit  # noqa: F401
-    from zoofit.rank import RankedModel, Ranker  # noqa: F401
+    from zoofit.rank import RankConfig, RankedModel, Ranker  # noqa: F401
     from zoofit.result import RunResult  # noqa: F401
     from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo  # noqa: F401

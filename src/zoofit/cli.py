@@ -33,7 +33,7 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.finetune.config import SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
-from zoofit.rank.proxies import PROXIES
+from zoofit.rank.config import RankConfig
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -84,12 +84,6 @@ Licenses = Annotated[
     str | None, _option("Keep only models under these comma-separated licences (e.g. apache-2.0,mit,bsd-3-clause).")
 ]
 Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
-ProxyName = Annotated[
-    str, _option(f"Ranking proxy: {', '.join(f'{name} ({kind.label})' for name, kind in PROXIES.items())}.", "--proxy")
-]
-_KNN = {f.name: f.default for f in fields(PROXIES.get("knn"))}  # the kNN proxy's settings, defaults declared there
-K = Annotated[int | None, _option(f"Neighbours in the leave-one-out kNN (proxy knn; default {_KNN['k']}).", "--k")]
-Metric = Annotated[str | None, _option(f"kNN similarity (proxy knn): cosine or euclidean (default {_KNN['metric']}).")]
 Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
@@ -132,7 +126,7 @@ def command() -> Iterator[None]:
 
 
 #: Library parameters that this CLI sets through an option of another name.
-_OPTION_OF = {"source": "data", "address": "ray_address", "timeout": "ray_timeout", "batch_size": "feature_batch_size"}
+_OPTION_OF = {"source": "data", "address": "ray_address", "timeout": "ray_timeout"}
 
 
 def _option_name(parameter: str) -> str:
@@ -205,37 +199,21 @@ def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Call
     return decorate
 
 
-def _sweep_options() -> dict[str, tuple[Any, Any]]:
-    """One option per setting of :class:`SweepConfig` (its name, type and help from the field; a tuple is given
-    comma-separated, and :func:`_sweep_changes` reads it within the command, so that a bad one is one line)."""
-    hints = get_type_hints(SweepConfig)
+def _settings_options(
+    kind: type, panel: str, *, changes: bool = False, skip: tuple[str, ...] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """One option per setting of the config class ``kind`` (its name, type and help from the field; a tuple is
+    given comma-separated, and :func:`_settings` reads it within the command, so that a bad one is one line),
+    under the help's ``panel``. Where ``changes``, every default is None: an option changes a preset's value."""
+    hints = get_type_hints(kind)
     return {
-        f.name: (
-            Annotated[
-                _option_type(hints[f.name], f.metadata), _sweep_option(f.name, hints[f.name], f.metadata["help"])
-            ],
-            None,
+        name: (
+            Annotated[_option_type(hints[name], f.metadata), _setting_option(name, hints[name], f.metadata, panel)],
+            None if changes else f.default,
         )
-        for f in fields(SweepConfig)
-        if f.metadata["option"]
+        for name, f in option_fields(kind)
+        if name not in skip
     }
-
-
-def _data_options() -> dict[str, tuple[Any, Any]]:
-    """One option per setting of :class:`DataConfig` (name, type, default and help from the field)."""
-    hints = get_type_hints(DataConfig)
-    return {
-        name: (Annotated[hints[name], typer.Option(help=f.metadata["help"], rich_help_panel="The data")], f.default)
-        for name, f in option_fields(DataConfig)
-    }
-
-
-_CLUSTER = "Where units run (a model's features, a trial)"
-_with_cluster_options = _grouped(
-    "cluster",
-    {name: (Annotated[kind, typer.Option(help=help, rich_help_panel=_CLUSTER)], default)
-     for name, (kind, default, help) in CLUSTER_OPTIONS.items()},
-)  # fmt: skip
 
 
 def _option_type(kind: Any, metadata: Any) -> Any:
@@ -248,16 +226,16 @@ def _option_type(kind: Any, metadata: Any) -> Any:
     )
 
 
-def _sweep_option(name: str, kind: Any, help: str) -> typer.models.OptionInfo:
+def _setting_option(name: str, kind: Any, metadata: Any, panel: str) -> typer.models.OptionInfo:
     flag = "--" + name.replace("_", "-")
     decls = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
-    return typer.Option(decls, help=help, rich_help_panel="The sweep (each changes the preset's value)")
+    return typer.Option(decls, help=metadata["help"], rich_help_panel=panel)
 
 
-def _sweep_changes(options: dict[str, Any]) -> dict[str, Any]:
-    """The sweep settings the options give, as :class:`SweepConfig` takes them."""
-    hints = get_type_hints(SweepConfig)
-    parsers = {f.name: f.metadata["parse"] for f in fields(SweepConfig)}
+def _settings(kind: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the config class ``kind`` that the ``options`` give, as it takes them."""
+    hints = get_type_hints(kind)
+    parsers = {f.name: f.metadata["parse"] for f in fields(kind)}
     return {name: _parsed(name, hints[name], value, parsers[name]) for name, value in options.items()}
 
 
@@ -281,9 +259,27 @@ def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None
     return values
 
 
+_with_data_options = _grouped("data_settings", _settings_options(DataConfig, "The data"))
+_with_rank_options = _grouped("rank_settings", _settings_options(RankConfig, "The ranking"))
+#: run and bench: the sweep's --image-size sizes the ranking too
+_with_method_rank_options = _grouped(
+    "rank_settings", _settings_options(RankConfig, "The ranking", skip=("image_size",))
+)
+_with_sweep_options = _grouped(
+    "sweep_changes", _settings_options(SweepConfig, "The sweep (each changes the preset's value)", changes=True)
+)
+_CLUSTER = "Where units run (a model's features, a trial)"
+_with_cluster_options = _grouped(
+    "cluster",
+    {name: (Annotated[kind, typer.Option(help=help, rich_help_panel=_CLUSTER)], default)
+     for name, (kind, default, help) in CLUSTER_OPTIONS.items()},
+)  # fmt: skip
+
+
 @app.command()
 @_with_cluster_options
-@_grouped("data_settings", _data_options())
+@_with_data_options
+@_with_rank_options
 def rank(
     data: Data,
     zoo: ZooName = "demo",
@@ -291,19 +287,13 @@ def rank(
     models: Models = None,
     exclude: Exclude = None,
     licenses: Licenses = None,
-    proxy: ProxyName = "knn",
-    k: K = None,
-    metric: Metric = None,
-    image_size: Annotated[int | None, _option("Input resolution for all models (default: each model's own).")] = None,
-    feature_batch_size: Annotated[
-        int | None, _option("Images per forward pass of the features (default: 16 on CPU, 256 on GPU).")
-    ] = None,
     device: Device = "auto",
     precision: Precision = "auto",
     seed: Seed = 0,
     cache_dir: CacheDir = None,
     *,
     data_settings: dict[str, Any],
+    rank_settings: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
     """Rank every model of a zoo by a proxy score of its frozen features (default: leave-one-out kNN accuracy)."""
@@ -316,9 +306,8 @@ def rank(
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, proxy=proxy, k=k, metric=metric, image_size=image_size, batch_size=feature_batch_size, device=device,
-            precision=precision, models=_ids(models), cache_dir=cache_dir, exclude=exclude, licenses=licenses,
-            executor=_executor(cluster),
+            zoo, RankConfig(**_settings(RankConfig, rank_settings)), device=device, precision=precision,
+            models=_ids(models), exclude=exclude, licenses=licenses, cache_dir=cache_dir, executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
         with RichProgress(console) as progress, RunStore(out).writer():
@@ -333,8 +322,9 @@ def rank(
 
 @app.command()
 @_with_cluster_options
-@_grouped("data_settings", _data_options())
-@_grouped("sweep_changes", _sweep_options())
+@_with_data_options
+@_with_method_rank_options
+@_with_sweep_options
 def run(
     data: Data,
     zoo: ZooName = "demo",
@@ -346,9 +336,6 @@ def run(
     models: Models = None,
     exclude: Exclude = None,
     licenses: Licenses = None,
-    proxy: ProxyName = "knn",
-    k: K = None,
-    metric: Metric = None,
     device: Device = "auto",
     precision: Precision = "auto",
     seed: Seed = 0,
@@ -362,6 +349,7 @@ def run(
     ] = None,
     *,
     data_settings: dict[str, Any],
+    rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
@@ -375,7 +363,7 @@ def run(
         from zoofit.store import RunStore, write_text
 
         fit = _method(
-            zoo, preset, workers, models, exclude, licenses, proxy, k, metric, device, precision, seed, cache_dir,
+            zoo, preset, workers, models, exclude, licenses, device, precision, seed, cache_dir, rank_settings,
             sweep_changes, cluster,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
@@ -402,13 +390,11 @@ def _method(
     models: str | None,
     exclude: str | None,
     licenses: str | None,
-    proxy: str,
-    k: int | None,
-    metric: str | None,
     device: str,
     precision: str,
     seed: int,
     cache_dir: Path | None,
+    rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
 ) -> Any:
@@ -417,17 +403,18 @@ def _method(
     from zoofit.pipeline import ZooFit
 
     gpu = resolve_device(device).type == "cuda"
-    sweep = sweep_preset(preset or default_preset(gpu)).override(**_sweep_changes(sweep_changes))
+    sweep = sweep_preset(preset or default_preset(gpu)).override(**_settings(SweepConfig, sweep_changes))
     return ZooFit(
-        zoo, sweep=sweep, proxy=proxy, k=k, metric=metric, device=device, precision=precision, seed=seed,
-        models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude, licenses=licenses,
-        executor=_executor(cluster, workers),
+        zoo, sweep=sweep, ranking=RankConfig(**_settings(RankConfig, rank_settings)), device=device,
+        precision=precision, seed=seed, models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude,
+        licenses=licenses, executor=_executor(cluster, workers),
     )  # fmt: skip
 
 
 @app.command()
 @_with_cluster_options
-@_grouped("sweep_changes", _sweep_options())
+@_with_method_rank_options
+@_with_sweep_options
 def bench(
     suite: Annotated[
         str, _option("A built-in suite (offline, vtab-1k) or a suite YAML file (id, data, group, protocol per task).")
@@ -448,14 +435,12 @@ def bench(
     models: Models = None,
     exclude: Exclude = None,
     licenses: Licenses = None,
-    proxy: ProxyName = "knn",
-    k: K = None,
-    metric: Metric = None,
     device: Device = "auto",
     precision: Precision = "auto",
     seed: Seed = 0,
     cache_dir: CacheDir = None,
     *,
+    rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
@@ -468,7 +453,7 @@ def bench(
 
         load_suite(suite).select(_ids(tasks))  # a bad suite or task id is one line, before torch loads
         fit = _method(
-            zoo, preset, workers, models, exclude, licenses, proxy, k, metric, device, precision, seed, cache_dir,
+            zoo, preset, workers, models, exclude, licenses, device, precision, seed, cache_dir, rank_settings,
             sweep_changes, cluster,
         )  # fmt: skip
         from zoofit.bench import BENCH_HTML, Bench

@@ -29,7 +29,7 @@ from zoofit.finetune.soup import cook_soup
 from zoofit.finetune.sweep import Job
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
-from zoofit.rank import RankedModel, Ranker
+from zoofit.rank import RankConfig, RankedModel, Ranker
 from zoofit.rank.probe import Probe, linear_probe
 from zoofit.rank.proxies import describe
 from zoofit.result import (
@@ -62,9 +62,10 @@ class ZooFit:
     zoo : a preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
     sweep : a :class:`~zoofit.finetune.SweepConfig`, or the name of a preset (``"quick"`` for a CPU, ``"paper"``
         for a GPU); ``None`` picks the preset by the device. Change a preset with ``preset("quick").override(...)``.
-    proxy, k, metric : the ranking's proxy (kNN accuracy by default, the paper's) and the kNN's settings, as for
-        :class:`~zoofit.Ranker`.
-    device, precision, models, cache_dir : as for :class:`~zoofit.Ranker`.
+    ranking : a :class:`~zoofit.rank.RankConfig`: the ranking's proxy (kNN accuracy by default, the paper's) and
+        its settings; its resolution is the sweep's (``image_size``), and a model that cannot take it is ranked at
+        its own.
+    device, precision, models, exclude, licenses, cache_dir : as for :class:`~zoofit.Ranker`.
     seed : seeds every trial and the robustness evaluation's draw of test images.
     workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
         (``None``: 4 on a GPU; on a CPU one per core up to 4, or 1 where the trials would not split evenly
@@ -94,9 +95,7 @@ class ZooFit:
         zoo: str | Path | Zoo = "demo",
         *,
         sweep: str | SweepConfig | None = None,
-        proxy: str = "knn",
-        k: int | None = None,
-        metric: str | None = None,
+        ranking: RankConfig | None = None,
         device: str = "auto",
         precision: str = "auto",
         seed: int = 0,
@@ -111,9 +110,7 @@ class ZooFit:
         self.exclude = exclude
         self.licenses = licenses
         self.sweep = sweep
-        self.proxy = proxy
-        self.k = k
-        self.metric = metric
+        self.ranking = ranking or RankConfig()
         self.device = device
         self.precision = precision
         self.seed = seed
@@ -146,10 +143,10 @@ class ZooFit:
     def _ranker(
         self, config: SweepConfig, precision: str, executor: Executor | None, models: list[str] | None = None
     ) -> Ranker:
+        ranking = replace(self.ranking, image_size=config.image_size, own_size_if_needed=True)
         return Ranker(
-            self.zoo, proxy=self.proxy, k=self.k, metric=self.metric, image_size=config.image_size,
-            device=self.device, precision=precision, models=models or self.models, cache_dir=self.cache_dir,
-            own_size_if_needed=True, executor=executor or "local", exclude=self.exclude, licenses=self.licenses,
+            self.zoo, ranking, device=self.device, precision=precision, models=models or self.models,
+            exclude=self.exclude, licenses=self.licenses, cache_dir=self.cache_dir, executor=executor or "local",
         )  # fmt: skip
 
     def _executor(self) -> Executor | None:

@@ -15,7 +15,7 @@ zoofit.errors.ParameterError: steps must be at least 1, not 0
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import Field, field, fields
+from dataclasses import Field, field, fields, replace
 from typing import Any
 
 from zoofit.checks import is_number, is_whole
@@ -66,3 +66,13 @@ def check_settings(config: Any) -> None:
 def option_fields(kind: type) -> list[tuple[str, Field[Any]]]:
     """The settings of the config class ``kind`` that a front end offers as options, in order."""
     return [(f.name, f) for f in fields(kind) if f.metadata.get("option")]
+
+
+def changed(config: Any, what: str, **values: Any) -> Any:
+    """``config`` with the given ``values`` replaced (``None`` values are ignored), unchecked; a name that is not
+    one of its settings is a :class:`ParameterError` listing the ``what`` settings a front end offers."""
+    unknown = sorted(set(values) - {f.name for f in fields(config)})
+    if unknown:
+        offered = ", ".join(name for name, _ in option_fields(type(config)))
+        raise ParameterError.of(unknown[0], f"is not a {what} setting; the settings are {offered}")
+    return replace(config, **{name: value for name, value in values.items() if value is not None})

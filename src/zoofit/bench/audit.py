@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from zoofit.bench.result import ProxyAudit, SuiteAudit, TaskAudit, TaskResult, finite_mean
 from zoofit.data import Splits
@@ -38,7 +39,7 @@ def audit_task(fit, splits: Splits, run: str, progress=None) -> TaskAudit:
     scores: dict[str, dict[str, float]] = {}
     for name in PROXIES:
         ranker = copy.copy(fit.ranker_)  # the same models at the same size: its features come from the cache
-        ranker.proxy = name
+        ranker.config = replace(ranker.config, proxy=name)
         ranker.fit(splits, progress=progress)
         scores[name] = {row.model: float(row.score) for row in ranker.ranking_ if row.model in models}
     specs = {spec.id: spec for spec in fit.ranker_.zoo_.models}

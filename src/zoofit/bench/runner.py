@@ -37,7 +37,10 @@ class Bench:
 
     Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
     the others go on; it is an error only when every task fails. Tasks run one after another, each on ``fit``'s
-    executor (with Ray, a task's units share the cluster; the tasks do not run at once).
+    executor (with Ray, a task's units share the cluster; the tasks do not run at once). A sweep's
+    ``time_limit`` is the whole suite's: each task is planned to an equal share of the time left when it starts
+    (so what a task does not use, or reuses from an earlier bench, goes to the tasks after it); an audit, which
+    must fine-tune every model, is not cut.
 
     Attributes
     ----------
@@ -91,10 +94,14 @@ class Bench:
         out = Path(out)
         progress = progress or SilentProgress()
         done: list[TaskResult] = []
+        limit = sweep_of(self._estimator()).time_limit
         with RunStore(out).writer():
             for number, task in enumerate(suite.tasks, 1):
                 log.info("task %d of %d: %s (%s, %s)", number, len(suite.tasks), task.id, task.group, task.data)
-                done.append(self._task(task, out, progress))
+                left = None if limit is None else limit - (time.perf_counter() - start)
+                done.append(
+                    self._task(task, out, progress, None if left is None else left / (len(suite.tasks) - number + 1))
+                )
                 self.result_ = self._result(suite, done, start)
                 self.result_.write(out)
         failed = [task for task in done if task.status == "failed"]
@@ -103,14 +110,19 @@ class Bench:
             raise ZoofitError(f"every task of suite '{suite.name}' failed ({reasons})")
         return self
 
-    def _task(self, task: Task, out: Path, progress: Progress) -> TaskResult:
-        """Run one task; a failure of its own (its data, its settings, a model) is its record, not an error."""
+    def _task(self, task: Task, out: Path, progress: Progress, seconds: float | None) -> TaskResult:
+        """Run one task (planned to end within ``seconds``, where given); a failure of its own (its data, its
+        settings, a model, a time limit it cannot keep) is its record, not an error."""
         start = time.perf_counter()
         record = TaskResult(task.id, task.group, task.data, task.id, "failed")
         try:
-            splits = self.splits(task, progress)
+            if seconds is not None and seconds <= 0:
+                raise ZoofitError("the suite's time limit was spent before this task started")
             fit = copy.copy(self._estimator())
-            fit.fit(splits, out / task.id, progress=progress)
+            if seconds is not None:
+                fit.sweep = sweep_of(fit).override(time_limit=seconds)
+            splits = self.splits(task, progress)
+            fit.fit(splits, out / task.id, progress=progress, started=start)
             result = RunResult.read(out / task.id)  # the table is built from the run's typed result
             record = replace(record, status="done", splits=splits.describe(), classifiers=classifiers_of(result))
             if self.audit:
@@ -134,11 +146,9 @@ class Bench:
 
     def _audit(self, fit, splits: Splits, folder: Path, progress: Progress):
         """Every zoo model fine-tuned on the task, in its own run folder, and the proxies' agreement with that."""
-        from zoofit.device import resolve_device
-
         everyone = copy.copy(fit)
         models = len(fit.ranker_.zoo_.models)
-        everyone.sweep = fit.sweep_config(resolve_device(fit.device)).override(top_k=models)
+        everyone.sweep = replace(sweep_of(fit), top_k=models, time_limit=None).validate()  # every model: never cut
         everyone.fit(splits, folder, progress=progress)
         return audit_task(everyone, splits, f"{folder.parent.name}/{folder.name}", progress)
 
@@ -154,3 +164,10 @@ class Bench:
             mean=mean_of("mean", tasks), references=list(suite.references), audit=audit_suite(tasks),
             executor=str(executor), wall_seconds=round(time.perf_counter() - start, 1),
         )  # fmt: skip
+
+
+def sweep_of(fit):
+    """The sweep ``fit`` (a :class:`~zoofit.ZooFit`) runs on its device (torch loads here, not at import)."""
+    from zoofit.device import resolve_device
+
+    return fit.sweep_config(resolve_device(fit.device))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from zoofit.checks import is_number, is_whole
-from zoofit.errors import ParameterError
 from zoofit.registry import Registry
 from zoofit.settings import at_least as _at_least
-from zoofit.settings import check_settings, option_fields, setting
+from zoofit.settings import changed, check_settings, setting
 from zoofit.settings import positive as _positive
 
 #: Images with fewer pixels than this are "small": BiT-HyperRule (Kolesnikov et al., 2019) fine-tunes them at
@@ -154,18 +153,10 @@ class SweepConfig:
     def override(self, **values: Any) -> SweepConfig:
         """This config with the given values replaced (``None`` values are ignored; ``image_size=0`` asks for each
         model's own resolution, whatever the data), validated."""
-        unknown = sorted(set(values) - {f.name for f in fields(self)})
-        if unknown:
-            raise ParameterError.of(unknown[0], f"is not a sweep setting; the settings are {', '.join(options())}")
-        changes = {k: v for k, v in values.items() if v is not None}
-        if changes.get("image_size") == 0:
-            changes.update(image_size=None, small_image_size=None)
-        return replace(self, **changes).validate()
-
-
-def options() -> list[str]:
-    """The settings of :class:`SweepConfig` that a front end offers as options."""
-    return [name for name, _ in option_fields(SweepConfig)]
+        config = changed(self, "sweep", **values)
+        if values.get("image_size") == 0:
+            config = replace(config, image_size=None, small_image_size=None)
+        return config.validate()
 
 
 #: Named presets. ``paper`` follows the published protocol (top 5 models, 500 steps at batch 64, lr in {0.003, 0.01,

@@ -9,6 +9,7 @@ from zoofit.lazy import lazy_exports
 _MODULES = {
     "features": ("Features", "extract_features"),
     "knn": ("METRICS", "loo_knn_accuracy", "loo_knn_predict"),
+    "config": ("RankConfig",),
     "proxies": ("PROXIES", "Proxy", "make_proxy"),
     "models": ("RankedModel", "SkippedModel"),
     "ranker": ("Ranker",),

@@ -42,13 +42,13 @@ def linear_probe(ranker: Ranker, splits: Splits, *, strengths: tuple[float, ...]
     spec = next(spec for spec in ranker.zoo_.models if spec.id == top.model)
     device = resolve_device(ranker.device)
     cache = Cache(Path(ranker.cache_dir) if ranker.cache_dir else None)
-    loaded, prep = loaded_for_ranking(spec, cache, device, ranker.image_size, ranker.own_size_if_needed)
+    loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config.image_size, ranker.config.own_size_if_needed)
     assert prep.input_size == top.input_size, "the probe must see the ranking's features"
 
     def features(images):
         with inputs_of_size(loaded, prep.input_size):
             return extract_features(
-                loaded, images, prep=prep, batch_size=ranker.batch_size, device=device, precision=ranker.precision,
+                loaded, images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device, precision=ranker.precision,
                 cache=cache,
             ).values  # fmt: skip
 

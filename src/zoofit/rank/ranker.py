@@ -12,20 +12,21 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision, threads_per_batch
-from zoofit.errors import ModelError, ParameterError, ZoofitError
+from zoofit.errors import ModelError, ZoofitError
 from zoofit.execute import Executor, InProcess, named
 from zoofit.execute.base import torch_threads
 from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
+from zoofit.rank.config import RankConfig
 from zoofit.rank.features import extract_features
 from zoofit.rank.models import RankedModel, SkippedModel, inputs_of_size, loaded_for_ranking
-from zoofit.rank.proxies import Proxy, make_proxy
+from zoofit.rank.proxies import Proxy
 from zoofit.rank.remote import ranked_on
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_zoo
@@ -41,22 +42,16 @@ class Ranker:
     Parameters
     ----------
     zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
-    proxy : the score, a name of :data:`~zoofit.rank.proxies.PROXIES`: ``"knn"`` (leave-one-out kNN accuracy,
-        the paper's) or ``"logme"`` (LogME, You et al., 2021).
-    k, metric : the kNN proxy's classifier (``metric`` is ``"cosine"`` or ``"euclidean"``; ``None``: the
-        proxy's defaults, 1 and cosine); other proxies ignore them.
-    image_size : input resolution for every model (``None``: each model's own).
-    own_size_if_needed : rank a model that cannot take ``image_size`` (a fixed-size ViT) at its own resolution
-        instead of skipping it.
-    batch_size, device, precision : feature extraction settings (``None``/``"auto"``: CUDA when present,
-        bf16 where the device computes it natively, a batch size that suits the device).
+    config : a :class:`~zoofit.rank.RankConfig`: the proxy (leave-one-out kNN accuracy, the paper's, or LogME)
+        and its settings, the resolution, the feature passes' batch size, the models ranked at once.
+    **settings : :class:`~zoofit.rank.RankConfig` settings that replace ``config``'s (``proxy="logme"``).
+    device, precision : where and how the features are computed (``"auto"``: CUDA when present, bf16 where the
+        device computes it natively).
     models : ids of the zoo to rank (``None``: all).
-    cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
-        ``~/.cache/zoofit``).
-    models_at_once : models ranked at the same time, in threads (``None``: up to 4, fewer on a GPU of less
-        than 32 GiB or a CPU of fewer cores; see :meth:`Lanes.on`).
     exclude : shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
     licenses : keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
+    cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
+        ``~/.cache/zoofit``).
     executor : where the models are ranked: ``"local"`` (here, in threads), another name of
         :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
         model extracts its features there, and they are cached and scored here.
@@ -79,47 +74,30 @@ class Ranker:
     def __init__(
         self,
         zoo: str | Path | Zoo = "demo",
+        config: RankConfig | None = None,
         *,
-        proxy: str = "knn",
-        k: int | None = None,
-        metric: str | None = None,
-        image_size: int | None = None,
-        batch_size: int | None = None,
         device: str = "auto",
         precision: str = "auto",
         models: list[str] | None = None,
-        cache_dir: str | Path | None = None,
-        models_at_once: int | None = None,
-        own_size_if_needed: bool = False,
-        executor: str | Executor = "local",
         exclude: str | list[str] | None = None,
         licenses: str | list[str] | None = None,
+        cache_dir: str | Path | None = None,
+        executor: str | Executor = "local",
+        **settings: Any,
     ) -> None:
         self.zoo = zoo
-        self.exclude = exclude
-        self.licenses = licenses
-        self.proxy = proxy
-        self.k = k
-        self.metric = metric
-        self.image_size = image_size
-        self.batch_size = batch_size
+        self.config = (config or RankConfig()).override(**settings)
         self.device = device
         self.precision = precision
         self.models = models
+        self.exclude = exclude
+        self.licenses = licenses
         self.cache_dir = cache_dir
-        self.models_at_once = models_at_once
-        self.own_size_if_needed = own_size_if_needed
         self.executor = executor
 
     def check(self) -> Zoo:
         """Check the settings, device and precision, before any data is read; the zoo with the chosen models."""
-        self._proxy()
-        if self.image_size is not None and self.image_size < 16:
-            raise ParameterError.of("image_size", f"must be at least 16 pixels, not {self.image_size}")
-        if self.models_at_once is not None and self.models_at_once < 1:
-            raise ParameterError.of("models_at_once", f"must be at least 1, not {self.models_at_once}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ParameterError.of("batch_size", f"must be positive, not {self.batch_size}")
+        self.config.validate()
         resolve_precision(self.precision, resolve_device(self.device))
         self._executor().check()  # a cluster that does not answer, before any data is read
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
@@ -129,7 +107,7 @@ class Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
         images = data.ranking_set if isinstance(data, Splits) else data
         zoo = self.zoo_ = self.check()
-        proxy = self.proxy_ = self._proxy()
+        proxy = self.proxy_ = self.config.make_proxy()
         proxy.check(len(images))
         device = resolve_device(self.device)
         cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
@@ -140,7 +118,7 @@ class Ranker:
         rank = partial(
             self._rank_one, proxy=proxy, images=images, device=device, cache=cache, progress=SilentProgress()
         )  # one bar over the models, not one per model
-        lanes = Lanes.on(device, self.models_at_once)
+        lanes = Lanes.on(device, self.config.models_at_once)
         executor = self._executor()
         outcomes = (
             loaded_and_ranked(zoo.models, load, rank, lanes, prefetch=prefetch_weights)
@@ -164,15 +142,11 @@ class Ranker:
         self.ranking_ = sorted(ranking, key=lambda row: (-row.score, row.model))
         return self
 
-    def _proxy(self) -> Proxy:
-        """The proxy of ``proxy``, with this ranker's settings for it, checked."""
-        return make_proxy(self.proxy, k=self.k, metric=self.metric)
-
     def _executor(self) -> Executor:
         return named(self.executor) if isinstance(self.executor, str) else self.executor
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
-        return loaded_for_ranking(spec, cache, device, self.image_size, self.own_size_if_needed)
+        return loaded_for_ranking(spec, cache, device, self.config.image_size, self.config.own_size_if_needed)
 
     def _rank_one(
         self,
@@ -191,7 +165,7 @@ class Ranker:
                 loaded,
                 images,
                 prep=prep,
-                batch_size=self.batch_size,
+                batch_size=self.config.feature_batch_size,
                 device=device,
                 precision=self.precision,
                 cache=cache,

@@ -56,14 +56,14 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
     device = resolve_device(ranker.device)
     try:
         loaded, prep = loaded_for_ranking(  # this node's own weight cache
-            spec, Cache(ranker.cache_dir), device, ranker.image_size, ranker.own_size_if_needed
+            spec, Cache(ranker.cache_dir), device, ranker.config.image_size, ranker.config.own_size_if_needed
         )
         key = feature_key(loaded, prep, resolve_precision(ranker.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
             with inputs_of_size(loaded, prep.input_size):
                 features = extract_features(
-                    loaded, job.images, prep=prep, batch_size=ranker.batch_size, device=device,
+                    loaded, job.images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device,
                     precision=ranker.precision, progress=progress,
                 )  # fmt: skip
             values, seconds = features.values, features.seconds
