@@ -71,10 +71,12 @@ _DATA_FORMS = (
     "brace pattern or hf://ORG/NAME)."
 )
 Data = Annotated[str, _option(_DATA_FORMS, "--data")]
+# the preset zoos' files, read by path: importing zoofit.zoo (zoofile.preset_names) would load torch
+_ZOO_PRESETS = ", ".join(sorted(path.stem for path in (Path(__file__).parent / "zoo" / "presets").glob("*.yaml")))
 ZooName = Annotated[
     str,
     _option(
-        "Comma-separated presets (demo, hub-diverse, hub-mobile), YAML zoo files and timm:<name> or timm:<pattern> "
+        f"Comma-separated presets ({_ZOO_PRESETS}), YAML zoo files and timm:<name> or timm:<pattern> "
         "(shell wildcards over timm's pretrained tags, e.g. 'timm:vit_*dinov2*').",
         "--zoo",
     ),
