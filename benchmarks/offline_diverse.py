@@ -55,7 +55,7 @@ def digits_npz(path: Path, train: int = 1000, seed: int = 0) -> Path:
 
 def ensemble_of(trials: list[Any], val_labels: np.ndarray, test_labels: np.ndarray, config: Any) -> dict[str, Any]:
     """The greedy ensemble over ``trials`` (chosen on validation NLL as the run does), on the test split."""
-    selection = select_ensemble(trials, val_labels, config)
+    selection = select_ensemble(trials, val_labels, config, seed=0)  # the run's seed, as ZooFit(seed=0) selects
     probs = average([trial.test_probs for trial in trials], selection.counts)
     return {
         "members": {trials[i].model: round(float(selection.weights[i]), 3) for i in selection.members},
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--rank-only", type=int, metavar="PX", help="only rank, at this size (quick: 112)")
     parser.add_argument("--smoke", action="store_true", help="30 steps at batch 16 (checks the script)")
     args = parser.parse_args()
-    overrides = {"top_k": 7, "steps": (args.steps,), "image_size": args.image_size, "seed_baseline": 3,
+    overrides = {"top_k": 7, "steps": (args.steps,), "image_size": args.image_size, "seed_baseline": 3, "refit": False,
                  "shift_images": 0}  # fmt: skip
     if args.smoke:
         overrides.update(steps=(30,), batch_size=16)

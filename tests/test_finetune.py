@@ -176,6 +176,7 @@ def test_presets_and_overrides() -> None:
     assert paper.for_images(96 * 96).image_size is None  # ... for images of 96 x 96 and more
     assert paper.lrs == (0.003, 0.01, 0.03) and paper.steps == (500,) and paper.batch_size == 64
     assert paper.freeze_stride == 0 and quick.freeze_stride == 8  # the paper fine-tunes the whole network
+    assert paper.refit and not quick.refit and paper.selection == quick.selection == "greedy"
     assert {t.freeze_stride for t in quick.trials()} == {8}
     assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
     with pytest.raises(ParameterError, match="preset must be one of quick, paper, not 'huge'"):

@@ -111,3 +111,17 @@ def test_cluster_options_go_with_ray(make_image_folder, tmp_path: Path) -> None:
     assert "--executor must be one of local, ray, not 'dask'" in error_line(
         runner.invoke(app, [*base, "--executor", "dask"])
     )
+
+
+def test_a_bench_on_ray_runs_its_tasks_at_once(ray_cluster, tmp_path: Path) -> None:
+    """The units of both tasks share the cluster: the bench takes less than its tasks one after another."""
+    from tests.test_bench import TINY, write_suite
+    from zoofit import ZooFit, preset
+    from zoofit.bench import Bench, BenchResult
+
+    zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
+    sweep = preset("quick").override(top_k=2, **{**TINY, "steps": (10,)})
+    Bench(write_suite(tmp_path), ZooFit(zoo, sweep=sweep, precision="fp32", executor="ray")).fit(tmp_path / "out")
+    result = BenchResult.read(tmp_path / "out")
+    assert [(task.id, task.status) for task in result.tasks] == [("colours", "done"), ("pets", "done")]
+    assert result.executor == "ray" and result.wall_seconds < 0.9 * sum(task.wall_seconds for task in result.tasks)

@@ -124,7 +124,7 @@ class ZooFit:
         is read."""
         device = resolve_device(self.device)
         resolve_workers(self.workers, device)
-        self._ranker(self.sweep_config(device), self.precision, self._executor()).check()
+        self._ranker(self.sweep_config(device), self.precision, self.unit_executor()).check()
 
     def sweep_config(self, device: torch.device, largest_area: int | None = None) -> SweepConfig:
         """The sweep, validated: as given, the named preset, or the device's; sized for data whose largest image
@@ -149,8 +149,8 @@ class ZooFit:
             exclude=self.exclude, licenses=self.licenses, cache_dir=self.cache_dir, executor=executor or "local",
         )  # fmt: skip
 
-    def _executor(self) -> Executor | None:
-        """The executor of every unit, built once; ``None`` for ``"local"``, whose number of workers follows the
+    def unit_executor(self) -> Executor | None:
+        """The executor of every unit (a new one where named); ``None`` for ``"local"``, whose number of workers follows the
         device and the trials' costs (:func:`~zoofit.finetune.resolve_workers`)."""
         if self.executor == "local":
             return None
@@ -170,7 +170,7 @@ class ZooFit:
         scored on each of the shifted ``domains`` (see :func:`~zoofit.data.load_domains`), by name. A sweep's
         ``time_limit`` counts from ``started`` (a ``time.perf_counter()``; default now)."""
         started = time.perf_counter() if started is None else started
-        if (executor := self._executor()) is not None:
+        if (executor := self.unit_executor()) is not None:
             executor.check()  # a cluster that does not answer is one line before the folder is touched
         with RunStore(Path(out)).writer() as store:
             return self._fit(splits, store, domains, progress, started)
@@ -197,7 +197,7 @@ class ZooFit:
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
 
-        executor = self._executor()
+        executor = self.unit_executor()
         budget = None
         if config.time_limit is not None:
             with timer.stage("plan"):

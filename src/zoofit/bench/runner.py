@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +22,9 @@ from zoofit.data.protocol import stratified_sample
 from zoofit.errors import ParameterError, ZoofitError, first_line
 from zoofit.progress import Progress, SilentProgress
 from zoofit.result import RunResult
+
+if TYPE_CHECKING:
+    from zoofit.execute import Executor
 
 log = logging.getLogger("zoofit")
 AUDIT = "audit"  # a task's audit run, inside its run folder
@@ -36,11 +43,12 @@ class Bench:
         ranking proxy foretold that (Kendall's tau, regret).
 
     Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
-    the others go on; it is an error only when every task fails. Tasks run one after another, each on ``fit``'s
-    executor (with Ray, a task's units share the cluster; the tasks do not run at once). A sweep's
-    ``time_limit`` is the whole suite's: each task is planned to an equal share of the time left when it starts
-    (so what a task does not use, or reuses from an earlier bench, goes to the tasks after it); an audit, which
-    must fine-tune every model, is not cut.
+    the others go on; it is an error only when every task fails. On ``fit``'s executor where it is not local
+    (Ray), the tasks run at the same time, each in a thread of this process, so that the units of every task
+    share the cluster; here, one after another. A sweep's ``time_limit`` is the whole suite's: the tasks then run
+    one after another, each planned to an equal share of the time left when it starts (so what a task does not
+    use, or reuses from an earlier bench, goes to the tasks after it); an audit, which must fine-tune every
+    model, is not cut.
 
     Attributes
     ----------
@@ -93,32 +101,37 @@ class Bench:
         suite = self.suite_ = self.check()
         out = Path(out)
         progress = progress or SilentProgress()
-        done: list[TaskResult] = []
-        limit = sweep_of(self._estimator()).time_limit
+        estimator = self._estimator()
+        limit, executor = sweep_of(estimator).time_limit, estimator.unit_executor()
+        done: dict[str, TaskResult] = {}
         with RunStore(out).writer():
-            for number, task in enumerate(suite.tasks, 1):
-                log.info("task %d of %d: %s (%s, %s)", number, len(suite.tasks), task.id, task.group, task.data)
-                left = None if limit is None else limit - (time.perf_counter() - start)
-                done.append(
-                    self._task(task, out, progress, None if left is None else left / (len(suite.tasks) - number + 1))
-                )
-                self.result_ = self._result(suite, done, start)
+            if executor is not None and limit is None:
+                log.info("%d tasks at once on the %s executor", len(suite.tasks), estimator.executor)
+                results = at_once(suite.tasks, lambda task: self._task(task, out, progress, None, executor))
+            else:
+                results = (self._task(task, out, progress, share, executor) for task, share in shares(suite, limit))
+            for result in results:  # the table so far, in the suite's order, after each task
+                done[result.id] = result
+                self.result_ = self._result(suite, [done[t.id] for t in suite.tasks if t.id in done], start)
                 self.result_.write(out)
-        failed = [task for task in done if task.status == "failed"]
+        failed = [task for task in done.values() if task.status == "failed"]
         if len(failed) == len(done):
             reasons = "; ".join(f"{t.id}: {t.reason}" for t in failed)
             raise ZoofitError(f"every task of suite '{suite.name}' failed ({reasons})")
         return self
 
-    def _task(self, task: Task, out: Path, progress: Progress, seconds: float | None) -> TaskResult:
-        """Run one task (planned to end within ``seconds``, where given); a failure of its own (its data, its
-        settings, a model, a time limit it cannot keep) is its record, not an error."""
+    def _task(
+        self, task: Task, out: Path, progress: Progress, seconds: float | None, executor: Executor | None
+    ) -> TaskResult:
+        """Run one task on ``executor`` (planned to end within ``seconds``, where given); a failure of its own (its
+        data, its settings, a model, a time limit it cannot keep) is its record, not an error."""
         start = time.perf_counter()
         record = TaskResult(task.id, task.group, task.data, task.id, "failed")
         try:
             if seconds is not None and seconds <= 0:
                 raise ZoofitError("the suite's time limit was spent before this task started")
             fit = copy.copy(self._estimator())
+            fit.executor = executor or "local"  # one executor for every task (one connection to a cluster)
             if seconds is not None:
                 fit.sweep = sweep_of(fit).override(time_limit=seconds)
             splits = self.splits(task, progress)
@@ -171,3 +184,33 @@ def sweep_of(fit):
     from zoofit.device import resolve_device
 
     return fit.sweep_config(resolve_device(fit.device))
+
+
+def shares(suite: Suite, limit: float | None) -> Iterator[tuple[Task, float | None]]:
+    """Each task of ``suite`` when it starts, with its share of the ``limit`` seconds (counted from the first):
+    an equal share of what is left (None without a limit)."""
+    start = time.perf_counter()
+    for number, task in enumerate(suite.tasks, 1):
+        log.info("task %d of %d: %s (%s, %s)", number, len(suite.tasks), task.id, task.group, task.data)
+        left = None if limit is None else limit - (time.perf_counter() - start)
+        yield task, None if left is None else left / (len(suite.tasks) - number + 1)
+
+
+def at_once(tasks: Sequence[Task], run: Callable[[Task], TaskResult]) -> Iterator[TaskResult]:
+    """``run(task)`` for every task at the same time, each in a thread, the results as they come. The threads are
+    daemons: an interrupt here ends the process without waiting for them (each run keeps what it finished, as
+    after a kill)."""
+    finished: queue.Queue[TaskResult | BaseException] = queue.Queue()
+
+    def run_one(task: Task) -> None:
+        try:
+            finished.put(run(task))
+        except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+            finished.put(error)
+
+    for task in tasks:
+        threading.Thread(target=run_one, args=(task,), name=f"zoofit-task-{task.id}", daemon=True).start()
+    for _ in tasks:
+        if isinstance(result := finished.get(), BaseException):
+            raise result
+        yield result

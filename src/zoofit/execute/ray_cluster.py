@@ -32,6 +32,7 @@ from zoofit.execute.ray_probe import ClusterUnreachable, Target, Watch, check, t
 from zoofit.execute.relay import QueueProgress, replay
 from zoofit.progress import Progress
 
+_JOINING = threading.Lock()  # ray.init, once per process
 log = logging.getLogger("zoofit")
 
 #: GPU share of a unit where the cluster has GPUs: four units share one, as trials do on one local GPU.
@@ -168,21 +169,24 @@ class RayCluster:
         """Ray, connected to the cluster (once per process), whose address is probed first (``ray.init`` has no
         bound of its own). Ray logs to its files; to this console only where ``zoofit`` logs at DEBUG."""
         ray = import_ray()
-        if not ray.is_initialized():
-            cluster = target(self.address)
-            if cluster is not None:
-                check(cluster, self.timeout)
-            if self.timeout + 10 > RAY_RECONNECT_SECONDS:
-                os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(math.ceil(self.timeout) + 30))
-            debug = log.isEnabledFor(logging.DEBUG)
-            try:
-                ray.init(
-                    address=self.address, log_to_driver=debug, logging_level=logging.DEBUG if debug else logging.ERROR
-                )
-            except (ConnectionError, RuntimeError, ValueError) as error:
-                where = cluster.where if cluster else "this machine"
-                raise ClusterUnreachable(f"cannot join the Ray cluster at {where}: {error}".splitlines()[0]) from None
+        with _JOINING:  # callers in several threads (a bench's tasks at once) join once
+            if not ray.is_initialized():
+                self._join(ray)
         return ray
+
+    def _join(self, ray: ModuleType) -> None:
+        """Probe the cluster's address, then ``ray.init`` (a one-line error where it cannot)."""
+        cluster = target(self.address)
+        if cluster is not None:
+            check(cluster, self.timeout)
+        if self.timeout + 10 > RAY_RECONNECT_SECONDS:
+            os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(math.ceil(self.timeout) + 30))
+        debug = log.isEnabledFor(logging.DEBUG)
+        try:
+            ray.init(address=self.address, log_to_driver=debug, logging_level=logging.DEBUG if debug else logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = cluster.where if cluster else "this machine"
+            raise ClusterUnreachable(f"cannot join the Ray cluster at {where}: {error}".splitlines()[0]) from None
 
     def _answering(self) -> ModuleType:
         """Ray, joined to a cluster that answers now: a cluster gone since (its head died between two maps) is
