@@ -281,8 +281,10 @@ class ZooFit:
 def evaluate_domains(
     domains: dict[str, Domain], predictions: TrialPredictions, groups: dict, progress: Progress
 ) -> dict[str, DomainResult]:
-    """Each classifier of ``groups`` scored on each shifted domain, by its name."""
+    """Each classifier of ``groups`` scored on each shifted domain, by its name (no progress without domains)."""
     results = {}
+    if not domains:
+        return results
     with progress.task("shifted domains", total=len(domains)) as task:
         for name, domain in domains.items():
             results[name] = domain_result(domain.data, domain.images, predictions, groups)
