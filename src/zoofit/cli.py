@@ -181,6 +181,16 @@ def _ids(models: str | None) -> list[str] | None:
     return [m.strip() for m in models.split(",") if m.strip()] if models else None
 
 
+def _chosen(selection: dict[str, Any]) -> dict[str, Any]:
+    """The ``selection`` options as :class:`~zoofit.Ranker` and :class:`~zoofit.ZooFit` take them."""
+    return {**selection, "models": _ids(selection["models"])}
+
+
+def _where(machine: dict[str, Any]) -> dict[str, Any]:
+    """Where and how the models compute, of the ``machine`` options (the seed goes to the data and the trials)."""
+    return {name: machine[name] for name in ("device", "precision", "cache_dir")}
+
+
 def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """A command with the ``options`` (name -> its annotated type and default) after its own parameters, handed to
     it together as the dict ``target``: one declaration for a group that several commands share."""
@@ -261,6 +271,14 @@ def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None
     return values
 
 
+#: Which of the zoo's models, and where and how they compute: two groups of options that rank, run and bench share.
+_with_selection_options = _grouped(
+    "selection", {"models": (Models, None), "exclude": (Exclude, None), "licenses": (Licenses, None)}
+)
+_with_machine_options = _grouped(
+    "machine",
+    {"device": (Device, "auto"), "precision": (Precision, "auto"), "seed": (Seed, 0), "cache_dir": (CacheDir, None)},
+)
 _with_data_options = _grouped("data_settings", _settings_options(DataConfig, "The data"))
 _with_rank_options = _grouped("rank_settings", _settings_options(RankConfig, "The ranking"))
 #: run and bench: the sweep's --image-size sizes the ranking too
@@ -282,18 +300,15 @@ _with_cluster_options = _grouped(
 @_with_cluster_options
 @_with_data_options
 @_with_rank_options
+@_with_machine_options
+@_with_selection_options
 def rank(
     data: Data,
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Folder for ranking.json and ranking.csv.")] = Path("runs/rank"),
-    models: Models = None,
-    exclude: Exclude = None,
-    licenses: Licenses = None,
-    device: Device = "auto",
-    precision: Precision = "auto",
-    seed: Seed = 0,
-    cache_dir: CacheDir = None,
     *,
+    selection: dict[str, Any],
+    machine: dict[str, Any],
     data_settings: dict[str, Any],
     rank_settings: dict[str, Any],
     cluster: dict[str, Any],
@@ -302,14 +317,14 @@ def rank(
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, **data_settings, seed=seed)
+        config = DataConfig(data, **data_settings, seed=machine["seed"])
         config.validate()  # before torch loads: a bad --data is reported at once
         from zoofit.rank import Ranker
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, RankConfig(**_settings(RankConfig, rank_settings)), device=device, precision=precision,
-            models=_ids(models), exclude=exclude, licenses=licenses, cache_dir=cache_dir, executor=_executor(cluster),
+            zoo, RankConfig(**_settings(RankConfig, rank_settings)), **_chosen(selection), **_where(machine),
+            executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
         with RichProgress(console) as progress, RunStore(out).writer():
@@ -327,6 +342,8 @@ def rank(
 @_with_data_options
 @_with_method_rank_options
 @_with_sweep_options
+@_with_machine_options
+@_with_selection_options
 def run(
     data: Data,
     zoo: ZooName = "demo",
@@ -335,13 +352,6 @@ def run(
     ),
     preset: Preset = None,
     workers: Workers = None,
-    models: Models = None,
-    exclude: Exclude = None,
-    licenses: Licenses = None,
-    device: Device = "auto",
-    precision: Precision = "auto",
-    seed: Seed = 0,
-    cache_dir: CacheDir = None,
     shift_data: Annotated[
         list[str] | None,
         _option(
@@ -350,6 +360,8 @@ def run(
         ),
     ] = None,
     *,
+    selection: dict[str, Any],
+    machine: dict[str, Any],
     data_settings: dict[str, Any],
     rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
@@ -359,14 +371,13 @@ def run(
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, **data_settings, seed=seed)
+        config = DataConfig(data, **data_settings, seed=machine["seed"])
         config.validate()  # before torch loads: a bad --data is reported at once
         shifted = parse_domains(shift_data or [])
         from zoofit.store import RunStore, write_text
 
         fit = _method(
-            zoo, preset, workers, models, exclude, licenses, device, precision, seed, cache_dir, rank_settings,
-            sweep_changes, cluster,
+            zoo, preset, workers, selection, machine, rank_settings, sweep_changes, cluster,
         )  # fmt: skip
         fit.check()  # and every other setting before any image is read
         RunStore(out).check_writer()
@@ -389,13 +400,8 @@ def _method(
     zoo: str,
     preset: str | None,
     workers: int | None,
-    models: str | None,
-    exclude: str | None,
-    licenses: str | None,
-    device: str,
-    precision: str,
-    seed: int,
-    cache_dir: Path | None,
+    selection: dict[str, Any],
+    machine: dict[str, Any],
     rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
@@ -404,12 +410,11 @@ def _method(
     from zoofit.device import resolve_device
     from zoofit.pipeline import ZooFit
 
-    gpu = resolve_device(device).type == "cuda"
+    gpu = resolve_device(machine["device"]).type == "cuda"
     sweep = sweep_preset(preset or default_preset(gpu)).override(**_settings(SweepConfig, sweep_changes))
     return ZooFit(
-        zoo, sweep=sweep, ranking=RankConfig(**_settings(RankConfig, rank_settings)), device=device,
-        precision=precision, seed=seed, models=_ids(models), cache_dir=cache_dir, workers=workers, exclude=exclude,
-        licenses=licenses, executor=_executor(cluster, workers),
+        zoo, sweep=sweep, ranking=RankConfig(**_settings(RankConfig, rank_settings)), **_chosen(selection),
+        **_where(machine), seed=machine["seed"], workers=workers, executor=_executor(cluster, workers),
     )  # fmt: skip
 
 
@@ -417,6 +422,8 @@ def _method(
 @_with_cluster_options
 @_with_method_rank_options
 @_with_sweep_options
+@_with_machine_options
+@_with_selection_options
 def bench(
     suite: Annotated[
         str, _option("A built-in suite (offline, vtab-1k) or a suite YAML file (id, data, group, protocol per task).")
@@ -434,14 +441,9 @@ def bench(
     ] = False,
     preset: Preset = None,
     workers: Workers = None,
-    models: Models = None,
-    exclude: Exclude = None,
-    licenses: Licenses = None,
-    device: Device = "auto",
-    precision: Precision = "auto",
-    seed: Seed = 0,
-    cache_dir: CacheDir = None,
     *,
+    selection: dict[str, Any],
+    machine: dict[str, Any],
     rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
@@ -455,8 +457,7 @@ def bench(
 
         load_suite(suite).select(_ids(tasks))  # a bad suite or task id is one line, before torch loads
         fit = _method(
-            zoo, preset, workers, models, exclude, licenses, device, precision, seed, cache_dir, rank_settings,
-            sweep_changes, cluster,
+            zoo, preset, workers, selection, machine, rank_settings, sweep_changes, cluster,
         )  # fmt: skip
         from zoofit.bench import BENCH_HTML, Bench
         from zoofit.report.bench import bench_html, bench_tables
