@@ -181,6 +181,13 @@ def _ids(models: str | None) -> list[str] | None:
     return [m.strip() for m in models.split(",") if m.strip()] if models else None
 
 
+def _data_config(data: str, data_settings: dict[str, Any], machine: dict[str, Any]) -> DataConfig:
+    """The data the options describe, checked before torch loads: a bad ``--data`` is one line at once."""
+    config = DataConfig(data, **data_settings, seed=machine["seed"])
+    config.validate()
+    return config
+
+
 def _chosen(selection: dict[str, Any]) -> dict[str, Any]:
     """The ``selection`` options as :class:`~zoofit.Ranker` and :class:`~zoofit.ZooFit` take them."""
     return {**selection, "models": _ids(selection["models"])}
@@ -317,8 +324,7 @@ def rank(
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, **data_settings, seed=machine["seed"])
-        config.validate()  # before torch loads: a bad --data is reported at once
+        config = _data_config(data, data_settings, machine)
         from zoofit.rank import Ranker
         from zoofit.store import RunStore
 
@@ -371,8 +377,7 @@ def run(
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = DataConfig(data, **data_settings, seed=machine["seed"])
-        config.validate()  # before torch loads: a bad --data is reported at once
+        config = _data_config(data, data_settings, machine)
         shifted = parse_domains(shift_data or [])
         from zoofit.store import RunStore, write_text
 

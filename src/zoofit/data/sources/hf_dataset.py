@@ -19,6 +19,7 @@ import numpy as np
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
 from zoofit.data.sources.base import Source
+from zoofit.data.sources.hub_repo import hub_snapshot
 from zoofit.data.sources.labels_first import LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
 from zoofit.progress import Progress
@@ -50,7 +51,7 @@ def load_hf_dataset(
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     where = f"hf dataset '{name}'"
-    folder = Path(name) if Path(name).exists() else _hub_snapshot(name, where)
+    folder = Path(name) if Path(name).exists() else hub_snapshot(name, where)
     scripts = sorted(p.name for p in folder.glob("*.py"))
     if scripts:
         raise ZoofitError(
@@ -85,24 +86,6 @@ def _parse(location: str) -> tuple[str, str | None, dict[str, str]]:
             f"hf dataset '{name}' is neither an existing folder nor a hub repo id (ORG/NAME); check the spelling"
         )
     return name, config or None, columns
-
-
-def _hub_snapshot(repo: str, where: str) -> Path:
-    """The local folder of the hub dataset repo ``repo``, downloaded into huggingface_hub's cache where needed."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo, repo_type="dataset"))
-    except RepositoryNotFoundError as error:
-        raise ZoofitError(f"{where} is no hub dataset repo (or it is private); check its id") from error
-    except LocalEntryNotFoundError as error:
-        raise ZoofitError(
-            f"{where} is not in the hub cache and the hub cannot be reached ({first_line(error)}); "
-            "download it once online (unset HF_HUB_OFFLINE)"
-        ) from error
-    except (HfHubHTTPError, OSError) as error:
-        raise ZoofitError(f"{where} could not be fetched from the hub: {first_line(error)}") from error
 
 
 def _open(folder: Path, config: str | None, where: str) -> Any:

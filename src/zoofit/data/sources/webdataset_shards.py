@@ -24,6 +24,7 @@ import numpy as np
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
 from zoofit.data.sources.base import Source
+from zoofit.data.sources.hub_repo import hub_snapshot
 from zoofit.data.sources.labels_first import SPLIT_NAMES, LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
 from zoofit.progress import Progress
@@ -57,7 +58,7 @@ def load_shards(location: str) -> SourceData:
     """The shards at ``location`` (see the module docstring), labels read, images left to decode."""
     where = f"shards 'wds:{location}'"
     if location.startswith(HUB_PREFIX):
-        folder = _hub_snapshot(_repo_id(location), where)
+        folder = hub_snapshot(_repo_id(location), where, [CLASS_NAMES_FILE, "*.tar", "*/*.tar"])
         name = folder.parent.parent.name.split("--")[-1]
     elif Path(location).is_dir():
         folder, name = Path(location), Path(location).resolve().name
@@ -75,25 +76,6 @@ def _repo_id(location: str) -> str:
     if not _REPO_ID.match(repo):
         raise ZoofitError(f"'wds:{location}' names no hub dataset repo; write wds:hf://ORG/NAME")
     return repo
-
-
-def _hub_snapshot(repo: str, where: str) -> Path:
-    """The local folder of the hub dataset repo ``repo``'s shards and class names, fetched into the cache."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    patterns = [CLASS_NAMES_FILE, "*.tar", "*/*.tar"]
-    try:
-        return Path(snapshot_download(repo, repo_type="dataset", allow_patterns=patterns))
-    except RepositoryNotFoundError as error:
-        raise ZoofitError(f"{where}: no hub dataset repo '{repo}' (or it is private); check its id") from error
-    except LocalEntryNotFoundError as error:
-        raise ZoofitError(
-            f"{where} are not in the hub cache and the hub cannot be reached ({first_line(error)}); "
-            "download them once online (unset HF_HUB_OFFLINE)"
-        ) from error
-    except (HfHubHTTPError, OSError) as error:
-        raise ZoofitError(f"{where} could not be fetched from the hub: {first_line(error)}") from error
 
 
 def _shards(pattern: str) -> list[str]:
