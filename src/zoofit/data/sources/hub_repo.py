@@ -19,7 +19,7 @@ def hub_snapshot(repo: str, where: str, patterns: list[str] | None = None) -> Pa
         raise ZoofitError(f"{where}: no hub dataset repo '{repo}' (or it is private); check its id") from error
     except LocalEntryNotFoundError as error:
         raise ZoofitError(
-            f"{where}: not in the hub cache, and the hub cannot be reached ({first_line(error)}); "
+            f"{where}: not in the hub cache and the hub cannot be reached ({first_line(error)}); "
             "download it once online (unset HF_HUB_OFFLINE)"
         ) from error
     except (HfHubHTTPError, OSError) as error:
