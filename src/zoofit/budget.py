@@ -179,8 +179,9 @@ def plan(sweep: Sweep, costs: CostModel, limit: float) -> Plan:
     if needed > limit and needed > 0:  # where nothing is left to do (all stored), there is nothing to refuse
         raise ParameterError.of(
             "time_limit",
-            f"leaves {limit:.0f} s for the work still to do, and the smallest plan ({_size(sweep)}) needs about "
-            f"{needed:.0f} s; give a limit {max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least",
+            (f"leaves {limit:.0f} s for the work still to do" if limit > 0 else "was spent before the work began")
+            + f", and the smallest plan ({_size(sweep)}) needs about {needed:.0f} s; give a limit "
+            f"{max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least",
         )
     return Plan(sweep, needed, tuple(cuts))
 
