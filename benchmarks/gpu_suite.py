@@ -161,7 +161,9 @@ def zoofit_rank(
     import zoofit.rank.features
 
     images = load_data("fashion-mnist", train_size=train_size or None).ranking_set
-    ranker = Ranker(str(zoo), image_size=size, feature_batch_size=batch, cache_dir=cache, models_at_once=at_once or None)
+    ranker = Ranker(
+        str(zoo), image_size=size, feature_batch_size=batch, cache_dir=cache, models_at_once=at_once or None
+    )
     if "channels_last" in tweaks:
         zoofit.device.memory_format = lambda device: torch.channels_last
     if "native_depthwise" in tweaks:
@@ -237,7 +239,20 @@ def main(smoke: bool, note: str | None, chosen: list[str] | None = None) -> None
                 "zoo_ranking": lambda: zoo_ranking(Path(folder), SMOKE_ZOO, 32, 8, train_size=40),
                 "paper_run": lambda: paper_run(
                     Path(folder),
-                    ["--top-k", "1", "--lrs", "0.01", "--steps", "2", "--image-size", "32", "--train-size", "40"],
+                    [
+                        "--top-k",
+                        "1",
+                        "--lrs",
+                        "0.01",
+                        "--steps",
+                        "2",
+                        "--image-size",
+                        "32",
+                        "--train-size",
+                        "40",
+                        "--shift-images",
+                        "100",
+                    ],
                 ),  # fmt: skip
                 "scaling": lambda: scaling(images, 32, [1, 2], [16, 32], Path(folder)),
             }
