@@ -128,9 +128,13 @@ def test_cli_rank_by_logme(make_image_folder, tmp_path: Path) -> None:
 def test_a_run_by_logme_reports_its_proxy(make_image_folder, tiny_zoo: Zoo, tmp_path: Path) -> None:
     splits = load_data(str(make_image_folder(per_class=8, layout="split")))
     sweep = {"top_k": 1, "lrs": (0.01,), "steps": (2,), "batch_size": 4, "image_size": 32, "shift_images": 0}
-    fit = ZooFit(tiny_zoo, sweep=preset("quick").override(**sweep), ranking=RankConfig(proxy="logme"), precision="fp32", workers=1).fit(
-        splits, tmp_path
-    )
+    fit = ZooFit(
+        tiny_zoo,
+        sweep=preset("quick").override(**sweep),
+        ranking=RankConfig(proxy="logme"),
+        precision="fp32",
+        workers=1,
+    ).fit(splits, tmp_path)
     assert fit.result_.proxy == ProxyResult("logme", "LogME", {})
     assert fit.result_.top_ranked.model == fit.ranker_.ranking_[0].model
     page = html_report(tmp_path)
