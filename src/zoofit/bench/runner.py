@@ -43,9 +43,9 @@ class Bench:
         ranking proxy foretold that (Kendall's tau, regret).
 
     Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
-    the others go on; it is an error only when every task fails. On ``fit``'s executor where it is not local
-    (Ray), the tasks run at the same time, each in a thread of this process, so that the units of every task
-    share the cluster; here, one after another. A sweep's ``time_limit`` is the whole suite's: the tasks then run
+    the others go on; it is an error only when every task fails. On an executor that callers share (Ray: its
+    ``shared_by_callers``), the tasks run at the same time, each in a thread of this process, so that the units of
+    every task share the cluster; elsewhere, one after another. A sweep's ``time_limit`` is the whole suite's: the tasks then run
     one after another, each planned to an equal share of the time left when it starts (so what a task does not
     use, or reuses from an earlier bench, goes to the tasks after it); an audit, which must fine-tune every
     model, is not cut.
@@ -105,7 +105,7 @@ class Bench:
         limit, executor = sweep_of(estimator).time_limit, estimator.unit_executor()
         done: dict[str, TaskResult] = {}
         with RunStore(out).writer():
-            if executor is not None and limit is None:
+            if getattr(executor, "shared_by_callers", False) and limit is None:
                 log.info("%d tasks at once on the %s executor", len(suite.tasks), estimator.executor)
                 results = at_once(suite.tasks, lambda task: self._task(task, out, progress, None, executor))
             else:

@@ -21,7 +21,7 @@ import pickle
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -73,6 +73,9 @@ class RayCluster:
     timeout : seconds to wait for the cluster to answer, when joining it and whenever it falls silent during a
         run; then a one-line :class:`~zoofit.execute.ray_probe.ClusterUnreachable` naming the address.
     """
+
+    #: Several callers (a bench's tasks) may map on it at once: their units share the cluster's resources.
+    shared_by_callers: ClassVar[bool] = True
 
     def __init__(
         self,
