@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from zoofit.errors import ModelError, first_line
+from zoofit.rank.config import RankConfig
 from zoofit.store import Cache
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.hub import fixed_input_size
@@ -43,11 +44,12 @@ class SkippedModel:
 
 
 def loaded_for_ranking(
-    spec: ModelSpec, cache: Cache, device: torch.device, image_size: int | None, own_size_if_needed: bool
+    spec: ModelSpec, cache: Cache, device: torch.device, config: RankConfig
 ) -> tuple[LoadedModel, Preprocessing]:
     """``spec`` loaded, and the preprocessing it is ranked with, at whose resolution its GFLOPs are counted
-    (in the loader's thread). A model that cannot take ``image_size`` (a fixed-size ViT, say) is ranked at
-    its own where ``own_size_if_needed``, else it is a :class:`ModelError`."""
+    (in the loader's thread). A model that cannot take ``config.image_size`` (a fixed-size ViT, say) is ranked at
+    its own where ``config.own_size_if_needed``, else it is a :class:`ModelError`."""
+    image_size, own_size_if_needed = config.image_size, config.own_size_if_needed
     loaded = load_model(spec, cache, device)
     prep = loaded.preprocessing.with_size(image_size)
     own = loaded.preprocessing.input_size

@@ -42,7 +42,7 @@ def linear_probe(ranker: Ranker, splits: Splits, *, strengths: tuple[float, ...]
     spec = next(spec for spec in ranker.zoo_.models if spec.id == top.model)
     device = resolve_device(ranker.device)
     cache = Cache(Path(ranker.cache_dir) if ranker.cache_dir else None)
-    loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config.image_size, ranker.config.own_size_if_needed)
+    loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config)
     assert prep.input_size == top.input_size, "the probe must see the ranking's features"
 
     def features(images):

@@ -146,7 +146,7 @@ class Ranker:
         return named(self.executor) if isinstance(self.executor, str) else self.executor
 
     def _load(self, spec: ModelSpec, cache: Cache, device: torch.device) -> tuple[LoadedModel, Preprocessing]:
-        return loaded_for_ranking(spec, cache, device, self.config.image_size, self.config.own_size_if_needed)
+        return loaded_for_ranking(spec, cache, device, self.config)
 
     def _rank_one(
         self,

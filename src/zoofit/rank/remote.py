@@ -55,9 +55,7 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
     ranker = job.ranker
     device = resolve_device(ranker.device)
     try:
-        loaded, prep = loaded_for_ranking(  # this node's own weight cache
-            spec, Cache(ranker.cache_dir), device, ranker.config.image_size, ranker.config.own_size_if_needed
-        )
+        loaded, prep = loaded_for_ranking(spec, Cache(ranker.cache_dir), device, ranker.config)  # this node's cache
         key = feature_key(loaded, prep, resolve_precision(ranker.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
