@@ -59,29 +59,38 @@ class ZooFit:
 
     Parameters
     ----------
-    zoo : a preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
-    sweep : a :class:`~zoofit.finetune.SweepConfig`, or the name of a preset (``"quick"`` for a CPU, ``"paper"``
-        for a GPU); ``None`` picks the preset by the device. Change a preset with ``preset("quick").override(...)``.
-    ranking : a :class:`~zoofit.rank.RankConfig`: the ranking's proxy (kNN accuracy by default, the paper's) and
-        its settings; its resolution is the sweep's (``image_size``), and a model that cannot take it is ranked at
-        its own.
-    device, precision, models, exclude, licenses, cache_dir : as for :class:`~zoofit.Ranker`.
-    seed : seeds every trial and the robustness evaluation's draw of test images.
-    workers : trials trained at once, one in this process and the others in ``workers - 1`` worker processes
+    zoo : str, Path or Zoo
+        A preset name, a YAML zoo file, ``"timm:<name>,..."`` or a :class:`Zoo`.
+    sweep : str or SweepConfig, optional
+        A :class:`~zoofit.finetune.SweepConfig`, or the name of a preset (``"quick"`` for a CPU, ``"paper"`` for a
+        GPU); ``None`` picks the preset by the device. Change a preset with ``preset("quick").override(...)``.
+    ranking : RankConfig, optional
+        The ranking's proxy (kNN accuracy by default, the paper's) and its settings; its resolution is the
+        sweep's (``image_size``), and a model that cannot take it is ranked at its own.
+    device, precision, models, exclude, licenses, cache_dir
+        As for :class:`~zoofit.Ranker`.
+    seed : int
+        Seeds every trial and the robustness evaluation's draw of test images.
+    workers : int, optional
+        Trials trained at once, one in this process and the others in ``workers - 1`` worker processes
         (``None``: 4 on a GPU; on a CPU one per core up to 4, or 1 where the trials would not split evenly
         across them - see :func:`~zoofit.finetune.resolve_workers`; 1 trains them one after another here).
         On another executor: units at once (``None``: its own default, for Ray as many as the cluster holds).
-    executor : where the ranking's models and the trials run: ``"local"`` (this machine), ``"ray"`` (a Ray
-        cluster: a unit per model and per trial, their results stored here), or an
-        :class:`~zoofit.execute.Executor` (:class:`~zoofit.execute.RayCluster` with an address or per-unit
-        resources, say).
+    executor : str or Executor
+        Where the ranking's models and the trials run: ``"local"`` (this machine), ``"ray"`` (a Ray cluster: a
+        unit per model and per trial, their results stored here), or an :class:`~zoofit.execute.Executor`
+        (:class:`~zoofit.execute.RayCluster` with an address or per-unit resources, say).
 
     Attributes
     ----------
-    ranker_ : the fitted :class:`~zoofit.Ranker`.
-    trials_ : list of :class:`TrialRecord` of the sweep.
-    selection_ : the greedy :class:`Selection` over ``trials_``.
-    result_ : the :class:`~zoofit.result.RunResult` written to ``summary.json``.
+    ranker_ : Ranker
+        The fitted ranking.
+    trials_ : list of TrialRecord
+        The sweep's trials.
+    selection_ : Selection
+        The greedy selection over ``trials_``.
+    result_ : RunResult
+        The result written to ``summary.json``.
 
     Examples
     --------

@@ -33,15 +33,6 @@ AUDIT = "audit"  # a task's audit run, inside its run folder
 class Bench:
     """Run a :class:`~zoofit.ZooFit` (its zoo, sweep and every other setting) on each task of a suite.
 
-    Parameters
-    ----------
-    suite : a built-in suite's name (``"offline"``, ``"vtab-1k"``), a suite YAML file, or a :class:`Suite`.
-    fit : the method as it runs on each task (``ZooFit("demo")`` where None).
-    tasks : ids of the suite's tasks to run (default: all).
-    test_images : test images per task at most (a stratified draw with the task's seed), for a quick look.
-    audit : also fine-tune every model of the zoo on every task (in ``<task>/audit``), and measure how well each
-        ranking proxy foretold that (Kendall's tau, regret).
-
     Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
     the others go on; it is an error only when every task fails. On an executor that callers share (Ray: its
     ``shared_by_callers``), the tasks run at the same time, each in a thread of this process, so that the units of
@@ -50,10 +41,26 @@ class Bench:
     use, or reuses from an earlier bench, goes to the tasks after it); an audit, which must fine-tune every
     model, is not cut.
 
+    Parameters
+    ----------
+    suite : str, Path or Suite
+        A built-in suite's name (``"offline"``, ``"vtab-1k"``), a suite YAML file, or a :class:`Suite`.
+    fit : ZooFit, optional
+        The method as it runs on each task (``ZooFit("demo")`` where None).
+    tasks : list of str, optional
+        Ids of the suite's tasks to run (default: all).
+    test_images : int, optional
+        Test images per task at most (a stratified draw with the task's seed), for a quick look.
+    audit : bool
+        Also fine-tune every model of the zoo on every task (in ``<task>/audit``), and measure how well each
+        ranking proxy foretold that (Kendall's tau, regret).
+
     Attributes
     ----------
-    suite_ : the :class:`Suite` run (the chosen tasks).
-    result_ : the :class:`~zoofit.bench.BenchResult` written to ``bench.json``.
+    suite_ : Suite
+        The suite run (the chosen tasks).
+    result_ : BenchResult
+        The table written to ``bench.json``.
 
     Examples
     --------

@@ -66,12 +66,18 @@ class RayCluster:
 
     Parameters
     ----------
-    workers : units at once (``None``: as many as the cluster's resources hold when a map starts).
-    unit_gpus, unit_cpus : what each unit asks Ray for (``None``: a quarter of a GPU where the cluster has GPUs,
-        none elsewhere; one CPU). A unit's torch runs on ``unit_cpus`` threads.
-    retries : times a unit whose worker or node died is run again.
-    timeout : seconds to wait for the cluster to answer, when joining it and whenever it falls silent during a
-        run; then a one-line :class:`~zoofit.execute.ray_probe.ClusterUnreachable` naming the address.
+    workers : int, optional
+        Units at once (``None``: as many as the cluster's resources hold when a map starts).
+    address : str, optional
+        The cluster's ``HOST:PORT``.
+    unit_gpus, unit_cpus : float, optional
+        What each unit asks Ray for (``None``: a quarter of a GPU where the cluster has GPUs, none elsewhere; one
+        CPU). A unit's torch runs on ``unit_cpus`` threads.
+    retries : int
+        Times a unit whose worker or node died is run again.
+    timeout : float
+        Seconds to wait for the cluster to answer, when joining it and whenever it falls silent during a run;
+        then a one-line :class:`~zoofit.execute.ray_probe.ClusterUnreachable` naming the address.
     """
 
     #: Several callers (a bench's tasks) may map on it at once: their units share the cluster's resources.

@@ -41,27 +41,39 @@ class Ranker:
 
     Parameters
     ----------
-    zoo : a preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
-    config : a :class:`~zoofit.rank.RankConfig`: the proxy (leave-one-out kNN accuracy, the paper's, or LogME)
-        and its settings, the resolution, the feature passes' batch size, the models ranked at once.
-    **settings : :class:`~zoofit.rank.RankConfig` settings that replace ``config``'s (``proxy="logme"``).
-    device, precision : where and how the features are computed (``"auto"``: CUDA when present, bf16 where the
-        device computes it natively).
-    models : ids of the zoo to rank (``None``: all).
-    exclude : shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
-    licenses : keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
-    cache_dir : where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or
-        ``~/.cache/zoofit``).
-    executor : where the models are ranked: ``"local"`` (here, in threads), another name of
+    zoo : str, Path or Zoo
+        A preset name (``"demo"``), a YAML zoo file, ``"timm:<name>,..."``, or a :class:`Zoo`.
+    config : RankConfig, optional
+        The proxy (leave-one-out kNN accuracy, the paper's, or LogME) and its settings, the resolution, the
+        feature passes' batch size, the models ranked at once.
+    device, precision : str
+        Where and how the features are computed (``"auto"``: CUDA when present, bf16 where the device computes
+        it natively).
+    models : list of str, optional
+        Ids of the zoo to rank (``None``: all).
+    exclude : str or list of str, optional
+        Shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
+    licenses : str or list of str, optional
+        Keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
+    cache_dir : str or Path, optional
+        Where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or ``~/.cache/zoofit``).
+    executor : str or Executor
+        Where the models are ranked: ``"local"`` (here, in threads), another name of
         :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
         model extracts its features there, and they are cached and scored here.
+    **settings
+        :class:`~zoofit.rank.RankConfig` settings that replace ``config``'s (``proxy="logme"``).
 
     Attributes
     ----------
-    ranking_ : list of :class:`RankedModel`, best (highest score) first.
-    proxy_ : the :class:`~zoofit.rank.proxies.Proxy` that scored them.
-    zoo_ : the :class:`Zoo` that was ranked (after ``models`` selection).
-    skipped_ : list of :class:`SkippedModel` (``model``, ``reason``) for models that could not be used.
+    ranking_ : list of RankedModel
+        The models, best (highest score) first.
+    proxy_ : Proxy
+        The proxy that scored them.
+    zoo_ : Zoo
+        The zoo that was ranked (after ``models`` selection).
+    skipped_ : list of SkippedModel
+        The models that could not be used, each with its ``reason``.
 
     Examples
     --------
