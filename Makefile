@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install data demo test lint
+.PHONY: install data demo test lint docs
 
 install: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -d "$(VENV)/lib" || bash scripts/check-disk.sh "$(VENV)" 6.5
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
-	$(PIP) -e '.[test,export,ray,hub]'
+	$(PIP) -e '.[test,export,ray,hub,docs]'
 	touch $@
 
 data:
@@ -24,6 +24,9 @@ demo: install data
 
 test: install data
 	$(BIN)/python -m pytest
+
+docs: install
+	$(BIN)/mkdocs serve
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

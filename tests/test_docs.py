@@ -1,0 +1,69 @@
+"""The docs site builds strictly (a broken link or a missing API name fails it) and fetches nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``config`` into ``site``, as CI and a user run it."""
+    command = [
+        sys.executable,
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(config),
+        "--site-dir",
+        str(site),
+    ]
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}  # Material's notice about its successor, not a warning of ours
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp_path):
+    done = build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-3000:]
+    estimators = (tmp_path / "site" / "api" / "estimators" / "index.html").read_text(encoding="utf-8")
+    for name in ("zoofit.pipeline.ZooFit", "zoofit.rank.ranker.Ranker", "zoofit.bench.runner.Bench"):
+        assert f'id="{name}"' in estimators  # rendered from the docstrings
+    assert ":class:" not in estimators  # Sphinx roles became links or code
+    assert 'href="../executors/#zoofit.execute.base.Executor"' in estimators  # a role resolved to its page
+    pages = "".join(path.read_text(encoding="utf-8") for path in (tmp_path / "site").rglob("*.html"))
+    assert "fonts.googleapis.com" not in pages and "fonts.gstatic.com" not in pages
+
+
+def _one_page_site(tmp_path: Path, page: str) -> Path:
+    """The site's own configuration over a docs folder holding just ``page``."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    python = next(p["mkdocstrings"] for p in config["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
+    handler = python["handlers"]["python"]
+    handler["paths"] = [str(ROOT / "src")]
+    handler["options"]["extensions"] = [str(ROOT / path) for path in handler["options"]["extensions"]]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text(page, encoding="utf-8")
+    config.update(docs_dir=str(docs), nav=["index.md"])
+    path = tmp_path / "mkdocs.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    done = build(_one_page_site(tmp_path, "# Home\n\nSee [the options](no-such-page.md).\n"), tmp_path / "site")
+    assert done.returncode != 0
+    assert "no-such-page.md" in done.stderr
+
+
+def test_a_missing_api_name_fails_the_build(tmp_path):
+    done = build(_one_page_site(tmp_path, "# API\n\n::: zoofit.pipeline.NoSuchEstimator\n"), tmp_path / "site")
+    assert done.returncode != 0
+    assert "NoSuchEstimator" in done.stderr
