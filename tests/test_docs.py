@@ -1,8 +1,10 @@
-"""The docs site builds strictly (a broken link or a missing API name fails it) and fetches nothing."""
+"""The docs site builds strictly (a broken link or a missing API name fails it), fetches nothing, and the README
+stays a short front page whose links lead somewhere."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +69,14 @@ def test_a_missing_api_name_fails_the_build(tmp_path):
     done = build(_one_page_site(tmp_path, "# API\n\n::: zoofit.pipeline.NoSuchEstimator\n"), tmp_path / "site")
     assert done.returncode != 0
     assert "NoSuchEstimator" in done.stderr
+
+
+def test_the_readme_is_a_short_front_page_whose_links_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    readme = re.sub(r"<!--.*?-->", "", readme, flags=re.DOTALL)  # what GitHub shows
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme) + re.findall(r'src="([^"]+)"', readme)
+    local = [target for target in targets if "://" not in target]
+    assert any(target.startswith("docs/") for target in local)
+    missing = [target for target in local if not (ROOT / target).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
