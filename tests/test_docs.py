@@ -39,6 +39,9 @@ def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp
         assert f'id="{name}"' in estimators  # rendered from the docstrings
     assert ":class:" not in estimators  # Sphinx roles became links or code
     assert 'href="../executors/#zoofit.execute.base.Executor"' in estimators  # a role resolved to its page
+    settings = (tmp_path / "site" / "api" / "settings" / "index.html").read_text(encoding="utf-8")
+    assert "Fine-tune this many of the best-ranked models." in settings  # a setting's help, as the CLI shows it
+    assert "setting(" not in settings  # its default shown as the value, not the declaring call
     pages = "".join(path.read_text(encoding="utf-8") for path in (tmp_path / "site").rglob("*.html"))
     assert "fonts.googleapis.com" not in pages and "fonts.gstatic.com" not in pages
 

@@ -1,0 +1,61 @@
+"""Griffe extensions for the docs site (``mkdocs.yml`` loads them): what the API reference shows of zoofit's source.
+
+- ``SphinxRoles``: the docstrings are numpydoc with Sphinx roles; mkdocstrings reads Markdown. Each role
+  (``:class:`~zoofit.Ranker```) becomes an optional cross-reference of mkdocs-autorefs: a link where the site
+  documents the target, plain code where it does not (a private helper, say), so the strict build never fails on
+  a role. ``~`` shows the last part of the name, as in Sphinx; a bare name is looked up where it is written.
+- ``Settings``: a config's field declared with ``setting(default, help, ...)`` shows its default as its value (and
+  in the class's signature) and its help as its docstring, the help the command line shows.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import griffe
+
+ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(?P<tilde>~?)(?P<target>[\w.]+)`")
+
+
+def resolved(obj: griffe.Object, target: str) -> str:
+    """The full path of ``target`` as written in ``obj``'s docstring (itself where it cannot be looked up)."""
+    head, _, rest = target.partition(".")
+    try:
+        path = obj.resolve(head) if isinstance(obj, griffe.Module) or obj.parent is None else obj.parent.resolve(head)
+    except (griffe.NameResolutionError, AttributeError, ValueError):
+        return target
+    return f"{path}.{rest}" if rest else path
+
+
+def linked(obj: griffe.Object, text: str) -> str:
+    """``text`` with each role replaced by an optional autorefs link in code font."""
+
+    def link(match: re.Match[str]) -> str:
+        target = match["target"]
+        shown = target.rsplit(".", 1)[-1] if match["tilde"] else target
+        return f'<autoref identifier="{resolved(obj, target)}" optional><code>{shown}</code></autoref>'
+
+    return ROLE.sub(link, text)
+
+
+class SphinxRoles(griffe.Extension):
+    """Rewrites the roles of every docstring once the object tree is built (names resolve then)."""
+
+    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is not None and not obj.is_alias:
+            obj.docstring.value = linked(obj, obj.docstring.value)
+
+
+class Settings(griffe.Extension):
+    """Reads each ``setting(default, help, ...)`` field as its default, documented by its help."""
+
+    def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs: Any) -> None:
+        value = attr.value
+        if not (isinstance(value, griffe.ExprCall) and str(value.function) == "setting" and len(value.arguments) > 1):
+            return
+        default, help_text = value.arguments[:2]
+        attr.value = default  # before the dataclass's signature is built from it
+        if attr.docstring is None and isinstance(help_text, str):  # a literal (an f-string stays undocumented)
+            attr.docstring = griffe.Docstring(ast.literal_eval(help_text), parent=attr)
