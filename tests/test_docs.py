@@ -28,7 +28,7 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
         str(site),
     ]
     env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}  # Material's notice about its successor, not a warning of ours
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    return subprocess.run(command, cwd=site.parent, capture_output=True, text=True, env=env)  # any folder will do
 
 
 def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp_path):
@@ -46,9 +46,18 @@ def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp
     assert "fonts.googleapis.com" not in pages and "fonts.gstatic.com" not in pages
 
 
+class _Loader(yaml.SafeLoader):
+    """Reads mkdocs.yml's ``!relative $config_dir/...`` as the path it stands for."""
+
+
+_Loader.add_constructor(
+    "!relative", lambda loader, node: str(ROOT / loader.construct_scalar(node).replace("$config_dir", "."))
+)
+
+
 def _one_page_site(tmp_path: Path, page: str) -> Path:
     """The site's own configuration over a docs folder holding just ``page``."""
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), _Loader)
     python = next(p["mkdocstrings"] for p in config["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
     handler = python["handlers"]["python"]
     handler["paths"] = [str(ROOT / "src")]
