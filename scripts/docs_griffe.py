@@ -6,6 +6,8 @@
   a role. ``~`` shows the last part of the name, as in Sphinx; a bare name is looked up where it is written.
 - ``Settings``: a config's field declared with ``setting(default, help, ...)`` shows its default as its value (and
   in the class's signature) and its help as its docstring, the help the command line shows.
+- ``LazyExports``: a package whose names are imported on first use (``zoofit.lazy``) lists them in a literal
+  ``_MODULES = {"module": ("Name", ...)}``; those names become its exports, as a package that imports them.
 """
 
 from __future__ import annotations
@@ -59,3 +61,18 @@ class Settings(griffe.Extension):
         attr.value = default  # before the dataclass's signature is built from it
         if attr.docstring is None and isinstance(help_text, str):  # a literal (an f-string stays undocumented)
             attr.docstring = griffe.Docstring(ast.literal_eval(help_text), parent=attr)
+
+
+class LazyExports(griffe.Extension):
+    """Gives a package with a literal ``_MODULES`` the members and exports its ``__getattr__`` serves."""
+
+    def on_module(self, *, mod: griffe.Module, **kwargs: Any) -> None:
+        declared = mod.members.get("_MODULES")
+        if declared is None or not mod.is_init_module:
+            return
+        names = []
+        for module, exported in ast.literal_eval(str(declared.value)).items():
+            for name in exported:
+                mod.set_member(name, griffe.Alias(name, f"{mod.path}.{module}.{name}", parent=mod))
+                names.append(name)
+        mod.exports = sorted(names)

@@ -34,12 +34,19 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
 def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp_path):
     done = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert done.returncode == 0, done.stderr[-3000:]
-    estimators = (tmp_path / "site" / "api" / "estimators" / "index.html").read_text(encoding="utf-8")
-    for name in ("zoofit.pipeline.ZooFit", "zoofit.rank.ranker.Ranker", "zoofit.bench.runner.Bench"):
-        assert f'id="{name}"' in estimators  # rendered from the docstrings
-    assert ":class:" not in estimators  # Sphinx roles became links or code
-    assert 'href="../executors/#zoofit.execute.base.Executor"' in estimators  # a role resolved to its page
-    settings = (tmp_path / "site" / "api" / "settings" / "index.html").read_text(encoding="utf-8")
+    api = {
+        page: (tmp_path / "site" / "api" / page / "index.html").read_text(encoding="utf-8")
+        for page in ("pipeline", "rank", "finetune", "bench")
+    }
+    for page, name in (
+        ("pipeline", "zoofit.pipeline.ZooFit"),
+        ("rank", "zoofit.rank.Ranker"),
+        ("bench", "zoofit.bench.runner.Bench"),
+    ):
+        assert f'id="{name}"' in api[page]  # rendered from the docstrings, under the name the package exports
+    assert ":class:" not in api["pipeline"]  # Sphinx roles became links or code
+    assert 'href="../execute/#zoofit.execute.Executor"' in api["pipeline"]  # a role resolved to its page
+    settings = api["finetune"]
     assert "Fine-tune this many of the best-ranked models." in settings  # a setting's help, as the CLI shows it
     assert "setting(" not in settings  # its default shown as the value, not the declaring call
     pages = "".join(path.read_text(encoding="utf-8") for path in (tmp_path / "site").rglob("*.html"))
