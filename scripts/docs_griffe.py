@@ -8,6 +8,8 @@
   in the class's signature) and its help as its docstring, the help the command line shows.
 - ``LazyExports``: a package whose names are imported on first use (``zoofit.lazy``) lists them in a literal
   ``_MODULES = {"module": ("Name", ...)}``; those names become its exports, as a package that imports them.
+- ``NumpyItems``: a warning (so the strict build fails) for a parameter or attribute written ``name : description``,
+  which numpydoc reads as ``name : type``: the page would show the description as the type.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 
 import griffe
 
+ITEMS = re.compile(
+    r"^\s*(Parameters|Other Parameters|Attributes)\n\s*-+\n(?P<body>.*?)(?=\n\s*\n\s*\S[^\n]*\n\s*-{3,}\n|\Z)",
+    re.S | re.M,
+)
+ITEM = re.compile(r"^(?P<indent>[ ]*)(?P<name>\*{0,2}[\w, ]+?) : (?P<type>.+)$", re.M)
 ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(?P<tilde>~?)(?P<target>[\w.]+)`")
 
 
@@ -40,6 +47,30 @@ def linked(obj: griffe.Object, text: str) -> str:
         return f'<autoref identifier="{resolved(obj, target)}" optional><code>{shown}</code></autoref>'
 
     return ROLE.sub(link, text)
+
+
+class NumpyItems(griffe.Extension):
+    """Warns where a numpydoc item's type is prose: a description written on the name's line. (Defined first, so
+    that it reads the docstrings before the roles are rewritten.)"""
+
+    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is None or obj.is_alias:
+            return
+        text = obj.docstring.value
+        for section in ITEMS.finditer(text):
+            for item in ITEM.finditer(section["body"]):
+                kind = item["type"]
+                prose = kind.rstrip().endswith(".") or "``" in kind or ":" in kind or len(kind.split()) > 8
+                if not item["indent"] and prose:
+                    griffe.logger.warning(
+                        "%s:%s: '%s : %s' puts a description where numpydoc reads a type; write '%s : TYPE' and the "
+                        "description indented on the next line",
+                        obj.relative_filepath,
+                        obj.docstring.lineno,
+                        item["name"],
+                        kind[:40],
+                        item["name"],
+                    )
 
 
 class SphinxRoles(griffe.Extension):

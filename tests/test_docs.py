@@ -62,12 +62,12 @@ _Loader.add_constructor(
 )
 
 
-def _one_page_site(tmp_path: Path, page: str) -> Path:
-    """The site's own configuration over a docs folder holding just ``page``."""
+def _one_page_site(tmp_path: Path, page: str, src: Path = ROOT / "src") -> Path:
+    """The site's own configuration over a docs folder holding just ``page``, its API read from ``src``."""
     config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), _Loader)
     python = next(p["mkdocstrings"] for p in config["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
     handler = python["handlers"]["python"]
-    handler["paths"] = [str(ROOT / "src")]
+    handler["paths"] = [str(src)]
     handler["options"]["extensions"] = [str(ROOT / path) for path in handler["options"]["extensions"]]
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -88,6 +88,18 @@ def test_a_missing_api_name_fails_the_build(tmp_path):
     done = build(_one_page_site(tmp_path, "# API\n\n::: zoofit.pipeline.NoSuchEstimator\n"), tmp_path / "site")
     assert done.returncode != 0
     assert "NoSuchEstimator" in done.stderr
+
+
+def test_a_description_where_numpydoc_reads_a_type_fails_the_build(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "knobs.py").write_text(
+        'class Knobs:\n    """Knobs.\n\n    Parameters\n    ----------\n    steps : the training steps.\n    """\n\n'
+        "    def __init__(self, steps: int = 10) -> None:\n        self.steps = steps\n",
+        encoding="utf-8",
+    )
+    done = build(_one_page_site(tmp_path, "# API\n\n::: knobs.Knobs\n", src=tmp_path / "src"), tmp_path / "site")
+    assert done.returncode != 0
+    assert "'steps : TYPE'" in done.stderr
 
 
 def test_the_readme_is_a_short_front_page_whose_links_exist():
