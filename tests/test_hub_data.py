@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import tarfile
 from pathlib import Path
 
@@ -224,6 +225,33 @@ def empty_shard_split(root: Path) -> str:
     return str(root)
 
 
+def text_as_image(root: Path) -> str:
+
+    arrays, names = hub_data.digits({"train": 10})
+    dataset = hub_data.hf_dataset_dict(arrays, names)["train"]
+    dataset.add_column("caption", [f"digit {y}" for y in arrays["train"][1]]).save_to_disk(str(root))
+    return f"{root}?image=caption"
+
+
+def binary_cls(root: Path) -> str:
+    """Shards whose ``cls`` is an int64's 8 bytes, not text (labels 200 and up are not even UTF-8)."""
+    import webdataset as wds
+
+    arrays, _ = hub_data.digits({"train": 10})
+    (root / "train").mkdir(parents=True)
+    with wds.TarWriter(str(root / "train" / "0.tar")) as writer:
+        for i, (image, label) in enumerate(zip(*arrays["train"], strict=True)):
+            writer.write({"__key__": f"s{i:07d}", "png": hub_data.png(image), "cls": struct.pack("<q", 200 + label)})
+    return str(root)
+
+
+def missing_shard(root: Path) -> str:
+    arrays, names = hub_data.digits({"train": 40})
+    hub_data.write_shards(root, arrays, names, per_shard=20)
+    (root / "train" / "1.tar").unlink()
+    return str(root)
+
+
 def loading_script(root: Path) -> str:
     root.mkdir()
     (root / f"{root.name}.py").write_text("import datasets  # a loading script\n")
@@ -240,8 +268,10 @@ def not_a_tar(root: Path) -> str:
     ("make", "prefix", "message"),
     [
         (no_image_column, "hf", r"has no image column; name the image column: hf:NAME\?image=COLUMN \(its columns: text, label\)"),
-        (unlabelled_split, "hf", "its test split is empty or unlabelled"),
-        (empty_shard_split, "wds", "its test split is empty or unlabelled"),
+        (empty_shard_split, "wds", "its test split is empty; give labelled images in every split"),
+        (text_as_image, "hf", r"column 'caption' \(Value\('string'\)\) holds no images; name an Image column: image"),
+        (binary_cls, "wds", r"sample 's0000000': cls is 8 bytes that are not a class as text; write cls as text"),
+        (missing_shard, "wds", r"holds 1 shards but its nshards.txt says 2; copy the missing shards"),
         (loading_script, "hf", r"needs a loading script \(script.py\), and zoofit never runs a dataset's code"),
         (not_a_tar, "wds", r"shard '.*0.tar' is not a readable tar file"),
     ],
@@ -315,3 +345,77 @@ def test_the_data_sources_benchmark_runs_its_smoke(tmp_path: Path) -> None:
         figures = report["figures"][form]
         assert figures["kept_images"] == 200 and figures["build_s"] > 0 and figures["floor_s"] > 0
         assert "100 train" not in figures["splits"] and "80 train, 20 validation, 100 test" in figures["splits"]
+
+
+def test_labels_match_by_name_in_splits_encoded_apart(tmp_path: Path) -> None:
+    """``DatasetDict.class_encode_column`` gives each split its own ``ClassLabel``: the test split's ``class_2``
+    is its number 1, the training split's ``class_1``."""
+    import datasets
+
+    arrays, _ = hub_data.digits({"train": 30, "test": 20})
+    arrays["test"] = tuple(a[arrays["test"][1] % 3 != 1] for a in arrays["test"])  # no class_1 in the test split
+    named = datasets.DatasetDict({
+        split: datasets.Dataset.from_dict({
+            "image": [{"bytes": hub_data.png(x), "path": None} for x in images],
+            "label": [f"class_{y % 3}" for y in labels],
+        }, features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")}))
+        for split, (images, labels) in arrays.items()
+    }).class_encode_column("label")  # fmt: skip
+    assert named["test"].features["label"].names == ["class_0", "class_2"]
+    named.save_to_disk(str(tmp_path / "apart"))
+    data = load_source(f"hf:{tmp_path / 'apart'}")
+    for split in ("train", "test"):
+        images = getattr(data, split)
+        read = [images.class_names[label] for label in images.labels]
+        assert read == [f"class_{y % 3}" for y in arrays[split][1]], split
+
+
+def cut_in_a_header(shard: Path, member: int) -> int:
+    """Cut ``shard`` 100 bytes into the header of its ``member``-th member, as an interrupted copy would."""
+    with tarfile.open(shard) as archive:
+        cut = archive.getmembers()[member].offset + 100
+    shard.write_bytes(shard.read_bytes()[:cut])
+    return cut
+
+
+@pytest.mark.parametrize("shuffled", [True, False], ids=["shuffled", "by-class"])
+def test_a_shard_cut_in_a_tar_header_is_refused(tmp_path: Path, shuffled: bool) -> None:
+    arrays, names = hub_data.digits({"train": 30, "test": 10})
+    if not shuffled:
+        arrays = by_class(arrays)
+    shards = hub_data.write_shards(tmp_path / "shards", arrays, names, per_shard=30)
+    cut = cut_in_a_header(shards / "train" / "0.tar", member=32)  # 16 samples whole, as 32 KiB of a shard was
+    with pytest.raises(ZoofitError, match=rf"shard '.*0.tar' is cut short: it ends at byte {cut} without a tar's end"):
+        load_data(f"wds:{shards}")
+
+
+def test_an_unlabelled_split_is_left_out_and_counted(tmp_path: Path) -> None:
+    """ImageNet's hub copy labels its test split -1: the split is not used, and --test-fraction holds one out."""
+    arrays, names = hub_data.digits({"train": 40, "test": 5})
+    arrays["test"] = (arrays["test"][0], np.full(5, -1))
+    hub_data.hf_dataset_dict(arrays, names).save_to_disk(str(tmp_path / "unlabelled"))
+    splits = load_data(f"hf:{tmp_path / 'unlabelled'}", test_fraction=0.25)
+    assert len(splits.test) >= 10 and len(splits.train) + len(splits.val) + len(splits.test) == 40
+    (skip,) = splits.skipped
+    assert (skip.count, skip.reason, skip.examples) == (5, "rows without a label", ("row 0", "row 1", "row 2"))
+    assert skip.where.endswith("unlabelled'[test]")
+    assert load_data(f"hf:{tmp_path / 'unlabelled'}").test is None
+
+
+def test_samples_without_a_label_and_unreadable_images_are_counted(digits, tmp_path: Path) -> None:
+    import webdataset as wds
+
+    arrays, names = digits
+    shards = hub_data.write_shards(tmp_path / "shards", arrays, names)
+    with wds.TarWriter(str(shards / "train" / "9.tar")) as writer:  # two images without a cls
+        for i in range(2):
+            writer.write({"__key__": f"x{i}", "png": hub_data.png(arrays["train"][0][i])})
+    with wds.TarWriter(str(shards / "train" / "8.tar")) as writer:
+        writer.write({"__key__": "broken", "png": b"not a png", "cls": b"3"})
+    (shards / "train" / "nshards.txt").write_text("6")
+    splits = load_data(f"wds:{shards}", val_fraction=0.5)
+    assert len(splits.train) + len(splits.val) == 100
+    assert [(s.count, s.reason) for s in splits.skipped] == [
+        (2, "samples without an image or a cls"), (1, "unreadable images")
+    ]  # fmt: skip
+    assert splits.skipped[0].examples == ("x0", "x1") and "8.tar:broken" in splits.skipped[1].examples[0]

@@ -10,6 +10,7 @@ from functools import cached_property
 import numpy as np
 
 from zoofit.data.decode import ImageFile, decode_many
+from zoofit.data.skips import Skipped
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
 
@@ -74,17 +75,22 @@ class ImageSet:
             images = [self.images[i] for i in indices]
         return ImageSet(images, self.labels[indices], self.class_names)
 
-    def decoded(self, split: str, max_side: int, progress: Progress | None = None) -> ImageSet:
+    def decoded(self, split: str, max_side: int, progress: Progress | None = None) -> tuple[ImageSet, Skipped | None]:
         """This set with its :class:`LazyImages` decoded, no larger than ``max_side`` (itself where they are
-        decoded already); an unreadable image is left out with a warning naming it."""
+        decoded already), and the unreadable images left out (each also a warning naming it)."""
         if not isinstance(self.images, LazyImages):
-            return self
+            return self, None
         files = self.images.fetch(self.images.indices)
         images = decode_many(files, max_side=max_side, progress=progress, description=f"decoding {split} images")
         kept = np.array([image is not None for image in images], dtype=bool)
         if len(kept) and not kept.any():
             raise ZoofitError(f"none of the {len(kept)} {split} images could be read (see the warnings)")
-        return ImageSet(stack_if_uniform([i for i in images if i is not None]), self.labels[kept], self.class_names)
+        unreadable = Skipped.of(
+            f"the {split} split", "unreadable images", [str(f) for f, k in zip(files, kept, strict=True) if not k]
+        )
+        return ImageSet(
+            stack_if_uniform([i for i in images if i is not None]), self.labels[kept], self.class_names
+        ), unreadable
 
     def batch(self, indices: Sequence[int]) -> np.ndarray | list[np.ndarray]:
         """The images at ``indices``: one stacked array where the set is uniform, else a list."""
@@ -130,24 +136,28 @@ def stack_if_uniform(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 
 @dataclass(frozen=True)
 class SourceData:
-    """What a source yields: all labelled training data, plus validation and test splits where given, and the
-    training images per class its protocol draws where the user asks for no size (None: all of them)."""
+    """What a source yields: all labelled training data, plus validation and test splits where given, the
+    training images per class its protocol draws where the user asks for no size (None: all of them), and what
+    it left out."""
 
     name: str
     train: ImageSet
     val: ImageSet | None = None
     test: ImageSet | None = None
     default_train_per_class: int | None = None
+    skipped: tuple[Skipped, ...] = ()
 
 
 @dataclass(frozen=True)
 class Splits:
-    """The protocol's splits: ``train`` and ``val`` for fitting and selection, ``test`` for evaluation."""
+    """The protocol's splits: ``train`` and ``val`` for fitting and selection, ``test`` for evaluation; and the
+    items the source and the decoding left out (which the fingerprint does not hold: the images do)."""
 
     name: str
     train: ImageSet
     val: ImageSet
     test: ImageSet | None
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -67,7 +67,7 @@ def load_domain(
                 f"its classes must be among the run's ({', '.join(class_names[:10])}{', ...' if len(class_names) > 10 else ''})"
             )
         relabel = np.array([index[name] for name in part.class_names], dtype=np.int64)
-        decoded = part.decoded("shifted", max_side, progress)
+        decoded, _ = part.decoded("shifted", max_side, progress)  # an unreadable image is a warning naming it
         mapped.append(ImageSet(decoded.images, relabel[decoded.labels], tuple(class_names)))
     images = mapped[0] if len(mapped) == 1 else ImageSet.concat(*mapped)
     if not len(images):

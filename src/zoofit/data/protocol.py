@@ -8,6 +8,7 @@ import numpy as np
 
 from zoofit.data.dataset import ImageSet, SourceData, Splits
 from zoofit.data.decode import DEFAULT_MAX_SIDE
+from zoofit.data.skips import happened
 from zoofit.data.sources import check_source, load_source
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.progress import Progress
@@ -99,12 +100,11 @@ def make_splits(data: SourceData, config: DataConfig, *, progress: Progress | No
         val_mask = stratified_holdout(pool.labels, config.val_fraction, rng)
         train, val = pool.subset(np.flatnonzero(~val_mask)), pool.subset(np.flatnonzero(val_mask))
 
-    def decoded(images: ImageSet, split: str) -> ImageSet:
-        return images.decoded(split, config.max_side, progress)
-
-    return Splits(
-        data.name, decoded(train, "train"), decoded(val, "validation"), None if test is None else decoded(test, "test")
-    )
+    named = {"train": train, "validation": val, **({"test": test} if test is not None else {})}
+    decoded = {split: images.decoded(split, config.max_side, progress) for split, images in named.items()}
+    unreadable = happened(*(skip for _, skip in decoded.values()))
+    test_set = decoded["test"][0] if test is not None else None
+    return Splits(data.name, decoded["train"][0], decoded["validation"][0], test_set, (*data.skipped, *unreadable))
 
 
 def stratified_per_class(images: ImageSet, per_class: int, rng: np.random.Generator) -> np.ndarray:

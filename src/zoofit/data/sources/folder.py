@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import DEFAULT_MAX_SIDE, IMAGE_EXTENSIONS, is_image_file
+from zoofit.data.skips import Skipped, happened
 from zoofit.data.sources.base import PathSource
 from zoofit.data.sources.labelled import decode_labelled_files
 from zoofit.errors import ZoofitError
@@ -33,16 +34,19 @@ class ImageFolder(PathSource):
 
 def load_image_folder(root: Path, *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None) -> SourceData:
     """``ROOT/<class>/*`` (all training data) or ``ROOT/train/<class>/*`` with optional ``val/``, ``test/``."""
-    if (root / "train").is_dir():
-        files = {split: _class_folder_files(root / split) for split in SPLITS if (root / split).is_dir()}
-    else:
-        files = {"train": _class_folder_files(root)}
+    folders = (
+        {split: root / split for split in SPLITS if (root / split).is_dir()}
+        if (root / "train").is_dir()
+        else {"train": root}
+    )
+    files = {split: _class_folder_files(folder) for split, folder in folders.items()}
+    loose = happened(*(_loose_images(folder) for folder in folders.values()))
     if not files["train"]:
         raise ZoofitError(
             f"no images found in '{root}'; expected {root}/<class>/<image> or {root}/train/<class>/<image> "
             f"({_EXTENSIONS})"
         )
-    return decode_labelled_files(root.name or str(root), files, max_side=max_side, progress=progress)
+    return decode_labelled_files(root.name or str(root), files, max_side=max_side, progress=progress, skipped=loose)
 
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
@@ -71,9 +75,6 @@ def _images_under(folder: Path) -> list[Path]:
 
 def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:
     files: list[tuple[Path, str]] = []
-    loose = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
-    if loose:
-        log.warning("ignoring %d images directly in %s: images belong in %s/<class>/", len(loose), folder, folder)
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         images = _images_under(class_dir)
         if not images:
@@ -81,3 +82,11 @@ def _class_folder_files(folder: Path) -> list[tuple[Path, str]]:
             continue
         files.extend((path, class_dir.name) for path in images)
     return files
+
+
+def _loose_images(folder: Path) -> Skipped | None:
+    """The images directly in ``folder``, which has class folders: they have no class, so they are left out."""
+    loose = sorted(p.name for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if loose:
+        log.warning("ignoring %d images directly in %s: images belong in %s/<class>/", len(loose), folder, folder)
+    return Skipped.of(f"'{folder}'", "images outside a class folder", loose)

@@ -9,6 +9,7 @@ are several. A dataset's own code is never run: one that needs a loading script 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
-from zoofit.data.sources.base import Source
+from zoofit.data.skips import Skipped
+from zoofit.data.sources.base import Source, joined
 from zoofit.data.sources.hub_repo import hub_snapshot
 from zoofit.data.sources.labels_first import LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
@@ -35,6 +37,13 @@ class HfDataset(Source):
 
     def check(self, location: str) -> None:
         _parse(location)
+
+    def resolved(self, location: str, base: Path) -> str:
+        body, mark, query = location.partition("?")
+        if not (base / body).exists() and ":" in body:  # NAME:CONFIG
+            name, config = body.rsplit(":", 1)
+            return f"{joined(base, name)}:{config}{mark}{query}"
+        return f"{joined(base, body)}{mark}{query}"
 
     def load(self, location: str, *, max_side: int, progress: Progress | None) -> SourceData:
         name, config, columns = _parse(location)
@@ -64,7 +73,7 @@ def load_hf_dataset(
     first = by_split[next(iter(mapped))]
     image = _column(first.features, image, "image", datasets.Image, where)
     label, declared = _label_column(first.features, label, where)
-    splits = {split: _labelled(by_split[source], image, label, declared, f"{where}[{source}]")
+    splits = {split: _labelled(by_split[source], image, label, f"{where}[{source}]")
               for source, split in mapped.items()}  # fmt: skip
     return lazy_source_data(folder.name if folder.name else name, splits, where, declared)
 
@@ -101,12 +110,31 @@ def _open(folder: Path, config: str | None, where: str) -> Any:
                 raise ZoofitError(
                     f"{where} is a save_to_disk folder, which has no configurations; leave out ':{config}'"
                 )
+            _check_arrow_files(folder, where)
             return datasets.load_from_disk(str(folder))
         return datasets.load_dataset(str(folder), config)
     except ZoofitError:
         raise
-    except (ValueError, FileNotFoundError, RuntimeError, datasets.exceptions.DatasetNotFoundError) as error:
+    except (ValueError, OSError, RuntimeError, datasets.exceptions.DatasetsError) as error:  # pyarrow's too
         raise ZoofitError(f"{where} cannot be read: {first_line(error)}") from error
+
+
+#: How an arrow stream ends (a continuation marker and a zero length): what ``save_to_disk``'s writer closes with.
+_ARROW_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _check_arrow_files(folder: Path, where: str) -> None:
+    """Each arrow file a ``save_to_disk`` folder's ``state.json`` lists exists and ends as a closed arrow stream
+    does: one cut short between its record batches would read as fewer rows."""
+    for state in sorted(folder.rglob("state.json")):
+        files = json.loads(state.read_text(encoding="utf-8")).get("_data_files", [])
+        for path in (state.parent / entry["filename"] for entry in files):
+            with open(path, "rb") as handle:  # a missing file is the caller's one-line error
+                handle.seek(max(0, path.stat().st_size - len(_ARROW_END)))
+                if handle.read() != _ARROW_END:
+                    raise ZoofitError(
+                        f"{where}: '{path}' is cut short (an arrow stream ends with its end marker); copy it again"
+                    )
 
 
 def _column(features: dict[str, Any], named: str | None, role: str, kind: type, where: str) -> str:
@@ -115,6 +143,11 @@ def _column(features: dict[str, Any], named: str | None, role: str, kind: type, 
     if named is not None:
         if named not in features:
             raise ZoofitError(f"{where} has no column '{named}' (it has {', '.join(features)}); name another")
+        if role == "image" and not isinstance(features[named], kind):
+            others = f": {', '.join(candidates)}" if candidates else ""
+            raise ZoofitError(
+                f"{where}: column '{named}' ({_kind(features[named])}) holds no images; name an Image column{others}"
+            )
         return named
     if len(candidates) == 1:
         return candidates[0]
@@ -154,18 +187,31 @@ def _label_column(features: dict[str, Any], named: str | None, where: str) -> tu
     return column, None
 
 
+def _kind(feature: Any) -> str:
+    """A column's feature as a message names it: ``Value('string')``, ``Image``."""
+    return f"Value('{feature.dtype}')" if hasattr(feature, "dtype") else type(feature).__name__
+
+
 def _ambiguous(where: str, found: str, role: str, columns: list[str]) -> str:
     raise ZoofitError(
         f"{where} has {found}; name the {role} column: hf:NAME?{role}=COLUMN (its columns: {', '.join(columns)})"
     )
 
 
-def _labelled(split: Any, image: str, label: str, declared: list[str] | None, where: str) -> LabelledSplit:
-    """A split's labels (read from its label column alone) and a reader of its images' bytes (decoded later)."""
+def _labelled(split: Any, image: str, label: str, where: str) -> LabelledSplit:
+    """A split's labels (read from its label column alone), each by its name in this split's own ``ClassLabel``
+    (splits encoded apart number their classes apart), and a reader of its images' bytes (decoded later). Rows
+    without a label (None, or a ``ClassLabel``'s -1) are left out, counted."""
+    import datasets
+
+    feature = split.features.get(label)
+    if feature is None:
+        raise ZoofitError(f"{where} has no column '{label}' (it has {', '.join(split.features)}); name another")
+    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     values = split.select_columns([label]).with_format("arrow")[:][label].to_pylist()
-    keep = np.array([v is not None and not (declared is not None and v < 0) for v in values], dtype=bool)
-    rows = np.flatnonzero(keep)
-    names = [declared[values[i]] if declared is not None else str(values[i]) for i in rows]
+    unlabelled = [i for i, v in enumerate(values) if v is None or (names is not None and v < 0)]
+    rows = np.setdiff1d(np.arange(len(values)), unlabelled)
+    labels = [names[values[i]] if names is not None else str(values[i]) for i in rows]
     images = split.select_columns([image]).with_format("arrow")
 
     def fetch(indices: np.ndarray) -> list[ImageFile]:
@@ -174,7 +220,8 @@ def _labelled(split: Any, image: str, label: str, declared: list[str] | None, wh
         cells = images[rows[indices].tolist()][image].to_pylist()
         return [_image_file(cell, f"{where}[{row}]") for cell, row in zip(cells, rows[indices], strict=True)]
 
-    return LabelledSplit(names, fetch)
+    skipped = Skipped.of(where, "rows without a label", [f"row {i}" for i in unlabelled])
+    return LabelledSplit(labels, fetch, (skipped,) if skipped else ())
 
 
 def _image_file(cell: dict[str, Any] | None, name: str) -> ImageFile:

@@ -17,6 +17,7 @@ import numpy as np
 
 from zoofit.data.dataset import ImageSet, LazyImages, SourceData, encode_labels
 from zoofit.data.decode import ImageFile
+from zoofit.data.skips import Skipped
 from zoofit.errors import ZoofitError
 
 log = logging.getLogger("zoofit")
@@ -27,11 +28,12 @@ SPLIT_NAMES = {"train": "train", "validation": "val", "val": "val", "valid": "va
 
 @dataclass(frozen=True)
 class LabelledSplit:
-    """One split: each image's class name, and ``fetch(indices)``, which reads the images at those positions
-    (nothing decoded)."""
+    """One split: each image's class name, ``fetch(indices)``, which reads the images at those positions
+    (nothing decoded), and the items it left out (a sample without a label or an image)."""
 
     labels: list[str]
     fetch: Callable[[np.ndarray], list[ImageFile]]
+    skipped: tuple[Skipped, ...] = ()
 
 
 def require(module: str, form: str) -> ModuleType:
@@ -72,10 +74,17 @@ def lazy_source_data(
 ) -> SourceData:
     """The ``splits`` (by zoofit's names) as :class:`SourceData` with lazy images. Classes are those of the
     training split (of all splits where there is none, as for a test set alone), in the ``declared`` order where
-    given; a split that is empty is a one-line error naming ``where``."""
+    given; a split that is empty is a one-line error naming ``where``, and one whose every item was skipped (a
+    test set without labels) is left out, its skip recorded."""
+    skipped = tuple(skip for labelled in splits.values() for skip in labelled.skipped)
     for split, labelled in splits.items():
+        if not labelled.labels and not labelled.skipped:
+            raise ZoofitError(f"{where}: its {split} split is empty; give labelled images in every split")
         if not labelled.labels:
-            raise ZoofitError(f"{where}: its {split} split is empty or unlabelled; give labelled images in every split")
+            log.warning("%s: not using its %s split: it has no labelled items", where, split)
+    splits = {split: labelled for split, labelled in splits.items() if labelled.labels}
+    if not splits:
+        raise ZoofitError(f"{where} has no labelled items; give a label to every image")
     known = splits["train"].labels if "train" in splits else [label for s in splits.values() for label in s.labels]
     others = {split: splits[split].labels if split in splits else None for split in ("val", "test")}
     class_names, train_labels, encoded = encode_labels(known, order=declared, **others)
@@ -89,4 +98,6 @@ def lazy_source_data(
         train = image_set("train", train_labels)
     else:  # a test set alone: no training images, which the protocol refuses and a shifted domain does not need
         train = ImageSet(LazyImages(lambda indices: [], np.zeros(0, dtype=np.int64)), np.zeros(0), class_names)
-    return SourceData(name, train, image_set("val", encoded["val"]), image_set("test", encoded["test"]))
+    return SourceData(
+        name, train, image_set("val", encoded["val"]), image_set("test", encoded["test"]), skipped=skipped
+    )

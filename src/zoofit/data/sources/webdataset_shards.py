@@ -4,7 +4,7 @@
 dataset repo fetched into huggingface_hub's cache (offline with ``HF_HUB_OFFLINE=1``). A folder holds split
 folders (``train/*.tar``, ``test/*.tar``, ``val/``: the CLIP-benchmark layout), or shards named by their split
 (``train-000.tar``), or shards that are all training data; ``classnames.txt`` (one name a line) names the classes
-its ``cls`` indices stand for. Each sample is an image (``webp``, ``png``, ``jpg`` or ``jpeg``) and a ``cls``
+its ``cls`` indices stand for, and a split folder's ``nshards.txt`` how many shards it holds. Each sample is an image (``webp``, ``png``, ``jpg`` or ``jpeg``) and a ``cls``
 label (an index into ``classnames.txt``, else the class's name), its members named as webdataset names them.
 Labels are read first, in one pass over the shards that skips the images' bytes and notes where they lie; then
 only the bytes of the images the protocol keeps are read, and decoded. (webdataset's own iterator streams every
@@ -23,7 +23,8 @@ import numpy as np
 
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import EncodedImage, ImageFile
-from zoofit.data.sources.base import Source
+from zoofit.data.skips import Skipped, happened
+from zoofit.data.sources.base import Source, joined
 from zoofit.data.sources.hub_repo import hub_snapshot
 from zoofit.data.sources.labels_first import SPLIT_NAMES, LabelledSplit, lazy_source_data, mapped_splits, require
 from zoofit.errors import ZoofitError, first_line
@@ -35,6 +36,7 @@ HUB_PREFIX = "hf://"
 IMAGE_KEYS = ("webp", "png", "jpg", "jpeg")
 LABEL_KEY = "cls"
 CLASS_NAMES_FILE = "classnames.txt"
+SHARD_COUNT_FILE = "nshards.txt"
 _SPLIT_PREFIX = re.compile(rf"^({'|'.join(SPLIT_NAMES)})[-_.]", re.IGNORECASE)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -52,6 +54,11 @@ class WebDatasetShards(Source):
 
     def load(self, location: str, *, max_side: int, progress: Progress | None) -> SourceData:
         return load_shards(location)
+
+    def resolved(self, location: str, base: Path) -> str:
+        if "{" in location and not Path(location).is_absolute() and (base / location).parent.is_dir():
+            return str(base / location)  # a brace pattern, whose folder is there
+        return joined(base, location)
 
 
 def load_shards(location: str) -> SourceData:
@@ -95,6 +102,8 @@ def _split_shards(folder: Path, where: str) -> dict[str, list[str]]:
     split prefix, else all of them as training data."""
     nested = {d.name: sorted(map(str, d.glob("*.tar"))) for d in sorted(folder.iterdir()) if d.is_dir()}
     nested = {split: shards for split, shards in nested.items() if shards}
+    for split, shards in nested.items():
+        _check_count(folder / split, len(shards), where)
     if nested:
         return nested
     shards = sorted(folder.glob("*.tar"))
@@ -105,6 +114,19 @@ def _split_shards(folder: Path, where: str) -> dict[str, list[str]]:
         prefix = _SPLIT_PREFIX.match(shard.name)
         grouped.setdefault(prefix.group(1).lower() if prefix else "train", []).append(str(shard))
     return grouped
+
+
+def _check_count(folder: Path, found: int, where: str) -> None:
+    """A split folder's shards are as many as its ``nshards.txt`` (the CLIP-benchmark layout's count) says."""
+    count = folder / SHARD_COUNT_FILE
+    if not count.is_file():
+        return
+    expected = count.read_text(encoding="utf-8").strip()
+    if expected != str(found):
+        raise ZoofitError(
+            f"{where}: '{folder}' holds {found} shards but its {SHARD_COUNT_FILE} says {expected or 'nothing'}; "
+            "copy the missing shards (or fix the count)"
+        )
 
 
 def _class_names(folder: Path) -> list[str] | None:
@@ -119,8 +141,11 @@ def _labelled(shards: list[str], declared: list[str] | None, where: str) -> Labe
     (noting where each lies), and a reader of the images at chosen positions (only their bytes are read)."""
     located: list[tuple[str, str, int, int]] = []  # (shard, key, offset, size) of each labelled image
     labels: list[str] = []
+    skipped: list[Skipped] = []
     for shard in shards:
-        for key, value, offset, size in _shard_index(shard, where):
+        samples, incomplete = _shard_index(shard, where)
+        skipped.extend(happened(incomplete))
+        for key, value, offset, size in samples:
             labels.append(_label(value, declared, shard, key))
             located.append((shard, key, offset, size))
 
@@ -136,14 +161,14 @@ def _labelled(shards: list[str], declared: list[str] | None, where: str) -> Labe
                     read[i] = handle.read(located[i][3])
         return [EncodedImage(f"{located[i][0]}:{located[i][1]}", read[i]) for i in indices.tolist()]
 
-    return LabelledSplit(labels, fetch)
+    return LabelledSplit(labels, fetch, tuple(skipped))
 
 
-def _shard_index(shard: str, where: str) -> list[tuple[str, bytes, int, int]]:
+def _shard_index(shard: str, where: str) -> tuple[list[tuple[str, bytes, int, int]], Skipped | None]:
     """Each labelled sample of ``shard``, in order: its key, its ``cls`` and where its image's bytes lie (offset,
-    size). Members are named and grouped into samples as webdataset does (``base_plus_ext``); the tar is read
-    with random access, so an image's bytes are skipped, not read. A sample without an image is skipped with a
-    warning; a shard that is not a tar is a one-line error naming it."""
+    size); and the samples without an image or a label, skipped. Members are named and grouped into samples as
+    webdataset does (``base_plus_ext``); the tar is read with random access, so an image's bytes are skipped, not
+    read. A shard that is not a tar, or is cut short (see :func:`_check_end`), is a one-line error naming it."""
     base_plus_ext = require("webdataset.tariterators", "wds:").base_plus_ext
     samples: dict[str, dict[str, Any]] = {}
     try:
@@ -157,19 +182,44 @@ def _shard_index(shard: str, where: str) -> list[tuple[str, bytes, int, int]]:
                     sample[LABEL_KEY] = archive.extractfile(member).read()
                 elif extension in IMAGE_KEYS and "image" not in sample:
                     sample["image"] = (member.offset_data, member.size)
+            _check_end(archive, shard)
     except (tarfile.TarError, EOFError) as error:
         raise ZoofitError(
             f"shard '{shard}' is not a readable tar file ({first_line(error)}); write shards with webdataset.TarWriter"
         ) from error
     labelled = [(key, s[LABEL_KEY], *s["image"]) for key, s in samples.items() if LABEL_KEY in s and "image" in s]
-    if len(labelled) < len(samples):
+    incomplete = [key for key, s in samples.items() if LABEL_KEY not in s or "image" not in s]
+    if incomplete:
         log.warning("%s: skipping %d samples of %s without an image (%s) or a %s", where,
-                    len(samples) - len(labelled), shard, "/".join(IMAGE_KEYS), LABEL_KEY)  # fmt: skip
-    return labelled
+                    len(incomplete), shard, "/".join(IMAGE_KEYS), LABEL_KEY)  # fmt: skip
+    return labelled, Skipped.of(f"shard '{shard}'", f"samples without an image or a {LABEL_KEY}", incomplete)
+
+
+def _check_end(archive: tarfile.TarFile, shard: str) -> None:
+    """A tar ends with two zero blocks; tarfile stops quietly where a shard cut short ends in a member's header,
+    as if the shard held fewer samples. Refuse that, naming the shard."""
+    handle = archive.fileobj
+    handle.seek(archive.offset)
+    end = handle.read(2 * tarfile.BLOCKSIZE)
+    if end != bytes(2 * tarfile.BLOCKSIZE):
+        raise ZoofitError(
+            f"shard '{shard}' is cut short: it ends at byte {archive.offset + len(end)} without a tar's end blocks "
+            "(an interrupted copy?); copy or write it again"
+        )
 
 
 def _label(value: bytes, declared: list[str] | None, shard: str, key: str) -> str:
-    text = value.decode("utf-8").strip()
+    """A sample's ``cls`` as its class name: text, an index into the declared class names where there are some
+    (as webdataset writes ``str(index)``), else the name itself; anything else is a one-line error."""
+    try:
+        text = value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not text or not text.isprintable():
+        raise ZoofitError(
+            f"shard '{shard}', sample '{key}': cls is {len(value)} bytes that are not a class as text; "
+            "write cls as text (str(index).encode(), or the class's name)"
+        )
     if declared is None:
         return text
     if not text.isdigit() or int(text) >= len(declared):
