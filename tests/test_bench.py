@@ -19,6 +19,7 @@ from zoofit import ZooFit, preset
 from zoofit.bench import Bench, BenchResult, builtin_suites, load_suite
 from zoofit.bench.audit import agreement
 from zoofit.cli import app
+from zoofit.data import load_source
 from zoofit.data.sources import check_source, resolve
 from zoofit.errors import ZoofitError
 from zoofit.result import RunResult
@@ -188,3 +189,23 @@ def test_builtin_suites_have_their_form() -> None:
     (paper, bit_l, bit_m) = vtab.references
     assert (paper.mean, bit_l.mean, bit_m.mean) == (77.6, 76.3, 73.51) and all(r.source for r in vtab.references)
     assert bit_m.groups == {"natural": 80.77, "specialized": 85.67, "structured": 61.08}
+
+
+def test_a_suites_relative_data_is_read_beside_it_whatever_the_working_folder(tmp_path: Path, monkeypatch) -> None:
+    from tests import hub_data
+
+    arrays, names = hub_data.digits({"train": 20, "test": 10})
+    hub_data.hf_dataset_dict(arrays, names).save_to_disk(str(tmp_path / "hf-strings"))
+    hub_data.write_shards(tmp_path / "wds-flat", arrays, names, per_shard=10)
+    forms = ["hf:hf-strings", "hf:hf-strings?label=label", "wds:wds-flat", "wds:wds-flat/train/{0..1}.tar",
+             "hf:org/name", "wds:hf://org/name", "digits"]  # fmt: skip
+    tasks = "".join(f"  - {{id: t{i}, data: '{form}', group: g}}\n" for i, form in enumerate(forms))
+    (tmp_path / "suite.yaml").write_text(f"name: beside\ntasks:\n{tasks}")
+    monkeypatch.chdir(tmp_path.parent)
+    suite = load_suite(tmp_path / "suite.yaml")
+    assert [task.data for task in suite.tasks] == [
+        f"hf:{tmp_path}/hf-strings", f"hf:{tmp_path}/hf-strings?label=label", f"wds:{tmp_path}/wds-flat",
+        f"wds:{tmp_path}/wds-flat/train/{{0..1}}.tar", "hf:org/name", "wds:hf://org/name", "digits",
+    ]  # fmt: skip
+    for task in suite.tasks[:4]:
+        assert len(load_source(task.data).train) == 20

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from zoofit.data.sources import resolved
 from zoofit.errors import ParameterError, ZoofitError
 
 #: What a task's protocol may set, and the type of each.
@@ -164,8 +165,8 @@ def _task(entry: Any, index: int, defaults: dict[str, Any], where: str, base: Pa
     if not _ID.match(entry["id"]):
         raise ZoofitError(f"{label}: id '{entry['id']}' must be letters, digits, '.', '_' or '-' (a folder name)")
     data = entry["data"]
-    if base is not None and not Path(data).is_absolute() and (base / data).exists():
-        data = str(base / data)
+    if base is not None:
+        data = resolved(data, base)
     protocol = {**defaults, **_protocol(entry.get("protocol", {}), f"{label}: 'protocol'")}
     return Task(entry["id"], data, entry["group"], protocol, str(entry.get("description", "")))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zoofit.data.dataset import SourceData
 from zoofit.data.decode import DEFAULT_MAX_SIDE
-from zoofit.data.sources.base import PathSource, Source
+from zoofit.data.sources.base import PathSource, Source, joined
 from zoofit.data.sources.csv_file import CsvFile, load_csv
 from zoofit.data.sources.dsprites import DSprites
 from zoofit.data.sources.fashion_mnist import (
@@ -67,6 +67,16 @@ def check_source(source: str) -> None:
     entry.check(location)
 
 
+def resolved(source: str, base: Path) -> str:
+    """``source`` with its location seen from the folder ``base`` (a suite file's): ``hf:DIR``, ``wds:DIR`` or
+    ``csv:FILE`` relative to it, as a plain path is."""
+    for entry in SOURCES.values():
+        location = entry.named_by(source)
+        if location is not None and location:
+            return f"{entry.scheme}:{entry.resolved(location, base)}"
+    return joined(base, source)
+
+
 def resolve(source: str) -> tuple[Source, str]:
     """The entry of :data:`SOURCES` that reads ``source``, and the location it reads."""
     for entry in SOURCES.values():
@@ -112,4 +122,5 @@ __all__ = [
     "load_shards",
     "load_source",
     "resolve",
+    "resolved",
 ]

@@ -39,6 +39,11 @@ class Source(ABC):
         """Whether the existing ``path``, given without a scheme, is this kind of data."""
         return False
 
+    def resolved(self, location: str, base: Path) -> str:
+        """``location`` as seen from the folder ``base`` (a suite file's): a relative path that exists there is
+        joined to it; anything else is left as it is."""
+        return joined(base, location)
+
     @abstractmethod
     def check(self, location: str) -> None:
         """Fail at once, before any image is read, where ``location`` names nothing there is to read."""
@@ -60,3 +65,10 @@ class PathSource(Source):
     def check(self, location: str) -> None:
         if not Path(location).exists():
             raise ZoofitError(f"{self.noun} '{location}' does not exist")
+
+
+def joined(base: Path, location: str) -> str:
+    """``base / location`` where ``location`` is a relative path that exists under ``base``, else ``location``."""
+    if location and not Path(location).is_absolute() and (base / location).exists():
+        return str(base / location)
+    return location
