@@ -3,6 +3,7 @@ by the driver."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
+from safetensors.torch import save_file
 
 from tests.conftest import tiny_spec
 from zoofit.data import load_data
@@ -25,6 +28,7 @@ from zoofit.execute import InProcess, LocalProcesses
 from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
 from zoofit.finetune.runner import longest_first_makespan
 from zoofit.store import cache_root
+from zoofit.zoo import ModelSpec, Preprocessing, Zoo
 
 
 class RecordingProgress:
@@ -83,12 +87,23 @@ def test_both_executors_train_the_same_trials(context_for, tmp_path: Path) -> No
     assert all(r.reused for r in again) and again[3].key == again[0].key
 
 
-def test_a_failing_trial_fails_the_run_with_its_message(context_for, tmp_path: Path) -> None:
-    broken = tiny_spec("broken", "test_resnet", weights="file:/nonexistent/weights.safetensors")
-    jobs = [JOBS[0], (broken, JOBS[0][1])]
-    with pytest.raises(ZoofitError, match="broken"):
-        TrialRunner(context_for(tmp_path), workers=2).run(jobs)
-    assert len(list(tmp_path.glob("trials/*/result.json"))) == 1  # the good trial is kept
+def test_a_failing_trial_is_recorded_the_others_go_on_and_a_rerun_retries_it(context_for, tmp_path: Path) -> None:
+    weights = tmp_path / "later.safetensors"  # not there yet: the trial that needs it fails
+    late = tiny_spec("late", "test_resnet", weights=f"file:{weights}")
+    jobs = [JOBS[0], (late, JOBS[0][1])]
+    runner = TrialRunner(context_for(tmp_path / "run"), workers=1)
+    (finished,) = runner.run(jobs)
+    assert finished.model == "tiny_resnet" and len(list(tmp_path.glob("run/trials/*/result.json"))) == 1
+    (failed,) = runner.failed
+    assert failed.model == "late" and failed.settings == JOBS[0][1] and str(weights) in failed.reason
+    assert "\n" not in failed.reason and failed.row()["failed"] == failed.reason
+
+    torch.manual_seed(0)
+    save_file(timm.create_model("test_resnet", num_classes=10).state_dict(), str(weights))
+    rerun = TrialRunner(context_for(tmp_path / "run"), workers=1)
+    again = rerun.run(jobs)
+    assert [r.model for r in again] == ["tiny_resnet", "late"] and [r.reused for r in again] == [True, False]
+    assert rerun.failed == []
 
 
 def test_resolve_workers(monkeypatch) -> None:
@@ -169,3 +184,55 @@ def test_workers_end_normally_after_the_sweep(context_for, tmp_path: Path, monke
     monkeypatch.setattr(ProcessPoolExecutor, "submit", recording_submit)
     TrialRunner(context_for(tmp_path), workers=2).run(JOBS)
     assert processes and all(process.exitcode == 0 for process in processes.values())
+
+
+class FragileNet(torch.nn.Module):
+    """A user's network that ranks (no gradients) but cannot train while the file ``flag`` exists, as a model that
+    cannot train at the asked size would."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__()
+        self.flag = Path(flag)
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.flag.exists():
+            raise RuntimeError(f"cannot train while {self.flag} exists")
+        return self.fc(self.conv(images).mean(dim=(2, 3)))
+
+
+def fragile_zoo(flag: Path, *models: str) -> Zoo:
+    prep = Preprocessing(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0)
+    fragile = ModelSpec(id="fragile", arch="module:tests.test_runner:FragileNet", weights="random",
+                        arch_kwargs={"head": "fc", "flag": str(flag)}, preprocessing=prep)  # fmt: skip
+    return Zoo("fragile", tuple(spec for spec in (tiny_spec(), fragile) if spec.id in models))
+
+
+def test_a_run_records_a_failed_trial_goes_on_and_a_rerun_retries_it(make_image_folder, tmp_path: Path) -> None:
+    from zoofit import ZooFit, preset
+    from zoofit.result import RunResult
+
+    images = make_image_folder(per_class=8, layout="split")
+    shutil.copy(next((images / "train").rglob("*.png")), images / "train" / "loose.png")  # no class: skipped
+    splits = load_data(str(images))
+    flag = tmp_path / "flag"
+    flag.touch()
+    sweep = preset("quick").override(top_k=2, lrs=(0.03,), steps=(4,), batch_size=8, image_size=32, shift_images=0)
+    fit = ZooFit(fragile_zoo(flag, "tiny_resnet", "fragile"), sweep=sweep, precision="fp32", workers=1)
+    fit.fit(splits, tmp_path / "run")
+    (failed,) = RunResult.read(tmp_path / "run").failed_trials
+    (skipped,) = RunResult.read(tmp_path / "run").skipped
+    assert (skipped.count, skipped.reason, skipped.examples) == (1, "images outside a class folder", ("loose.png",))
+    assert failed.model == "fragile" and f"RuntimeError: cannot train while {flag} exists" in failed.reason
+    rows = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert [(r["model"], r["failed"]) for r in rows] == [("tiny_resnet", ""), ("fragile", failed.reason)]
+    assert [m.model for m in fit.result_.ensemble.members] == ["tiny_resnet"]
+
+    flag.unlink()
+    again = fit.fit(splits, tmp_path / "run").result_
+    assert again.failed_trials == [] and again.units.computed == 1  # the failed trial, retried; the other reused
+
+    flag.touch()
+    with pytest.raises(ZoofitError, match=r"no trial finished \(1 failed; the first: model 'fragile' failed: Runtime"):
+        ZooFit(fragile_zoo(flag, "fragile"), sweep=sweep, precision="fp32", workers=1).fit(splits, tmp_path / "other")

@@ -227,6 +227,8 @@ class ZooFit:
             runner = TrialRunner(context, workers=workers, progress=progress, executor=executor or "local")
             log.info("fine-tuning %d trials, %d at a time", len(jobs), runner.workers)
             trials = runner.run(jobs, costs)
+            if not trials:
+                raise runner.none_finished()
         if config.soup:
             with timer.stage("soup"):
                 soups = cook_soups(trials, context, progress)
@@ -236,7 +238,7 @@ class ZooFit:
             candidates = trials + soups
             selection = select_ensemble(candidates, splits.val.labels, config, self.seed)
             best = best_trial(trials)
-            top_ranked = best_trial(t for t in trials if t.model == ranker.ranking_[0].model)
+            top_ranked = best_trial(t for t in trials if t.model == top_finished(ranker.ranking_, trials))
             seed_trials = runner.run(seed_jobs(best, jobs, config.seed_baseline))
         selected, seeds, refits = candidates, [best, *seed_trials] if seed_trials else [], []
         if config.refit:
@@ -245,7 +247,7 @@ class ZooFit:
                 refit_of = refit(chosen, trials + seed_trials, {spec.id: spec for spec, _ in jobs}, runner)
                 refits = [t for t in refit_of.values() if t.result.soup is None]
                 candidates = [refit_of.get(c.key, c) for c in candidates]
-                seeds = [refit_of[t.key] for t in seeds]
+                seeds = [refit_of.get(t.key, t) for t in seeds]  # a refit that failed: as trained on train
         members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
         store.write_json(MANIFEST, manifest(splits, members, store))
         if budget is not None:
@@ -278,11 +280,12 @@ class ZooFit:
             reliability=reliability_of(test_probs, best, labels), domains=domain_results,
             linear_probe=probe_result(probe, labels),
             plan=budget.result() if budget is not None else None,
+            failed_trials=runner.failed, skipped=list(splits.skipped),
             before_refit=ensemble_result(
                 selected, selection, average([t.test_probs for t in selected], selection.counts), splits, ranker.zoo_
             ) if config.refit else None,
         )  # fmt: skip
-        store.write_csv(TRIALS, [t.row() for t in computed])
+        store.write_csv(TRIALS, [t.row() for t in computed] + [failed.row() for failed in runner.failed])
         self.result_.write(store.root)
         return self
 
@@ -312,6 +315,12 @@ def plan_trials(ranker: Ranker, config: SweepConfig, seed: int) -> tuple[list[Jo
     ]
     jobs = [(specs[row.model], trial) for row, trial in planned]
     return jobs, [row.gflops * trial.steps * trial.batch_size for row, trial in planned]
+
+
+def top_finished(ranking: Sequence[RankedModel], trials: Sequence[TrialRecord]) -> str:
+    """The model ranked highest of those with a finished trial (the top-ranked one, unless all its trials failed)."""
+    finished = {trial.model for trial in trials}
+    return next(row.model for row in ranking if row.model in finished)
 
 
 def seed_jobs(best: TrialRecord, jobs: Sequence[Job], count: int) -> list[Job]:

@@ -16,11 +16,12 @@ from typing import Any
 
 import dacite
 
+from zoofit.data.skips import Skipped
 from zoofit.errors import ZoofitError, first_line
 from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
 
-SCHEMA = 5
+SCHEMA = 6
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,21 @@ class Member:
         if self.ingredients > 1:
             return f"{self.model} (soup of {self.ingredients} trials{refit})"
         return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed}{refit})"
+
+
+@dataclass(frozen=True)
+class FailedTrial:
+    """A trial that did not finish (a model that cannot train at the asked size, out of memory): its key, model,
+    settings and why. Nothing of it is stored, so a rerun tries it again."""
+
+    trial: str
+    model: str
+    settings: TrialConfig
+    reason: str
+
+    def row(self) -> dict[str, Any]:
+        """Its line of trials.csv: the settings and the reason, no scores."""
+        return {"trial": self.trial, "model": self.model, **asdict(self.settings), "failed": self.reason}
 
 
 @dataclass(frozen=True)
@@ -200,6 +216,8 @@ class RunResult:
     # this the ensemble the selection chose, its members trained on train alone, on the same test split.
     before_refit: EnsembleResult | None = None
     plan: PlanResult | None = None  # with --time-limit: what the run planned to fit it
+    failed_trials: list[FailedTrial] = field(default_factory=list)  # trials that did not finish (retried on a rerun)
+    skipped: list[Skipped] = field(default_factory=list)  # what the data's source and decoding left out
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

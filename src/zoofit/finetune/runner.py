@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from zoofit.errors import ParameterError
+from zoofit.errors import ParameterError, ZoofitError
 from zoofit.execute import Executor, WorkerDied, check_workers, named
 from zoofit.finetune.sweep import Job, TrialContext, TrialRecord, load_record, train
 from zoofit.progress import Progress, SilentProgress
+from zoofit.result import FailedTrial
 
 log = logging.getLogger("zoofit")
 
@@ -58,7 +59,8 @@ def longest_first_makespan(costs: Sequence[float], lanes: int) -> float:
 class TrialRunner:
     """Runs trials into the run store of ``context`` and returns their records; stored trials are reused.
     ``workers`` trials train at once on ``executor`` (a name of :data:`zoofit.execute.EXECUTORS`, or an
-    :class:`~zoofit.execute.Executor`, which then sets the number of workers)."""
+    :class:`~zoofit.execute.Executor`, which then sets the number of workers). A trial that fails is left out of
+    the records and kept in ``failed`` (with its reason; nothing stored, so a rerun tries it again)."""
 
     def __init__(
         self, context: TrialContext, *, workers: int = 1, progress: Progress | None = None,
@@ -68,10 +70,11 @@ class TrialRunner:
         self.executor = named(executor, workers) if isinstance(executor, str) else executor
         self.workers = self.executor.workers
         self.progress = progress or SilentProgress()
+        self.failed: list[FailedTrial] = []
 
     def run(self, jobs: Sequence[Job], costs: Sequence[float] | None = None) -> list[TrialRecord]:
-        """The records of ``jobs``, in order; the missing trials are trained first. Given each job's relative
-        ``costs``, workers take the most expensive first, so the last trial to finish is a short one."""
+        """The records of ``jobs`` that finished, in order; the missing trials are trained first. Given each job's
+        relative ``costs``, workers take the most expensive first, so the last trial to finish is a short one."""
         store = self.context.store
         keys = [self.context.key(spec, config) for spec, config in jobs]
         missing = {key: job for key, job in zip(keys, jobs, strict=True) if not store.has_trial(key)}
@@ -80,6 +83,11 @@ class TrialRunner:
         _release_cached_gpu_memory(self.context.device)
         try:
             for _, output in self.executor.map(train, self.context, longest_first, self.progress):
+                if isinstance(output, FailedTrial):
+                    log.warning("trial %s (%s, %s) failed: %s", output.trial, output.model, output.settings.label(),
+                                output.reason)  # fmt: skip
+                    self.failed.append(output)
+                    continue
                 output.save(store)
                 spec, config = missing[output.key]
                 log.info("trial %s (%s, %s): val accuracy %.4f", output.key, spec.id, config.label(),
@@ -93,7 +101,13 @@ class TrialRunner:
         return [
             load_record(store, key, spec.id, config, reused=key not in missing)
             for key, (spec, config) in zip(keys, jobs, strict=True)
+            if store.has_trial(key)
         ]
+
+    def none_finished(self) -> ZoofitError:
+        """The error of a sweep none of whose trials finished, quoting the first failure."""
+        first = f"; the first: {self.failed[0].reason}" if self.failed else ""
+        return ZoofitError(f"no trial finished ({len(self.failed)} failed{first}); fix it and rerun the same command")
 
 
 def _release_cached_gpu_memory(device: str) -> None:

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from zoofit.data import Splits
+from zoofit.errors import ModelError
 from zoofit.evaluate import summarize
 from zoofit.finetune.config import TrialConfig
 from zoofit.finetune.trial import train_trial
 from zoofit.progress import Progress
-from zoofit.result import Scores
+from zoofit.result import FailedTrial, Scores
 from zoofit.store import Cache, RunStore, content_key
 from zoofit.zoo import ModelSpec, Preprocessing, load_model
 from zoofit.zoo.load import count_gflops
@@ -152,8 +153,21 @@ class TrialOutput:
         store.save_trial(self.key, self.result.json(), self.predictions, self.checkpoint)
 
 
-def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
-    """The unit of work of a sweep: fine-tune ``job``'s model with its config; write nothing."""
+def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput | FailedTrial:
+    """The unit of work of a sweep: fine-tune ``job``'s model with its config; write nothing. A trial that fails
+    (its model cannot train at the asked size, out of memory) is returned as a :class:`FailedTrial` with the
+    reason, as the ranking records a model that fails, so the sweep goes on; a :class:`ZoofitError` about the run
+    (not the model) is raised."""
+    spec, config = job
+    try:
+        return trained(context, job, progress)
+    except Exception as error:  # whatever a model raised fails this trial alone
+        reason = ModelError.failed(spec.id, error)
+        return FailedTrial(context.key(spec, config), spec.id, config, str(reason))
+
+
+def trained(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
+    """``job``'s model fine-tuned with its config: its result, predictions and checkpoint."""
     spec, config = job
     key = context.key(spec, config)
     splits = training_splits(context.splits, config)
