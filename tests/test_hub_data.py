@@ -419,3 +419,22 @@ def test_samples_without_a_label_and_unreadable_images_are_counted(digits, tmp_p
         (2, "samples without an image or a cls"), (1, "unreadable images")
     ]  # fmt: skip
     assert splits.skipped[0].examples == ("x0", "x1") and "8.tar:broken" in splits.skipped[1].examples[0]
+
+
+def test_the_cli_says_what_was_skipped_in_one_line(digits, tmp_path: Path) -> None:
+    import webdataset as wds
+    from typer.testing import CliRunner
+
+    from tests.test_rank import write_tiny_zoo_file
+    from zoofit.cli import app
+
+    arrays, names = digits
+    shards = hub_data.write_shards(tmp_path / "shards", arrays, names)
+    with wds.TarWriter(str(shards / "test" / "9.tar")) as writer:
+        writer.write({"__key__": "unlabelled", "png": hub_data.png(arrays["test"][0][0])})
+    (shards / "test" / "nshards.txt").write_text("3")
+    arguments = ["rank", "--data", f"wds:{shards}", "--zoo", str(write_tiny_zoo_file(tmp_path)), "--image-size", "32"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    line = f"skipped 1: 1 samples without an image or a cls in shard '{shards}/test/9.tar' (unlabelled)"
+    assert f"\n{line}\n" in result.output

@@ -10,7 +10,7 @@ import inspect
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from json import dumps
@@ -29,6 +29,7 @@ except ImportError:  # older typers run them in click
     from click import get_current_context
 
 from zoofit.data import DataConfig, image_files, load_data, load_domains, parse_domains
+from zoofit.data.skips import Skipped, skipped_line
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.finetune.config import SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
@@ -336,6 +337,7 @@ def rank(
         with RichProgress(console) as progress, RunStore(out).writer():
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()} (ranking on {len(splits.ranking_set)} images)")
+            _print_skipped(splits.skipped)
             ranker.fit(splits, progress=progress)
             ranker.save(out)
         stdout.print(ranking_table(ranker.ranking_, ranker.proxy_))
@@ -389,16 +391,28 @@ def run(
         with RichProgress(console) as progress:
             splits = load_data(config, progress=progress)
             console.print(f"data: {splits.describe()}")
+            _print_skipped(splits.skipped)
             domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
             fit.fit(splits, out, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))
         units = fit.result_.units
+        if failed := fit.result_.failed_trials:
+            console.print(
+                f"{len(failed)} trials failed (recorded in {TRIALS} and {SUMMARY}; rerun to retry them): "
+                + "; ".join(f"{f.model} {f.settings.label()}: {f.reason}" for f in failed)
+            )
         console.print(
             f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "
             f"({units.computed} units computed, {units.reused} reused)"
         )
+
+
+def _print_skipped(skipped: Sequence[Skipped]) -> None:
+    """One line of what the data's reading left out, where anything was."""
+    if line := skipped_line(skipped):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _method(
