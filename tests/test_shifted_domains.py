@@ -29,7 +29,7 @@ def domain_folder(root: Path, classes=("cat", "dog"), size=(30, 26)) -> Path:
 
 
 def test_a_domain_may_hold_a_subset_of_the_classes_in_the_runs_order(tmp_path: Path) -> None:
-    images = load_domain(str(domain_folder(tmp_path / "two", classes=("dog", "fox"))), ["cat", "dog", "fox"])
+    images = load_domain(str(domain_folder(tmp_path / "two", classes=("dog", "fox"))), ["cat", "dog", "fox"]).images
     assert images.class_names == ("cat", "dog", "fox") and len(images) == 6
     assert np.array_equal(np.bincount(images.labels, minlength=3), [0, 3, 3])
 
@@ -111,3 +111,13 @@ def test_evaluate_on_a_folder_that_is_no_finished_run_is_one_line(make_image_fol
     assert f"run folder '{tmp_path}' holds no finished run" in message
     message = error_line(runner.invoke(app, ["evaluate", "--run", str(tmp_path), "--data", data, "--output", "x.csv"]))
     assert "must end in .json" in message
+
+
+def test_a_domains_unreadable_image_is_counted(tmp_path: Path) -> None:
+    folder = domain_folder(tmp_path / "two")
+    broken = sorted((folder / "dog").glob("*.png"))[0]
+    broken.write_bytes(broken.read_bytes()[:40])  # cut short
+    domain = load_domain(str(folder), ["cat", "dog"])
+    assert len(domain.images) == 5 and domain.data == str(folder)
+    (skipped,) = domain.skipped
+    assert (skipped.count, skipped.reason, skipped.examples) == (1, "unreadable images", (str(broken),))

@@ -393,6 +393,7 @@ def run(
             console.print(f"data: {splits.describe()}")
             _print_skipped(splits.skipped)
             domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
+            _print_skipped([skip for domain in domains.values() for skip in domain.skipped])
             fit.fit(splits, out, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
@@ -559,6 +560,7 @@ def evaluate(
 
         with RichProgress(console) as progress:
             result = evaluate_run(run_dir, data, device=device, precision=precision, progress=progress)
+        _print_skipped(result.skipped)
         stdout.print(domain_tables(data, result))
         if output is not None:
             result.write(output)

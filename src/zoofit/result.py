@@ -157,6 +157,7 @@ class DomainResult:
     classes: list[str]  # the run's classes the domain has images of
     scores: dict[str, Scores]
     per_class_accuracy: dict[str, dict[str, float | None]]
+    skipped: list[Skipped] = field(default_factory=list)  # what reading the domain's data left out
 
     def write(self, path: Path) -> Path:
         """Write this result as JSON to ``path``."""

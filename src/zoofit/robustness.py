@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoofit.data import ImageSet, load_domain
+from zoofit.data import Domain, ImageSet, load_domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import EnsembleClassifier, average, member_entry
 from zoofit.errors import ZoofitError, first_line
@@ -114,11 +114,10 @@ def robustness(
     return RobustnessResult(len(images), severity, conditions)
 
 
-def domain_result(
-    data: str, images: ImageSet, predictions: TrialPredictions, groups: dict[str, Classifier]
-) -> DomainResult:
-    """Each classifier of ``groups`` on the labelled ``images`` of one domain (``data``, as given): accuracy, NLL,
-    ECE and per-class accuracy (None for a class the domain has no images of)."""
+def domain_result(domain: Domain, predictions: TrialPredictions, groups: dict[str, Classifier]) -> DomainResult:
+    """Each classifier of ``groups`` on the labelled images of one ``domain``: accuracy, NLL, ECE and per-class
+    accuracy (None for a class the domain has no images of), and what its reading skipped."""
+    images = domain.images
     scores, per_class = {}, {}
     for name, group in groups.items():
         probs = predictions.average(*group, images)
@@ -126,7 +125,7 @@ def domain_result(
         accuracies = per_class_accuracy(probs, images.labels, len(images.class_names))
         per_class[name] = dict(zip(images.class_names, accuracies, strict=True))
     present = [images.class_names[c] for c in np.unique(images.labels)]
-    return DomainResult(data, len(images), present, scores, per_class)
+    return DomainResult(domain.data, len(images), present, scores, per_class, list(domain.skipped))
 
 
 def evaluate_run(
@@ -153,14 +152,14 @@ def evaluate_run(
 
     best = summary.best_single.trials[0]
     seeds = summary.seed_baseline.trials if summary.seed_baseline else []
-    images = load_domain(source, manifest["class_names"], progress=progress)
+    domain = load_domain(source, manifest["class_names"], progress=progress)
     torch_device = resolve_device(device)
     predictions = TrialPredictions(
         root, [*manifest["members"], *(trial_entry(key) for key in dict.fromkeys([best, *seeds]))],
         manifest["class_names"], device=str(torch_device), precision=resolve_precision(precision, torch_device),
         batch_size=batch_size or default_batch_size(torch_device),
     )  # fmt: skip
-    return domain_result(source, images, predictions, classifiers(manifest["members"], best, seeds))
+    return domain_result(domain, predictions, classifiers(manifest["members"], best, seeds))
 
 
 def read_json(path: Path, where: str) -> Any:

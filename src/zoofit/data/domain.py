@@ -9,6 +9,7 @@ import numpy as np
 
 from zoofit.data.dataset import ImageSet
 from zoofit.data.decode import DEFAULT_MAX_SIDE
+from zoofit.data.skips import Skipped, happened
 from zoofit.data.sources import check_source, load_source
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.progress import Progress
@@ -16,10 +17,11 @@ from zoofit.progress import Progress
 
 @dataclass(frozen=True)
 class Domain:
-    """A shifted domain: its data as given, and its labelled images in a run's classes."""
+    """A shifted domain: its data as given, its labelled images in a run's classes, and what its reading skipped."""
 
     data: str
     images: ImageSet
+    skipped: tuple[Skipped, ...] = ()
 
 
 def load_domains(
@@ -31,8 +33,7 @@ def load_domains(
 ) -> dict[str, Domain]:
     """Each of ``domains`` (``{name: data}``) read by :func:`load_domain`."""
     return {
-        name: Domain(source, load_domain(source, class_names, max_side=max_side, progress=progress))
-        for name, source in domains.items()
+        name: load_domain(source, class_names, max_side=max_side, progress=progress) for name, source in domains.items()
     }
 
 
@@ -52,13 +53,14 @@ def parse_domains(values: Sequence[str]) -> dict[str, str]:
 
 def load_domain(
     source: str, class_names: Sequence[str], *, max_side: int = DEFAULT_MAX_SIDE, progress: Progress | None = None
-) -> ImageSet:
+) -> Domain:
     """The labelled images of ``source`` (its test split; all of it where it has none), labelled by the run's
-    ``class_names``: a domain may have a subset of them; a class the run does not know is a one-line error."""
+    ``class_names`` (by name): a domain may have a subset of them; a class the run does not know is a one-line
+    error. What the source and the decoding skipped is counted."""
     data = load_source(source, max_side=max_side, progress=progress)
     parts = [data.test] if data.test is not None else [s for s in (data.train, data.val) if s is not None and len(s)]
     index = {name: i for i, name in enumerate(class_names)}
-    mapped = []
+    mapped, skipped = [], list(data.skipped)
     for part in parts:
         unknown = [name for name in part.class_names if name not in index]
         if unknown:
@@ -67,9 +69,10 @@ def load_domain(
                 f"its classes must be among the run's ({', '.join(class_names[:10])}{', ...' if len(class_names) > 10 else ''})"
             )
         relabel = np.array([index[name] for name in part.class_names], dtype=np.int64)
-        decoded, _ = part.decoded("shifted", max_side, progress)  # an unreadable image is a warning naming it
+        decoded, unreadable = part.decoded(f"shifted '{source}'", max_side, progress)
+        skipped.extend(happened(unreadable))
         mapped.append(ImageSet(decoded.images, relabel[decoded.labels], tuple(class_names)))
     images = mapped[0] if len(mapped) == 1 else ImageSet.concat(*mapped)
     if not len(images):
         raise ZoofitError(f"shifted data '{source}' holds no labelled images")
-    return images
+    return Domain(source, images, tuple(skipped))
