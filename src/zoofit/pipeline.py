@@ -238,7 +238,8 @@ class ZooFit:
             candidates = trials + soups
             selection = select_ensemble(candidates, splits.val.labels, config, self.seed)
             best = best_trial(trials)
-            top_ranked = best_trial(t for t in trials if t.model == top_finished(ranker.ranking_, trials))
+            top_model = top_finished(ranker.ranking_, trials)
+            top_ranked = best_trial(t for t in trials if t.model == top_model)
             seed_trials = runner.run(seed_jobs(best, jobs, config.seed_baseline))
         selected, seeds, refits = candidates, [best, *seed_trials] if seed_trials else [], []
         if config.refit:

@@ -210,6 +210,10 @@ def _labelled(split: Any, image: str, label: str, where: str) -> LabelledSplit:
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     values = split.select_columns([label]).with_format("arrow")[:][label].to_pylist()
     unlabelled = [i for i, v in enumerate(values) if v is None or (names is not None and v < 0)]
+    if names is not None and (beyond := [v for v in values if v is not None and v >= len(names)]):
+        raise ZoofitError(
+            f"{where}: label {beyond[0]} is beyond its ClassLabel's {len(names)} names; fix the column's names"
+        )
     rows = np.setdiff1d(np.arange(len(values)), unlabelled)
     labels = [names[values[i]] if names is not None else str(values[i]) for i in rows]
     images = split.select_columns([image]).with_format("arrow")
