@@ -4,6 +4,7 @@ shorter dataset without a word."""
 
 from __future__ import annotations
 
+import gzip
 import random
 import shutil
 from collections.abc import Callable
@@ -49,7 +50,20 @@ def folder(root: Path, arrays: hub_data.Arrays, names: list[str]) -> tuple[str, 
     return str(root), sorted((root / "train").rglob("*.png"))[7]
 
 
-KINDS: dict[str, Writer] = {"hf-saved": saved, "hf-parquet": parquet, "wds": shards, "npz": npz, "folder": folder}
+def idx(root: Path, arrays: hub_data.Arrays, names: list[str]) -> tuple[str, Path]:
+    """Fashion-MNIST's form: gzipped IDX files (big-endian magic and sizes, then the bytes)."""
+    root.mkdir(parents=True)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        for kind, array in (("images-idx3", arrays[split][0]), ("labels-idx1", arrays[split][1].astype(np.uint8))):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+            with gzip.open(root / f"{prefix}-{kind}-ubyte.gz", "wb") as handle:
+                handle.write(header + array.tobytes())
+    return f"fashion-mnist:{root}", root / "train-images-idx3-ubyte.gz"
+
+
+KINDS: dict[str, Writer] = {
+    "hf-saved": saved, "hf-parquet": parquet, "wds": shards, "npz": npz, "folder": folder, "fashion-mnist": idx
+}  # fmt: skip
 
 
 def read_all(source: str) -> tuple[dict[str, list[str]], int]:

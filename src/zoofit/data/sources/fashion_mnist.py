@@ -10,7 +10,7 @@ import numpy as np
 
 from zoofit.data.dataset import ImageSet, SourceData
 from zoofit.data.sources.base import Source
-from zoofit.errors import ZoofitError
+from zoofit.errors import ZoofitError, first_line
 from zoofit.progress import Progress
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -46,6 +46,11 @@ class FashionMnist(Source):
 def load_fashion_mnist(directory: str | None = None) -> SourceData:
     """The 60k/10k Fashion-MNIST splits from the Debian package (or ``directory``, or $ZOOFIT_FASHION_MNIST_DIR)."""
     train_x, train_y, test_x, test_y = (_read_idx(p) for p in _fashion_mnist_files(directory))
+    for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
+        if len(images) != len(labels):
+            raise ZoofitError(
+                f"Fashion-MNIST's {split} files hold {len(images)} images but {len(labels)} labels; reinstall them"
+            )
     return SourceData(
         "fashion-mnist",
         ImageSet(train_x[..., None], train_y, FASHION_MNIST_CLASSES),
@@ -71,11 +76,14 @@ def _fashion_mnist_files(directory: str | None) -> list[Path]:
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (the MNIST format): big-endian magic, dimension sizes, then uint8 data."""
-    with gzip.open(path, "rb") as handle:
-        raw = handle.read()
-    ndim = raw[3]
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:  # a file cut short ends before gzip's end-of-stream marker
+        raise ZoofitError(f"{path} cannot be read ({first_line(error)}); reinstall dataset-fashion-mnist") from error
+    ndim = raw[3] if len(raw) > 3 else 0  # one too short for its header fails the check below
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
-    if raw[2] != 0x08 or len(raw) - offset != int(np.prod(shape)):
+    if len(raw) < 4 or raw[2] != 0x08 or len(raw) - offset != int(np.prod(shape)):
         raise ZoofitError(f"{path} is not a valid uint8 IDX file; reinstall dataset-fashion-mnist")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
