@@ -4,8 +4,9 @@
 dataset repo fetched into huggingface_hub's cache (offline with ``HF_HUB_OFFLINE=1``). A folder holds split
 folders (``train/*.tar``, ``test/*.tar``, ``val/``: the CLIP-benchmark layout), or shards named by their split
 (``train-000.tar``), or shards that are all training data; ``classnames.txt`` (one name a line) names the classes
-its ``cls`` indices stand for, and a split folder's ``nshards.txt`` how many shards it holds. Each sample is an image (``webp``, ``png``, ``jpg`` or ``jpeg``) and a ``cls``
-label (an index into ``classnames.txt``, else the class's name), its members named as webdataset names them.
+its ``cls`` indices stand for, and a split folder's ``nshards.txt`` how many shards it holds (checked). Each sample
+is an image (``webp``, ``png``, ``jpg`` or ``jpeg``) and a ``cls`` label as text (an index into ``classnames.txt``,
+else the class's name), its members named as webdataset names them; a shard must end as a tar does (checked).
 Labels are read first, in one pass over the shards that skips the images' bytes and notes where they lie; then
 only the bytes of the images the protocol keeps are read, and decoded. (webdataset's own iterator streams every
 shard whole, twice here: measured 5x slower than this in ``benchmarks/data_sources.py``.)
