@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +241,7 @@ def test_fashion_mnist_protocol() -> None:
         ("csv:{tmp}/none.csv", "CSV file '{tmp}/none.csv' does not exist"),
         ("npz:{tmp}/none", "numpy file '{tmp}/none' does not exist"),
         ("fashion-mnist:{tmp}", "Fashion-MNIST not found in {tmp} (missing train-images-idx3-ubyte.gz"),
-        ("{tmp}/none.png", "data path '{tmp}/none.png' does not exist; give an image folder, a .csv or .npz file"),
+        ("{tmp}/none.png", "data path '{tmp}/none.png' does not exist; give one of fashion-mnist[:DIR], digits,"),
         ("{tmp}/notes.txt", "data path '{tmp}/notes.txt' is a file zoofit cannot read"),
     ],
 )
@@ -267,7 +270,7 @@ def test_the_default_protocol_comes_from_the_source_not_its_name(make_image_fold
 class Repeated(Source):
     """A source made up for the test: ``repeat:N`` is N grey images of each of three classes."""
 
-    scheme = "repeat"
+    scheme, form, help = "repeat", "repeat:N", "N grey images of each of three classes"
     default_train_per_class = 3
 
     def check(self, location: str) -> None:
@@ -406,3 +409,34 @@ def test_dsprites_is_generated_the_same_every_time() -> None:
 def test_built_in_sources_refuse_a_location_they_do_not_take(source: str, message: str) -> None:
     with pytest.raises(ZoofitError, match=message):
         DataConfig(source).validate()
+
+
+FAKE_SOURCE = """
+import json, sys
+from zoofit.data.sources import SOURCES, Source
+
+class Sketches(Source):
+    scheme, form, help = "sketches", "sketches:SET", "hand-drawn sketches of one SET"
+    def check(self, location): pass
+    def load(self, location, *, max_side, progress): raise NotImplementedError
+
+SOURCES.add(Sketches.scheme, Sketches())
+from typer.testing import CliRunner
+from zoofit.cli import app
+
+runner = CliRunner()
+answers = [runner.invoke(app, [*command, "--help"], env={"COLUMNS": "300"}).output for command in (["run"], ["rank"])]
+failed = runner.invoke(app, ["run", "--data", "/no/such/folder"])
+print(json.dumps({"help": answers, "error": failed.output, "code": failed.exit_code, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_source_registered_by_a_module_is_in_the_help_and_the_messages() -> None:
+    done = subprocess.run([sys.executable, "-c", FAKE_SOURCE], capture_output=True, text=True, check=True)
+    answer = json.loads(done.stdout.splitlines()[-1])
+    for help_text in answer["help"]:  # in the help of --data, with its form and help, and every other source too
+        flat = " ".join(help_text.replace("│", " ").split())
+        assert "sketches:SET: hand-drawn sketches of one SET" in flat
+        assert all(f"{about.form}: {about.help}" in flat for about in map(sources.SOURCES.about, sources.SOURCES))
+    assert answer["code"] == 2 and "does not exist; give one of" in answer["error"]
+    assert "sketches:SET" in " ".join(answer["error"].split()) and not answer["torch"]

@@ -85,7 +85,7 @@ def test_the_registry_builds_each_proxy_with_its_own_settings() -> None:
     assert list(PROXIES) == ["knn", "logme"]  # the first, the paper's, is the default
     knn = make_proxy("knn", k=3, metric="euclidean")
     assert knn.score(SEPARATED, LABELS) == loo_knn_accuracy(SEPARATED, LABELS, k=3, metric="euclidean")
-    assert make_proxy("logme", k=3, metric="euclidean").score(SEPARATED, LABELS) == logme(SEPARATED, LABELS)
+    assert make_proxy("logme").score(SEPARATED, LABELS) == logme(SEPARATED, LABELS)
     assert (knn.label, PROXIES["logme"].label) == ("kNN accuracy", "LogME")
 
 
@@ -95,6 +95,8 @@ def test_the_registry_builds_each_proxy_with_its_own_settings() -> None:
         ("ridge", {}, "proxy must be one of knn, logme, not 'ridge'"),
         ("knn", {"k": 0}, "k must be at least 1, not 0"),
         ("knn", {"metric": "l1"}, "metric must be one of cosine, euclidean, not 'l1'"),
+        ("logme", {"k": 3}, "k is not a setting of the logme proxy (it has no settings)"),
+        ("knn", {"depth": 3}, "depth is not a setting of the knn proxy (its settings: k, metric)"),
     ],
 )
 def test_a_bad_proxy_or_setting_names_its_parameter(name: str, settings: dict, message: str) -> None:
@@ -122,7 +124,9 @@ def test_cli_rank_by_logme(make_image_folder, tmp_path: Path) -> None:
     rows = json.loads((out / "ranking.json").read_text())["ranked"]
     assert rows[0]["proxy"] == "logme" and np.isfinite(rows[0]["score"])
     help_text = CliRunner().invoke(app, ["rank", "--help"], env={"COLUMNS": "200"}).output
-    assert "Ranking proxy: knn (kNN accuracy), logme (LogME)." in help_text
+    for name, kind in PROXIES.items():  # each proxy's help, and each of its settings an option with its own help
+        assert f"{name}: {kind.help}" in " ".join(help_text.replace("│", " ").split())
+    assert "--k " in help_text and "Neighbours in the leave-one-out kNN. (proxy knn; default 1)" in help_text
 
 
 def test_a_run_by_logme_reports_its_proxy(make_image_folder, tiny_zoo: Zoo, tmp_path: Path) -> None:

@@ -30,11 +30,16 @@ except ImportError:  # older typers run them in click
 
 from zoofit.data import DataConfig, image_files, load_data, load_domains, parse_domains
 from zoofit.data.skips import Skipped, skipped_line
+from zoofit.data.sources import SOURCES
+from zoofit.ensemble.greedy import SELECTIONS
 from zoofit.errors import ParameterError, ZoofitError
-from zoofit.finetune.config import SweepConfig, default_preset
+from zoofit.execute import EXECUTORS
+from zoofit.export_formats import FORMATS
+from zoofit.finetune.config import PRESETS, SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.rank.config import RankConfig
+from zoofit.rank.proxies import PROXIES
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -65,13 +70,8 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
     return typer.Option(*names, help=help)
 
 
-# Options shared by several commands, declared once.
-_DATA_FORMS = (
-    "Image folder, CSV (csv:PATH or *.csv), *.npz, 'fashion-mnist', hf:NAME[:CONFIG] (a Hugging Face dataset: hub "
-    "repo or local folder; ?image=COL&label=COL names its columns) or wds:LOCATION (WebDataset shards: folder, "
-    "brace pattern or hf://ORG/NAME)."
-)
-Data = Annotated[str, _option(_DATA_FORMS, "--data")]
+# Options shared by several commands, declared once; what a registry holds is said by its entries.
+Data = Annotated[str, _option(f"The images, one of: {SOURCES.describe()}", "--data")]
 # the preset zoos' files, read by path: importing zoofit.zoo (zoofile.preset_names) would load torch
 _ZOO_PRESETS = ", ".join(sorted(path.stem for path in (Path(__file__).parent / "zoo" / "presets").glob("*.yaml")))
 ZooName = Annotated[
@@ -91,7 +91,7 @@ Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
 Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
 CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
-Preset = Annotated[str | None, _option("quick (CPU default) or paper (GPU default); the options below change it.")]
+Preset = Annotated[str | None, _option(f"The sweep's preset, which the options below change: {PRESETS.describe()}")]
 Workers = Annotated[
     int | None,
     _option("Trials trained at once, each in a worker process; 1: here (default: CPU cores up to 4; 4 on a GPU)."),
@@ -99,7 +99,7 @@ Workers = Annotated[
 _CLUSTER = "Where units run (a model's features, a trial)"
 #: Where units run: one group of options, handed to a command together as ``cluster`` (see :func:`_grouped`).
 CLUSTER_OPTIONS = {
-    "executor": (str, "local", "local (this machine) or ray (a Ray cluster)."),
+    "executor": (str, "local", EXECUTORS.describe()),
     "ray_address": (str | None, None, "Ray cluster to join (default $RAY_ADDRESS, else one started here by "
                     "'ray start', else a local Ray for the run)."),
     "unit_gpus": (float | None, None, "GPUs per unit on Ray (default 0.25 where the cluster has GPUs, else 0)."),
@@ -219,16 +219,24 @@ def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Call
     return decorate
 
 
+#: Settings that name an entry of a registry: their option's help lists the entries with theirs.
+_NAMED_BY = {registry.parameter: registry for registry in (PROXIES, SELECTIONS)}
+
+
 def _settings_options(
-    kind: type, panel: str, *, changes: bool = False, skip: tuple[str, ...] = ()
+    kind: type, panel: str, *, changes: bool = False, skip: tuple[str, ...] = (), note: str = ""
 ) -> dict[str, tuple[Any, Any]]:
     """One option per setting of the config class ``kind`` (its name, type and help from the field; a tuple is
     given comma-separated, and :func:`_settings` reads it within the command, so that a bad one is one line),
-    under the help's ``panel``. Where ``changes``, every default is None: an option changes a preset's value."""
+    under the help's ``panel``, the help followed by ``note`` (``{default}``: the setting's default). Where
+    ``changes``, every default is None: an option changes a preset's value."""
     hints = get_type_hints(kind)
     return {
         name: (
-            Annotated[_option_type(hints[name], f.metadata), _setting_option(name, hints[name], f.metadata, panel)],
+            Annotated[
+                _option_type(hints[name], f.metadata),
+                _setting_option(name, hints[name], f.metadata, panel, note.format(default=f.default)),
+            ],
             None if changes else f.default,
         )
         for name, f in option_fields(kind)
@@ -246,10 +254,26 @@ def _option_type(kind: Any, metadata: Any) -> Any:
     )
 
 
-def _setting_option(name: str, kind: Any, metadata: Any, panel: str) -> typer.models.OptionInfo:
+def _setting_option(name: str, kind: Any, metadata: Any, panel: str, note: str = "") -> typer.models.OptionInfo:
     flag = "--" + name.replace("_", "-")
     decls = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
-    return typer.Option(decls, help=metadata["help"], rich_help_panel=panel)
+    entries = _NAMED_BY[name].describe() if name in _NAMED_BY else ""
+    return typer.Option(decls, help=" ".join(filter(None, (metadata["help"], entries, note))), rich_help_panel=panel)
+
+
+def _proxy_options(panel: str) -> dict[str, tuple[Any, Any]]:
+    """One option per setting of each registered proxy, declared on the proxy (``None``: the proxy's default)."""
+    options: dict[str, tuple[Any, Any]] = {}
+    for name, kind in PROXIES.items():
+        options.update(_settings_options(kind, panel, changes=True, note=f"(proxy {name}; default {{default}})"))
+    return options
+
+
+def _rank_config(options: dict[str, Any]) -> RankConfig:
+    """The ranking the ``options`` describe: :class:`RankConfig`'s settings, and the proxy's own that are given."""
+    own = {name for name, _ in option_fields(RankConfig)}
+    config = RankConfig(**_settings(RankConfig, {name: value for name, value in options.items() if name in own}))
+    return config.override(**{name: value for name, value in options.items() if name not in own})
 
 
 def _settings(kind: type, options: dict[str, Any]) -> dict[str, Any]:
@@ -288,10 +312,13 @@ _with_machine_options = _grouped(
     {"device": (Device, "auto"), "precision": (Precision, "auto"), "seed": (Seed, 0), "cache_dir": (CacheDir, None)},
 )
 _with_data_options = _grouped("data_settings", _settings_options(DataConfig, "The data"))
-_with_rank_options = _grouped("rank_settings", _settings_options(RankConfig, "The ranking"))
+_with_rank_options = _grouped(
+    "rank_settings", {**_settings_options(RankConfig, "The ranking"), **_proxy_options("The ranking")}
+)
 #: run and bench: the sweep's --image-size sizes the ranking too
 _with_method_rank_options = _grouped(
-    "rank_settings", _settings_options(RankConfig, "The ranking", skip=("image_size",))
+    "rank_settings",
+    {**_settings_options(RankConfig, "The ranking", skip=("image_size",)), **_proxy_options("The ranking")},
 )
 _with_sweep_options = _grouped(
     "sweep_changes", _settings_options(SweepConfig, "The sweep (each changes the preset's value)", changes=True)
@@ -330,7 +357,7 @@ def rank(
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, RankConfig(**_settings(RankConfig, rank_settings)), **_chosen(selection), **_where(machine),
+            zoo, _rank_config(rank_settings), **_chosen(selection), **_where(machine),
             executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
@@ -433,7 +460,7 @@ def _method(
     gpu = resolve_device(machine["device"]).type == "cuda"
     sweep = sweep_preset(preset or default_preset(gpu)).override(**_settings(SweepConfig, sweep_changes))
     return ZooFit(
-        zoo, sweep=sweep, ranking=RankConfig(**_settings(RankConfig, rank_settings)), **_chosen(selection),
+        zoo, sweep=sweep, ranking=_rank_config(rank_settings), **_chosen(selection),
         **_where(machine), seed=machine["seed"], workers=workers, executor=_executor(cluster, workers),
     )  # fmt: skip
 
@@ -581,20 +608,18 @@ def report(run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'."
 def export(
     run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
     out: Annotated[Path, _option("The file to write (.onnx, .pt2).", "--out")],
-    format: Annotated[
-        str, _option("onnx (onnxruntime and any ONNX runtime) or pt2 (torch.export).", "--format")
-    ] = "onnx",
+    format: Annotated[str, _option(FORMATS.describe(), "--format")] = "onnx",
     image_shape: Annotated[
         str | None, _option("Input images' size, H or HxW (default: the run's images' size, where they had one).")
     ] = None,
 ) -> None:
     """Export a finished run's ensemble (resize, networks, average) to one file that runs without zoofit."""
     with command():
-        from zoofit.export import export_run, format_of
-
-        format_of(format).check()  # before the path and the models: a missing extra is one line at once
+        FORMATS.get(format).check()  # before the path and the models: a missing extra is one line at once
         _check_writable(out, "--out", folder=False)
         start = time.perf_counter()
+        from zoofit.export import export_run
+
         exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_shape))
         checked = "" if exported.max_difference is None else f", within {exported.max_difference:.1g} of zoofit's"
         height, width = exported.image_shape

@@ -1,24 +1,18 @@
 """Exporting a finished run's ensemble module to a file that runs without zoofit: ONNX, or a torch.export program.
 
-Formats are a registry (:data:`FORMATS`): each names the packages it needs (``check``) and writes a captured
-program with the run's metadata (``write``). Both start from one :func:`torch.export.export` of the
-:class:`~zoofit.ensemble.module.EnsembleModule` on the CPU in float32, with a dynamic batch size; where the
-whole fails, each member is exported alone so that the error names the one the format cannot represent.
+The formats are a registry (:data:`~zoofit.export_formats.FORMATS`). Each starts from one
+:func:`torch.export.export` of the :class:`~zoofit.ensemble.module.EnsembleModule` on the CPU in float32, with a
+dynamic batch size; where the whole fails, each member is exported alone so that the error names the one the format
+cannot represent.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-import logging
 import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,80 +20,9 @@ import torch
 from zoofit import __version__
 from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ParameterError, ZoofitError, first_line
+from zoofit.export_formats import INPUT, OUTPUT, Format, format_of, quiet
 from zoofit.layout import MANIFEST
-from zoofit.registry import Registry
 from zoofit.store import atomic_path
-
-#: Largest difference of probabilities allowed between an exported file and the module, checked on export.
-TOLERANCE = 1e-4
-INPUT, OUTPUT = "images", "probabilities"
-
-
-class Format:
-    """An export format: the packages it needs and how it writes a program."""
-
-    name: ClassVar[str]
-    suffix: ClassVar[str]
-    needs: ClassVar[tuple[str, ...]] = ()
-
-    def check(self) -> None:
-        """A one-line error where a package the format needs is missing."""
-        missing = [name for name in self.needs if importlib.util.find_spec(name) is None]
-        if missing:
-            raise ZoofitError(
-                f"exporting to {self.name} needs {', '.join(missing)}: install zoofit's 'export' extra "
-                "(pip install 'zoofit[export]')"
-            )
-
-    def write(self, program: torch.export.ExportedProgram, path: Path, metadata: dict[str, str]) -> None:
-        raise NotImplementedError
-
-    def verify(self, path: Path, example: torch.Tensor, expected: np.ndarray) -> float | None:
-        """The largest difference of the written file's probabilities for ``example`` from ``expected`` (None:
-        not checked); an error where it exceeds :data:`TOLERANCE`."""
-        return None
-
-
-class Onnx(Format):
-    """ONNX (opset 18) through torch's dynamo exporter; the metadata in the model's ``metadata_props``; checked
-    in onnxruntime on export."""
-
-    name, suffix = "onnx", ".onnx"
-    needs = ("onnx", "onnxscript", "onnxruntime")
-
-    def write(self, program: torch.export.ExportedProgram, path: Path, metadata: dict[str, str]) -> None:
-        import onnx
-
-        with _quiet():
-            exported = torch.onnx.export(program, opset_version=18, input_names=[INPUT], output_names=[OUTPUT])
-        model = exported.model_proto
-        for key, value in metadata.items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.save(model, str(path))
-
-    def verify(self, path: Path, example: torch.Tensor, expected: np.ndarray) -> float:
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        (probs,) = session.run([OUTPUT], {INPUT: example.numpy()})
-        difference = float(np.abs(probs - expected).max())
-        if not difference <= TOLERANCE:
-            raise ZoofitError(f"the exported file's probabilities differ from the ensemble's by {difference:.2g}")
-        return difference
-
-
-class TorchExport(Format):
-    """A :func:`torch.export.save` program (``torch.export.load(path).module()(images)``); the metadata in
-    its extra file ``zoofit.json``."""
-
-    name, suffix = "pt2", ".pt2"
-
-    def write(self, program: torch.export.ExportedProgram, path: Path, metadata: dict[str, str]) -> None:
-        with path.open("wb") as handle:  # a file object: torch.export warns of a path not ending in .pt2
-            torch.export.save(program, handle, extra_files={"zoofit.json": json.dumps(metadata)})
-
-
-FORMATS: Registry[Format] = Registry("format", ((fmt.name, fmt) for fmt in (Onnx(), TorchExport())))
 
 
 @dataclass(frozen=True)
@@ -137,27 +60,10 @@ def export_run(
     return Exported(Path(out), exporter.name, len(module.members), (height, width), difference)
 
 
-def format_of(name: str) -> Format:
-    """The format called ``name``."""
-    return FORMATS.get(name)
-
-
 def _capture(module: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     batch = torch.export.Dim("batch", min=1)
-    with _quiet():
+    with quiet():
         return torch.export.export(module.eval(), (example,), dynamic_shapes={INPUT: {0: batch}})
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Within: no warnings or log lines of torch's tracing (the outcome is reported as one line instead)."""
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.disable(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
 
 
 def _raise_for_member(exporter: Format, module: torch.nn.Module, example: torch.Tensor, error: Exception) -> None:

@@ -1,14 +1,15 @@
-"""Ensembles: greedy, budget-aware selection over finished trials, and the finished ensemble as a classifier."""
+"""Ensembles: greedy, budget-aware selection over finished trials, and the finished ensemble as a classifier.
 
-from zoofit.ensemble.classifier import EnsembleClassifier, member_entry
-from zoofit.ensemble.greedy import SELECTIONS, Selection, average, bagged_select, greedy_select
+Its names are imported on first use, so that the selections' names (``zoofit.ensemble.greedy``) load no torch."""
 
-__all__ = [
-    "SELECTIONS",
-    "EnsembleClassifier",
-    "Selection",
-    "average",
-    "bagged_select",
-    "greedy_select",
-    "member_entry",
-]
+from __future__ import annotations
+
+from zoofit.lazy import lazy_exports
+
+_MODULES = {
+    "classifier": ("EnsembleClassifier", "member_entry"),
+    "greedy": ("SELECTIONS", "Selection", "average", "bagged_select", "greedy_select"),
+}
+_HOMES = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -10,6 +10,7 @@ import numpy as np
 
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.evaluate import nll
+from zoofit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,16 @@ def _within_budget(
     return chosen / chosen.sum()
 
 
+def greedy(val_probs: Sequence[np.ndarray], labels: np.ndarray, *, bags: int, seed: int, **budget) -> Selection:
+    """:func:`greedy_select` as a selection of :data:`SELECTIONS` takes it (it does without ``bags`` and ``seed``)."""
+    return greedy_select(val_probs, labels, **budget)
+
+
 #: Ensemble selections by name (``SweepConfig.selection``): each takes the candidates' validation probabilities,
 #: the labels, and the sweep's budget (``max_steps``, ``max_members``, ``max_gflops``, ``gflops``), ``bags`` and
-#: ``seed`` (which greedy selection does without).
-SELECTIONS: dict[str, Callable[..., Selection]] = {
-    "greedy": lambda val_probs, labels, *, bags, seed, **budget: greedy_select(val_probs, labels, **budget),
-    "bagged": bagged_select,
-}
+#: ``seed``.
+SELECTIONS: Registry[Callable[..., Selection]] = Registry("selection")
+SELECTIONS.add("greedy", greedy, help="greedy forward selection with replacement on the validation NLL")
+SELECTIONS.add(
+    "bagged", bagged_select, help="greedy on random halves of the validation set, the weights averaged (Caruana 2006)"
+)

@@ -26,8 +26,10 @@ def local(workers: int | None = None, **options: Any) -> Executor:
 
 
 #: Executors by name: a factory of an executor for ``workers`` units at once (``None``: its own default) with
-#: its own keyword ``options``.
-EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", (("local", local), ("ray", RayCluster)))
+#: its own keyword ``options``, and its one-line help.
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+EXECUTORS.add("local", local, help="this machine (this process, or spawned worker processes)")
+EXECUTORS.add("ray", RayCluster, help="a Ray cluster (a task per unit, the results stored here)")
 
 
 def named(name: str, workers: int | None = None, **options: Any) -> Executor:

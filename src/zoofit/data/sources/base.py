@@ -16,6 +16,10 @@ class Source(ABC):
 
     #: The prefix that names this source (``csv`` for ``csv:PATH``); None where only a path can name it.
     scheme: str | None = None
+    #: How a user writes it (``csv:PATH or *.csv``), and what it is, in one line: the ``--data`` help and the
+    #: message for a path that does not exist read them.
+    form: str
+    help: str
     #: Whether the scheme alone names the source at its default location.
     bare: bool = False
     #: Training images per class the protocol draws where the user asks for no size (None: all of them).

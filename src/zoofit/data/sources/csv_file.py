@@ -21,6 +21,8 @@ class CsvFile(PathSource):
     """``csv:PATH``, or a path ending in ``.csv``."""
 
     scheme = "csv"
+    form = "csv:PATH or *.csv"
+    help = "a CSV file of path,label (and split) rows, each path relative to the file"
     noun = "CSV file"
     suffixes = (".csv",)
 

@@ -35,6 +35,8 @@ class DSprites(Source):
     """``dsprites`` (``location``: 16 x-position bins) or ``dsprites:orientation`` (16 orientation bins)."""
 
     scheme = "dsprites"
+    form = "dsprites[:orientation]"
+    help = "generated dSprites: 16 bins of the x position (or of the orientation)"
     bare = True
 
     def check(self, location: str) -> None:

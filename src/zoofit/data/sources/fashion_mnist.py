@@ -33,6 +33,8 @@ class FashionMnist(Source):
     """The 60k/10k splits; its protocol mirrors VTAB-1k (100 training images per class)."""
 
     scheme = "fashion-mnist"
+    form = "fashion-mnist[:DIR]"
+    help = "Fashion-MNIST (its 60k/10k splits; 100 training images per class, as VTAB-1k)"
     bare = True
     default_train_per_class = 100
 

@@ -24,6 +24,8 @@ class ImageFolder(PathSource):
     """Any folder (given without a scheme): one subfolder per class, or per split and then per class."""
 
     noun = "image folder"
+    form = "FOLDER"
+    help = "an image folder: FOLDER/<class>/<image>, or FOLDER/train/<class>/<image> with val/ and test/"
 
     def recognises(self, path: Path) -> bool:
         return path.is_dir()

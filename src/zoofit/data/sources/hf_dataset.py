@@ -34,6 +34,8 @@ class HfDataset(Source):
     """``hf:NAME[:CONFIG][?image=COLUMN&label=COLUMN]``: a local dataset folder or a hub dataset repo."""
 
     scheme = "hf"
+    form = "hf:NAME[:CONFIG]"
+    help = "a Hugging Face dataset, hub repo or local folder (?image=COL&label=COL names its columns)"
 
     def check(self, location: str) -> None:
         _parse(location)

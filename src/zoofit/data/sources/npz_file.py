@@ -17,6 +17,8 @@ class NpzFile(PathSource):
     """``npz:PATH``, or a path ending in ``.npz``; its images are already decoded."""
 
     scheme = "npz"
+    form = "npz:PATH or *.npz"
+    help = "decoded images in a numpy file: x, y (and x_val, y_val, x_test, y_test, class_names)"
     noun = "numpy file"
     suffixes = (".npz",)
 

@@ -45,6 +45,7 @@ class Digits(PackagedSource):
     """scikit-learn's 1,797 handwritten digits, 8 x 8 px in 17 grey levels (BSD)."""
 
     scheme = "digits"
+    help = "scikit-learn's 1,797 handwritten digits, 8 x 8 px"
     package = "sklearn"
     requirement = "scikit-learn"
 
@@ -60,6 +61,7 @@ class LfwSubset(PackagedSource):
     """scikit-image's 200 LFW crops, 25 x 25 px grey: 100 faces, then 100 non-faces (LFW's terms)."""
 
     scheme = "lfw-subset"
+    help = "scikit-image's 200 LFW crops, 25 x 25 px: faces and non-faces"
     package = "skimage"
     requirement = "scikit-image"
 

@@ -46,6 +46,8 @@ class WebDatasetShards(Source):
     """``wds:LOCATION``: tar shards in a folder, a brace pattern, or a hub dataset repo (``wds:hf://ORG/NAME``)."""
 
     scheme = "wds"
+    form = "wds:LOCATION"
+    help = "WebDataset shards: a folder, a brace pattern or hf://ORG/NAME"
 
     def check(self, location: str) -> None:
         if location.startswith(HUB_PREFIX):
