@@ -33,6 +33,7 @@ from zoofit.data.skips import Skipped, skipped_line
 from zoofit.data.sources import SOURCES
 from zoofit.ensemble.greedy import SELECTIONS
 from zoofit.errors import ParameterError, ZoofitError
+from zoofit.estimator import Machine, ZooSelection
 from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
 from zoofit.finetune.config import PRESETS, SweepConfig, default_preset
@@ -70,6 +71,11 @@ def _option(help: str, *names: str) -> typer.models.OptionInfo:
     return typer.Option(*names, help=help)
 
 
+def _help(kind: type, setting: str) -> str:
+    """The help of the config class ``kind``'s ``setting``, declared with it."""
+    return next(f.metadata["help"] for f in fields(kind) if f.name == setting)
+
+
 # Options shared by several commands, declared once; what a registry holds is said by its entries.
 Data = Annotated[str, _option(f"The images, one of: {SOURCES.describe()}", "--data")]
 # the preset zoos' files, read by path: importing zoofit.zoo (zoofile.preset_names) would load torch
@@ -82,15 +88,11 @@ ZooName = Annotated[
         "--zoo",
     ),
 ]
-Exclude = Annotated[str | None, _option("Comma-separated shell patterns of model ids to leave out of the zoo.")]
-Licenses = Annotated[
-    str | None, _option("Keep only models under these comma-separated licences (e.g. apache-2.0,mit,bsd-3-clause).")
-]
-Models = Annotated[str | None, _option("Comma-separated model ids of the zoo (default: all).")]
-Device = Annotated[str, _option("auto, cpu, cuda or cuda:N.")]
-Precision = Annotated[str, _option("auto (bf16 where the device has it natively), fp32 or bf16.")]
+Exclude = Annotated[str | None, _option(_help(ZooSelection, "exclude"))]
+Licenses = Annotated[str | None, _option(_help(ZooSelection, "licenses"))]
+Device = Annotated[str, _option(_help(Machine, "device"))]
+Precision = Annotated[str, _option(_help(Machine, "precision"))]
 Seed = Annotated[int, _option("Seed of the data draws and of every trial.")]
-CacheDir = Annotated[Path | None, _option("Cache folder (default $ZOOFIT_CACHE_DIR or ~/.cache/zoofit).")]
 Preset = Annotated[str | None, _option(f"The sweep's preset, which the options below change: {PRESETS.describe()}")]
 Workers = Annotated[
     int | None,
@@ -189,14 +191,11 @@ def _data_config(data: str, data_settings: dict[str, Any], machine: dict[str, An
     return config
 
 
-def _chosen(selection: dict[str, Any]) -> dict[str, Any]:
-    """The ``selection`` options as :class:`~zoofit.Ranker` and :class:`~zoofit.ZooFit` take them."""
-    return {**selection, "models": _ids(selection["models"])}
-
-
-def _where(machine: dict[str, Any]) -> dict[str, Any]:
-    """Where and how the models compute, of the ``machine`` options (the seed goes to the data and the trials)."""
-    return {name: machine[name] for name in ("device", "precision", "cache_dir")}
+def _shared(selection: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+    """The ``selection`` and ``machine`` options as :class:`~zoofit.Ranker` and :class:`~zoofit.ZooFit` take them
+    (the seed goes to the data and the trials)."""
+    where = {name: value for name, value in machine.items() if name != "seed"}
+    return {"selection": ZooSelection(**_settings(ZooSelection, selection)), "machine": Machine(**where)}
 
 
 def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -224,7 +223,7 @@ _NAMED_BY = {registry.parameter: registry for registry in (PROXIES, SELECTIONS)}
 
 
 def _settings_options(
-    kind: type, panel: str, *, changes: bool = False, skip: tuple[str, ...] = (), note: str = ""
+    kind: type, panel: str | None, *, changes: bool = False, skip: tuple[str, ...] = (), note: str = ""
 ) -> dict[str, tuple[Any, Any]]:
     """One option per setting of the config class ``kind`` (its name, type and help from the field; a tuple is
     given comma-separated, and :func:`_settings` reads it within the command, so that a bad one is one line),
@@ -245,16 +244,13 @@ def _settings_options(
 
 
 def _option_type(kind: Any, metadata: Any) -> Any:
-    """The type an option of a setting of type ``kind`` takes: text for a tuple (comma-separated) or a setting
-    that parses its text (``metadata["parse"]``), else ``kind`` or None."""
-    return (
-        str | None
-        if get_origin(kind) is tuple or metadata["parse"]
-        else (kind | None if type(None) not in get_args(kind) else kind)
-    )
+    """The type an option of a setting of type ``kind`` takes: text for a tuple (comma-separated, or None) or a
+    setting that parses its text (``metadata["parse"]``), else ``kind`` or None."""
+    tuples = get_origin(kind) is tuple or any(get_origin(part) is tuple for part in get_args(kind))
+    return str | None if tuples or metadata["parse"] else (kind | None if type(None) not in get_args(kind) else kind)
 
 
-def _setting_option(name: str, kind: Any, metadata: Any, panel: str, note: str = "") -> typer.models.OptionInfo:
+def _setting_option(name: str, kind: Any, metadata: Any, panel: str | None, note: str = "") -> typer.models.OptionInfo:
     flag = "--" + name.replace("_", "-")
     decls = f"{flag}/--no-{flag[2:]}" if kind is bool else flag
     entries = _NAMED_BY[name].describe() if name in _NAMED_BY else ""
@@ -304,13 +300,8 @@ def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None
 
 
 #: Which of the zoo's models, and where and how they compute: two groups of options that rank, run and bench share.
-_with_selection_options = _grouped(
-    "selection", {"models": (Models, None), "exclude": (Exclude, None), "licenses": (Licenses, None)}
-)
-_with_machine_options = _grouped(
-    "machine",
-    {"device": (Device, "auto"), "precision": (Precision, "auto"), "seed": (Seed, 0), "cache_dir": (CacheDir, None)},
-)
+_with_selection_options = _grouped("selection", _settings_options(ZooSelection, None))
+_with_machine_options = _grouped("machine", {**_settings_options(Machine, None), "seed": (Seed, 0)})
 _with_data_options = _grouped("data_settings", _settings_options(DataConfig, "The data"))
 _with_rank_options = _grouped(
     "rank_settings", {**_settings_options(RankConfig, "The ranking"), **_proxy_options("The ranking")}
@@ -357,7 +348,7 @@ def rank(
         from zoofit.store import RunStore
 
         ranker = Ranker(
-            zoo, _rank_config(rank_settings), **_chosen(selection), **_where(machine),
+            zoo, _rank_config(rank_settings), **_shared(selection, machine),
             executor=_executor(cluster),
         )  # fmt: skip
         ranker.check()  # and every other setting before any image is read
@@ -460,8 +451,8 @@ def _method(
     gpu = resolve_device(machine["device"]).type == "cuda"
     sweep = sweep_preset(preset or default_preset(gpu)).override(**_settings(SweepConfig, sweep_changes))
     return ZooFit(
-        zoo, sweep=sweep, ranking=_rank_config(rank_settings), **_chosen(selection),
-        **_where(machine), seed=machine["seed"], workers=workers, executor=_executor(cluster, workers),
+        zoo, sweep=sweep, ranking=_rank_config(rank_settings), **_shared(selection, machine), seed=machine["seed"],
+        workers=workers, executor=_executor(cluster, workers),
     )  # fmt: skip
 
 

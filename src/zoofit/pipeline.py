@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from zoofit.data import Splits
 from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import SELECTIONS, Selection, average, member_entry
-from zoofit.errors import ZoofitError
+from zoofit.errors import ParameterError, ZoofitError
+from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
 from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
 from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
@@ -54,7 +56,7 @@ from zoofit.zoo import Zoo
 log = logging.getLogger("zoofit")
 
 
-class ZooFit:
+class ZooFit(Estimator):
     """Rank a zoo by a proxy, fine-tune the top models with a small sweep, and ensemble them greedily.
 
     Parameters
@@ -67,8 +69,8 @@ class ZooFit:
     ranking : RankConfig, optional
         The ranking's proxy (kNN accuracy by default, the paper's) and its settings; its resolution is the
         sweep's (``image_size``), and a model that cannot take it is ranked at its own.
-    device, precision, models, exclude, licenses, cache_dir
-        As for :class:`~zoofit.Ranker`.
+    selection, machine : ZooSelection, Machine, optional
+        Which of the zoo's models, and where and how they compute, as for :class:`~zoofit.Ranker`.
     seed : int
         Seeds every trial and the robustness evaluation's draw of test images.
     workers : int, optional
@@ -80,6 +82,9 @@ class ZooFit:
         Where the ranking's models and the trials run: ``"local"`` (this machine), ``"ray"`` (a Ray cluster: a
         unit per model and per trial, their results stored here), or an :class:`~zoofit.execute.Executor`
         (:class:`~zoofit.execute.RayCluster` with an address or per-unit resources, say).
+    **settings
+        By keyword, settings of the selection or the machine, replacing theirs (``device="cpu"``,
+        ``models=[...]``).
 
     Attributes
     ----------
@@ -105,35 +110,29 @@ class ZooFit:
         *,
         sweep: str | SweepConfig | None = None,
         ranking: RankConfig | None = None,
-        device: str = "auto",
-        precision: str = "auto",
+        selection: ZooSelection | None = None,
+        machine: Machine | None = None,
         seed: int = 0,
-        models: list[str] | None = None,
-        cache_dir: str | Path | None = None,
         workers: int | None = None,
         executor: str | Executor = "local",
-        exclude: str | list[str] | None = None,
-        licenses: str | list[str] | None = None,
+        **settings: Any,
     ) -> None:
+        self.selection, self.machine, unknown = shared_settings(selection, machine, settings)
+        if unknown:
+            raise ParameterError.of(next(iter(unknown)), "is not a parameter of ZooFit")
         self.zoo = zoo
-        self.exclude = exclude
-        self.licenses = licenses
         self.sweep = sweep
         self.ranking = ranking or RankConfig()
-        self.device = device
-        self.precision = precision
         self.seed = seed
-        self.models = models
-        self.cache_dir = cache_dir
         self.workers = workers
         self.executor = executor
 
     def check(self) -> None:
         """Check every setting (the sweep, workers, device, precision, the zoo and its models) before any data
         is read."""
-        device = resolve_device(self.device)
+        device = resolve_device(self.machine.device)
         resolve_workers(self.workers, device)
-        self._ranker(self.sweep_config(device), self.precision, self.unit_executor()).check()
+        self._ranker(self.sweep_config(device), self.machine.precision, self.unit_executor()).check()
 
     def sweep_config(self, device: torch.device, largest_area: int | None = None) -> SweepConfig:
         """The sweep, validated: as given, the named preset, or the device's; sized for data whose largest image
@@ -153,10 +152,9 @@ class ZooFit:
         self, config: SweepConfig, precision: str, executor: Executor | None, models: list[str] | None = None
     ) -> Ranker:
         ranking = replace(self.ranking, image_size=config.image_size, own_size_if_needed=True)
-        return Ranker(
-            self.zoo, ranking, device=self.device, precision=precision, models=models or self.models,
-            exclude=self.exclude, licenses=self.licenses, cache_dir=self.cache_dir, executor=executor or "local",
-        )  # fmt: skip
+        selection = replace(self.selection, models=models) if models else self.selection
+        machine = replace(self.machine, precision=precision)
+        return Ranker(self.zoo, ranking, selection=selection, machine=machine, executor=executor or "local")
 
     def unit_executor(self) -> Executor | None:
         """The executor of every unit (a new one where named); ``None`` for ``"local"``, whose number of workers follows the
@@ -196,13 +194,14 @@ class ZooFit:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or a test_fraction")
         progress = progress or SilentProgress()
         timer = StageTimer()
-        device = resolve_device(self.device)
+        device = resolve_device(self.machine.device)
         resolve_workers(self.workers, device)  # a bad number of workers is reported before any work
         config = self.sweep_config(device, splits.ranking_set.largest_area())
         store.claim_data(splits.fingerprint, splits.describe())
         context = TrialContext(
-            splits, store.root, Path(self.cache_dir) if self.cache_dir else None, str(device),
-            resolve_precision(self.precision, device, training=True), resolve_precision(self.precision, device),
+            splits, store.root, self.machine.cache_path, str(device),
+            resolve_precision(self.machine.precision, device, training=True),
+            resolve_precision(self.machine.precision, device),
             config.eval_batch_size or default_batch_size(device),
         )  # fmt: skip
 

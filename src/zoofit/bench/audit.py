@@ -6,13 +6,13 @@ again) and the models' size (parameters, larger first) as the baseline.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 from zoofit.bench.result import ProxyAudit, SuiteAudit, TaskAudit, TaskResult, finite_mean
 from zoofit.data import Splits
+from zoofit.estimator import clone
 from zoofit.rank.proxies import PROXIES
 
 SIZE = "size"  # the baseline proxy: parameters, larger first
@@ -38,9 +38,11 @@ def audit_task(fit, splits: Splits, run: str, progress=None) -> TaskAudit:
     accuracy = {m: float(best_trial(t for t in fit.trials_ if t.model == m).test.accuracy) for m in sorted(models)}
     scores: dict[str, dict[str, float]] = {}
     for name in PROXIES:
-        ranker = copy.copy(fit.ranker_)  # the same models at the same size: its features come from the cache
-        ranker.config = replace(ranker.config, proxy=name)
-        ranker.fit(splits, progress=progress)
+        config = fit.ranker_.config  # the same models at the same size: the features come from the cache
+        own = config.proxy_settings if name == config.proxy else None  # another proxy at its defaults
+        ranker = clone(fit.ranker_, config=replace(config, proxy=name, proxy_settings=own)).fit(
+            splits, progress=progress
+        )
         scores[name] = {row.model: float(row.score) for row in ranker.ranking_ if row.model in models}
     specs = {spec.id: spec for spec in fit.ranker_.zoo_.models}
     scores[SIZE] = {m: float(parameters(specs[m])) for m in models}

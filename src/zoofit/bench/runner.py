@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
@@ -20,6 +19,7 @@ from zoofit.bench.suite import Suite, Task, load_suite
 from zoofit.data import Splits, load_data
 from zoofit.data.protocol import stratified_sample
 from zoofit.errors import ParameterError, ZoofitError, first_line
+from zoofit.estimator import Estimator, clone
 from zoofit.progress import Progress, SilentProgress
 from zoofit.result import RunResult
 
@@ -30,7 +30,7 @@ log = logging.getLogger("zoofit")
 AUDIT = "audit"  # a task's audit run, inside its run folder
 
 
-class Bench:
+class Bench(Estimator):
     """Run a :class:`~zoofit.ZooFit` (its zoo, sweep and every other setting) on each task of a suite.
 
     Each task runs into ``out/<task id>`` (a rerun resumes it); a task that fails is recorded with its reason and
@@ -46,7 +46,8 @@ class Bench:
     suite : str, Path or Suite
         A built-in suite's name (``"offline"``, ``"vtab-1k"``), a suite YAML file, or a :class:`Suite`.
     fit : ZooFit, optional
-        The method as it runs on each task (``ZooFit("demo")`` where None).
+        The method as it runs on each task (``ZooFit("demo")`` where None), with its zoo selection and machine;
+        each task runs a :func:`~zoofit.estimator.clone` of it (one executor shared, the task's time limit).
     tasks : list of str, optional
         Ids of the suite's tasks to run (default: all).
     test_images : int, optional
@@ -137,10 +138,9 @@ class Bench:
         try:
             if seconds is not None and seconds <= 0:
                 raise ZoofitError("the suite's time limit was spent before this task started")
-            fit = copy.copy(self._estimator())
-            fit.executor = executor or "local"  # one executor for every task (one connection to a cluster)
+            fit = clone(self._estimator(), executor=executor or "local")  # one executor (one connection) for all
             if seconds is not None:
-                fit.sweep = sweep_of(fit).override(time_limit=seconds)
+                fit.set_params(sweep=sweep_of(fit).override(time_limit=seconds))
             splits = self.splits(task, progress)
             fit.fit(splits, out / task.id, progress=progress, started=start)
             result = RunResult.read(out / task.id)  # the table is built from the run's typed result
@@ -166,9 +166,8 @@ class Bench:
 
     def _audit(self, fit, splits: Splits, folder: Path, progress: Progress):
         """Every zoo model fine-tuned on the task, in its own run folder, and the proxies' agreement with that."""
-        everyone = copy.copy(fit)
         models = len(fit.ranker_.zoo_.models)
-        everyone.sweep = replace(sweep_of(fit), top_k=models, time_limit=None).validate()  # every model: never cut
+        everyone = clone(fit, sweep=replace(sweep_of(fit), top_k=models, time_limit=None).validate())  # never cut
         everyone.fit(splits, folder, progress=progress)
         return audit_task(everyone, splits, f"{folder.parent.name}/{folder.name}", progress)
 
@@ -190,7 +189,7 @@ def sweep_of(fit):
     """The sweep ``fit`` (a :class:`~zoofit.ZooFit`) runs on its device (torch loads here, not at import)."""
     from zoofit.device import resolve_device
 
-    return fit.sweep_config(resolve_device(fit.device))
+    return fit.sweep_config(resolve_device(fit.machine.device))
 
 
 def shares(suite: Suite, limit: float | None) -> Iterator[tuple[Task, float | None]]:

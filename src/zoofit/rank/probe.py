@@ -7,7 +7,6 @@ It reuses the ranking's cached features of the training images and extracts only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -40,15 +39,15 @@ def linear_probe(ranker: Ranker, splits: Splits, *, strengths: tuple[float, ...]
 
     top = ranker.ranking_[0]
     spec = next(spec for spec in ranker.zoo_.models if spec.id == top.model)
-    device = resolve_device(ranker.device)
-    cache = Cache(Path(ranker.cache_dir) if ranker.cache_dir else None)
+    device = resolve_device(ranker.machine.device)
+    cache = Cache(ranker.machine.cache_path)
     loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config)
     assert prep.input_size == top.input_size, "the probe must see the ranking's features"
 
     def features(images):
         with inputs_of_size(loaded, prep.input_size):
             return extract_features(
-                loaded, images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device, precision=ranker.precision,
+                loaded, images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device, precision=ranker.machine.precision,
                 cache=cache,
             ).values  # fmt: skip
 

@@ -19,6 +19,7 @@ import torch
 from zoofit.data import ImageSet, Splits
 from zoofit.device import resolve_device, resolve_precision, threads_per_batch
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
 from zoofit.execute import Executor, InProcess, named
 from zoofit.execute.base import torch_threads
 from zoofit.layout import RANKING, RANKING_CSV
@@ -36,7 +37,7 @@ log = logging.getLogger("zoofit")
 Loaded = TypeVar("Loaded")  # what a ranking loader hands to its ranker
 
 
-class Ranker:
+class Ranker(Estimator):
     """Rank the models of a zoo by a proxy score of their frozen features: how well they suit the labels.
 
     Parameters
@@ -46,23 +47,18 @@ class Ranker:
     config : RankConfig, optional
         The proxy (leave-one-out kNN accuracy, the paper's, or LogME) and its settings, the resolution, the
         feature passes' batch size, the models ranked at once.
-    device, precision : str
-        Where and how the features are computed (``"auto"``: CUDA when present, bf16 where the device computes
-        it natively).
-    models : list of str, optional
-        Ids of the zoo to rank (``None``: all).
-    exclude : str or list of str, optional
-        Shell patterns (a list, or comma-separated text) of model ids to leave out of the zoo.
-    licenses : str or list of str, optional
-        Keep only the models under these licences (``"apache-2.0,mit"``; ``None``: all).
-    cache_dir : str or Path, optional
-        Where features and converted weights are cached (``None``: ``$ZOOFIT_CACHE_DIR`` or ``~/.cache/zoofit``).
+    selection : ZooSelection, optional
+        Which of the zoo's models to rank (``models``, ``exclude``, ``licenses``; default: all).
+    machine : Machine, optional
+        Where and how the features are computed (``device``, ``precision``: ``"auto"`` is CUDA when present, bf16
+        where the device computes it natively) and ``cache_dir``.
     executor : str or Executor
         Where the models are ranked: ``"local"`` (here, in threads), another name of
         :data:`zoofit.execute.EXECUTORS` (``"ray"``), or an :class:`~zoofit.execute.Executor`: then a unit per
         model extracts its features there, and they are cached and scored here.
     **settings
-        :class:`~zoofit.rank.RankConfig` settings that replace ``config``'s (``proxy="logme"``).
+        By keyword, settings of the selection, the machine, ``config`` or its proxy, replacing theirs:
+        ``Ranker("demo", device="cpu", models=["a", "b"], proxy="knn", k=5)``.
 
     Attributes
     ----------
@@ -88,32 +84,24 @@ class Ranker:
         zoo: str | Path | Zoo = "demo",
         config: RankConfig | None = None,
         *,
-        device: str = "auto",
-        precision: str = "auto",
-        models: list[str] | None = None,
-        exclude: str | list[str] | None = None,
-        licenses: str | list[str] | None = None,
-        cache_dir: str | Path | None = None,
+        selection: ZooSelection | None = None,
+        machine: Machine | None = None,
         executor: str | Executor = "local",
         **settings: Any,
     ) -> None:
+        self.selection, self.machine, settings = shared_settings(selection, machine, settings)
         self.zoo = zoo
         self.config = (config or RankConfig()).override(**settings)
-        self.device = device
-        self.precision = precision
-        self.models = models
-        self.exclude = exclude
-        self.licenses = licenses
-        self.cache_dir = cache_dir
         self.executor = executor
 
     def check(self) -> Zoo:
         """Check the settings, device and precision, before any data is read; the zoo with the chosen models."""
         self.config.validate()
-        resolve_precision(self.precision, resolve_device(self.device))
+        resolve_precision(self.machine.precision, resolve_device(self.machine.device))
         self._executor().check()  # a cluster that does not answer, before any data is read
         zoo = self.zoo if isinstance(self.zoo, Zoo) else load_zoo(self.zoo)
-        return filtered(zoo.select(self.models), exclude=self.exclude, licenses=self.licenses)
+        chosen = self.selection
+        return filtered(zoo.select(chosen.models), exclude=chosen.exclude, licenses=chosen.licenses)
 
     def fit(self, data: Splits | ImageSet, *, progress: Progress | None = None) -> Ranker:
         """Rank every model on ``data`` (all training images of :class:`Splits`: train + validation)."""
@@ -121,8 +109,8 @@ class Ranker:
         zoo = self.zoo_ = self.check()
         proxy = self.proxy_ = self.config.make_proxy()
         proxy.check(len(images))
-        device = resolve_device(self.device)
-        cache = Cache(Path(self.cache_dir) if self.cache_dir else None)
+        device = resolve_device(self.machine.device)
+        cache = Cache(self.machine.cache_path)
         progress = progress or SilentProgress()
         ranking: list[RankedModel] = []
         self.skipped_: list[SkippedModel] = []
@@ -179,7 +167,7 @@ class Ranker:
                 prep=prep,
                 batch_size=self.config.feature_batch_size,
                 device=device,
-                precision=self.precision,
+                precision=self.machine.precision,
                 cache=cache,
                 progress=progress,
             )

@@ -53,16 +53,18 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
     """The unit of work of a ranking: load ``spec`` and extract its features; a model that cannot be used is
     returned as its :class:`ModelError` (the ranking skips it and goes on)."""
     ranker = job.ranker
-    device = resolve_device(ranker.device)
+    device = resolve_device(ranker.machine.device)
     try:
-        loaded, prep = loaded_for_ranking(spec, Cache(ranker.cache_dir), device, ranker.config)  # this node's cache
-        key = feature_key(loaded, prep, resolve_precision(ranker.precision, device), job.images)
+        loaded, prep = loaded_for_ranking(
+            spec, Cache(ranker.machine.cache_path), device, ranker.config
+        )  # this node's cache
+        key = feature_key(loaded, prep, resolve_precision(ranker.machine.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
             with inputs_of_size(loaded, prep.input_size):
                 features = extract_features(
                     loaded, job.images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device,
-                    precision=ranker.precision, progress=progress,
+                    precision=ranker.machine.precision, progress=progress,
                 )  # fmt: skip
             values, seconds = features.values, features.seconds
         return ModelFeatures(key, values, seconds, loaded.gflops_at(prep.input_size), prep.input_size)
