@@ -24,6 +24,9 @@ _HOMES = {
     "Splits": "zoofit.data",
     "load_data": "zoofit.data",
     "EnsembleClassifier": "zoofit.ensemble",
+    "Machine": "zoofit.estimator",
+    "ZooSelection": "zoofit.estimator",
+    "clone": "zoofit.estimator",
     "ModelError": "zoofit.errors",
     "ZoofitError": "zoofit.errors",
     "ZooFit": "zoofit.pipeline",
@@ -48,6 +51,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.data import DataConfig, ImageSet, Splits, load_data  # noqa: F401
     from zoofit.ensemble import EnsembleClassifier  # noqa: F401
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
+    from zoofit.estimator import Machine, ZooSelection, clone  # noqa: F401
     from zoofit.finetune.config import SweepConfig, preset  # noqa: F401
     from zoofit.pipeline import ZooFit  # noqa: F401
     from zoofit.rank import RankConfig, RankedModel, Ranker  # noqa: F401

@@ -45,7 +45,7 @@ class Bench(Estimator):
     ----------
     suite : str, Path or Suite
         A built-in suite's name (``"offline"``, ``"vtab-1k"``), a suite YAML file, or a :class:`Suite`.
-    fit : ZooFit, optional
+    estimator : ZooFit, optional
         The method as it runs on each task (``ZooFit("demo")`` where None), with its zoo selection and machine;
         each task runs a :func:`~zoofit.estimator.clone` of it (one executor shared, the task's time limit).
     tasks : list of str, optional
@@ -74,14 +74,14 @@ class Bench(Estimator):
     def __init__(
         self,
         suite: str | Path | Suite,
-        fit=None,
+        estimator=None,
         *,
         tasks: list[str] | None = None,
         test_images: int | None = None,
         audit: bool = False,
     ) -> None:
         self.suite = suite
-        self.estimator = fit
+        self.estimator = estimator
         self.tasks = tasks
         self.test_images = test_images
         self.audit = audit

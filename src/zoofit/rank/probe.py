@@ -47,8 +47,8 @@ def linear_probe(ranker: Ranker, splits: Splits, *, strengths: tuple[float, ...]
     def features(images):
         with inputs_of_size(loaded, prep.input_size):
             return extract_features(
-                loaded, images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device, precision=ranker.machine.precision,
-                cache=cache,
+                loaded, images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device,
+                precision=ranker.machine.precision, cache=cache,
             ).values  # fmt: skip
 
     ranking = features(splits.ranking_set)  # train then validation: the ranking's, from the cache

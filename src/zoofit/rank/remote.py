@@ -55,9 +55,8 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
     ranker = job.ranker
     device = resolve_device(ranker.machine.device)
     try:
-        loaded, prep = loaded_for_ranking(
-            spec, Cache(ranker.machine.cache_path), device, ranker.config
-        )  # this node's cache
+        cache = Cache(ranker.machine.cache_path)  # this node's cache
+        loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config)
         key = feature_key(loaded, prep, resolve_precision(ranker.machine.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
