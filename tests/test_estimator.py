@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from zoofit import RankConfig, Ranker, ZooFit
+from zoofit import Bench, RankConfig, Ranker, ZooFit
 from zoofit.cli import app
 from zoofit.data.sources import SOURCES
 from zoofit.ensemble.greedy import SELECTIONS
@@ -43,6 +43,8 @@ def test_a_clone_is_a_new_estimator_with_the_parameters_given_and_the_original_u
     assert (fit.sweep, fit.selection.licenses) == ("paper", ("mit",))
     ranker = clone(Ranker("demo", proxy="logme"), config=RankConfig(proxy="knn"))
     assert ranker.config.proxy == "knn"
+    bench = Bench("offline", fit, tasks=["digits"])
+    assert clone(bench, audit=True).get_params() == {**bench.get_params(), "audit": True}
 
 
 @pytest.mark.parametrize("make", [lambda: ZooFit("demo", devise="cpu"), lambda: Ranker("demo", devise="cpu")])
