@@ -20,9 +20,11 @@ import torch
 from zoofit import __version__
 from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ParameterError, ZoofitError, first_line
-from zoofit.export_formats import INPUT, OUTPUT, Format, format_of, quiet
+from zoofit.export_formats import FORMATS, INPUT, OUTPUT, Format, Onnx, TorchExport, format_of, quiet
 from zoofit.layout import MANIFEST
 from zoofit.store import atomic_path
+
+__all__ = ["FORMATS", "Exported", "Format", "Onnx", "TorchExport", "export_run", "format_of"]
 
 
 @dataclass(frozen=True)
