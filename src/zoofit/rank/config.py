@@ -59,6 +59,8 @@ class RankConfig:
         own = {f.name for f in fields(self)}
         config = changed(self, "ranking", **{name: value for name, value in values.items() if name in own})
         given = {name: value for name, value in values.items() if name not in own and value is not None}
+        if not given:
+            return config
         kind = PROXIES.get(config.proxy)
         unknown = sorted(set(given) - {name for name, _ in option_fields(kind)})
         if unknown:
@@ -67,4 +69,4 @@ class RankConfig:
                 unknown[0], f"is neither a ranking setting ({ranking}) nor one of the {config.proxy} proxy's "
                 f"({settings_of(kind)})",
             )  # fmt: skip
-        return replace(config, proxy_settings={**(config.proxy_settings or {}), **given}) if given else config
+        return replace(config, proxy_settings={**(config.proxy_settings or {}), **given})
