@@ -60,16 +60,41 @@ def _to_tensor(pixels: np.ndarray, device: torch.device | str) -> torch.Tensor:
 
 
 def resize_crop(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """Resize the shorter side to ``input_size / crop_pct`` and centre-crop ``input_size`` (float 0..255)."""
+    """Resize the shorter side to ``input_size / crop_pct`` and centre-crop ``input_size`` (float 0..255).
+
+    Sizes and nearest-neighbour indices are integer arithmetic on the image's height and width, so that
+    :func:`torch.export.export` with symbolic ones captures them as expressions (in ONNX: computed sizes for
+    ``Resize``, ``Gather`` and ``Slice``), not as guards, and an exported file computes what this does.
+    """
     height, width = pixels.shape[-2:]
     size = prep.input_size
     shorter = max(size, math.floor(size / prep.crop_pct))
-    scale = shorter / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    old_shorter = torch.sym_min(height, width)
+    new_h, new_w = (torch.sym_max(size, _nearest(side * shorter, old_shorter)) for side in (height, width))
     pixels = pixels.float()
-    if (new_h, new_w) != (height, width):
-        mode = prep.interpolation if prep.interpolation in ("bilinear", "bicubic") else "nearest"
-        extra = {"antialias": True, "align_corners": False} if mode != "nearest" else {}
-        pixels = F.interpolate(pixels, size=(new_h, new_w), mode=mode, **extra).clamp_(0, 255)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return pixels[..., top : top + size, left : left + size]
+    if not (_known_equal(new_h, height) and _known_equal(new_w, width)):
+        pixels = _resized(pixels, prep.interpolation, new_h, new_w)
+    # copies, not views: a view's strides would have torch.export guard on the new sizes (landscape vs portrait)
+    return pixels.narrow_copy(-2, (new_h - size) // 2, size).narrow_copy(-1, (new_w - size) // 2, size)
+
+
+def _resized(pixels: torch.Tensor, interpolation: str, height: int, width: int) -> torch.Tensor:
+    """``pixels`` resized to ``height x width``: antialiased bilinear or bicubic, else nearest (the pixel at
+    ``floor(i * old / new)``, exact in integers where ``F.interpolate``'s float scale and ONNX's differ)."""
+    if interpolation in ("bilinear", "bicubic"):
+        resized = F.interpolate(pixels, size=(height, width), mode=interpolation, antialias=True, align_corners=False)
+        return resized.clamp_(0, 255)
+    rows = torch.arange(height, device=pixels.device) * pixels.shape[-2] // height
+    columns = torch.arange(width, device=pixels.device) * pixels.shape[-1] // width
+    return pixels.index_select(-2, rows).index_select(-1, columns)
+
+
+def _known_equal(size: int, other: int) -> bool:
+    """Whether two sizes are equal ints: symbolic ones (under :func:`torch.export.export`) are taken as different,
+    never guarded on, so that the resize is in the program (where the sizes are equal, it returns its input)."""
+    return type(size) is int and type(other) is int and size == other
+
+
+def _nearest(numerator: int, denominator: int) -> int:
+    """The integer nearest to ``numerator / denominator`` (positive), halves up."""
+    return (2 * numerator + denominator) // (2 * denominator)
