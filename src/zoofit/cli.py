@@ -601,10 +601,15 @@ def export(
     out: Annotated[Path, _option("The file to write (.onnx, .pt2).", "--out")],
     format: Annotated[str, _option(FORMATS.describe(), "--format")] = "onnx",
     image_shape: Annotated[
-        str | None, _option("Input images' size, H or HxW (default: the run's images' size, where they had one).")
+        str | None,
+        _option(
+            "Image size to check the file at, H or HxW, with a smaller and a larger one (default: the run's images' "
+            "size, where they had one). The file takes any size."
+        ),
     ] = None,
 ) -> None:
-    """Export a finished run's ensemble (resize, networks, average) to one file that runs without zoofit."""
+    """Export a finished run's ensemble (resize, networks, average) to one file that runs without zoofit on uint8
+    images of any size."""
     with command():
         FORMATS.get(format).check()  # before the path and the models: a missing extra is one line at once
         _check_writable(out, "--out", folder=False)
@@ -612,11 +617,10 @@ def export(
         from zoofit.export import export_run
 
         exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_shape))
-        checked = "" if exported.max_difference is None else f", within {exported.max_difference:.1g} of zoofit's"
-        height, width = exported.image_shape
+        sizes = ", ".join(f"{height}x{width}" for height, width in exported.checked_shapes)
         console.print(
-            f"wrote {out}: {exported.members} members, uint8 N x {height} x {width} x 3 images in, probabilities "
-            f"out{checked}, in {time.perf_counter() - start:.1f} s"
+            f"wrote {out}: {exported.members} members, uint8 N x H x W x 3 images of any size in, probabilities "
+            f"out, within {exported.max_difference:.1g} of zoofit's at {sizes}, in {time.perf_counter() - start:.1f} s"
         )
 
 

@@ -4,6 +4,8 @@ Each member resizes, crops and normalises the images as its trial was trained an
 (:func:`~zoofit.zoo.transforms.resize_crop`, the same code as the batch transform), runs its network and a
 softmax; the ensemble averages the members' probabilities with their weights. ``zoofit predict``, the
 :class:`~zoofit.ensemble.EnsembleClassifier`, the robustness evaluation and ``zoofit export`` all run this module.
+Nothing in it fixes the images' size, so :mod:`zoofit.export` captures it for any height and width; so it is for
+any network a ``MemberModule`` wraps (one member alone is an ensemble of one).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from zoofit.zoo.transforms import channel_scales, normalise, resize_crop
 
 
 class MemberModule(nn.Module):
-    """One member: ``N x H x W x C`` uint8 images (C = 1 or 3, one size) -> ``N x classes`` probabilities.
+    """One member: ``N x H x W x C`` uint8 images (C = 1 or 3, any one size) -> ``N x classes`` probabilities.
 
     ``precision`` ``"bf16"`` runs the network under bf16 autocast (the resize and the softmax stay in float32).
     """
