@@ -58,7 +58,7 @@ class Onnx(Format):
     onnxruntime."""
 
     name, suffix = "onnx", ".onnx"
-    help = "ONNX, for onnxruntime and any ONNX runtime (checked in onnxruntime)"
+    help = "ONNX, for onnxruntime and any ONNX runtime"
     needs = ("onnx", "onnxscript", "onnxruntime")
 
     def write(self, program: torch.export.ExportedProgram, path: Path, metadata: dict[str, str]) -> None:
