@@ -41,6 +41,7 @@ _HOMES = {
     "Zoo": "zoofit.zoo",
     "load_model": "zoofit.zoo",
     "load_zoo": "zoofit.zoo",
+    "suggest": "zoofit.labelling",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
     from zoofit.estimator import Machine, ZooSelection, clone  # noqa: F401
     from zoofit.finetune.config import SweepConfig, preset  # noqa: F401
+    from zoofit.labelling import suggest  # noqa: F401
     from zoofit.pipeline import ZooFit  # noqa: F401
     from zoofit.rank import RankConfig, RankedModel, Ranker  # noqa: F401
     from zoofit.result import RunResult  # noqa: F401

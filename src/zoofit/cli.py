@@ -38,6 +38,7 @@ from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
 from zoofit.finetune.config import PRESETS, SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
+from zoofit.labelling.strategies import STRATEGIES
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.rank.config import RankConfig
 from zoofit.rank.proxies import PROXIES
@@ -48,6 +49,7 @@ from zoofit.report import (
     predictions_table,
     ranking_table,
     run_tables,
+    suggestions_table,
     zoo_table,
 )
 from zoofit.settings import option_fields
@@ -554,6 +556,45 @@ def predict(
         if output is not None:
             (write_json if output.suffix.lower() == ".json" else write_csv)(output, rows)
             console.print(f"wrote {output}")
+
+
+_STRATEGY_HELP = " ".join(f"{name}: {entry.help}." for name, entry in STRATEGIES.items())
+
+
+@app.command()
+def suggest(
+    run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
+    pool: Annotated[str, _option("Unlabelled images: a folder (its labels, if any, ignored), or any --data form.")],
+    count: Annotated[int, _option("How many images to suggest.")],
+    out: Annotated[Path, _option("The .csv to write: path,label (empty, to fill in),predicted,probability,score,why.")],
+    strategy: Annotated[str, _option(f"How to choose (default {STRATEGIES.names()[0]}). {_STRATEGY_HELP}")] = (
+        STRATEGIES.names()[0]
+    ),
+    near_duplicate: Annotated[
+        float, _option("Skip an image this cosine-similar to a labelled or an already suggested one (0-1].")
+    ] = 0.98,
+    seed: Annotated[int, _option("Seed of the random strategy.")] = 0,
+    device: Device = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Suggest the unlabelled images worth labelling next, chosen with a finished run's ensemble; write them to a
+    CSV to label (then add them to the data and run 'zoofit run' again)."""
+    with command():
+        STRATEGIES.get(strategy)  # before torch loads
+        if out.suffix.lower() != ".csv":
+            raise ParameterError.of("out", f"'{out}' must end in .csv")
+        _check_writable(out, "--out", folder=False)
+        from zoofit.labelling import CSV_COLUMNS
+        from zoofit.labelling import suggest as choose
+        from zoofit.store import write_csv
+
+        with RichProgress(console) as progress:
+            chosen = choose(run_dir, pool, count, strategy=strategy, near_duplicate=near_duplicate, seed=seed,
+                            device=device, precision=precision, progress=progress)  # fmt: skip
+        stdout.print(suggestions_table(chosen.rows))  # the unreadable images were named as they were read
+        write_csv(out, chosen.csv_rows(out.parent), columns=CSV_COLUMNS)
+        console.print(chosen.describe())
+        console.print(f"wrote {out}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ MANIFEST = "ensemble.json"  # what rebuilding the ensemble needs
 RANKING = "ranking.json"  # {"ranked": the zoo, best first; "failed": models that failed, and why}
 RANKING_CSV = "ranking.csv"
 REPORT = "report.html"
+LABELLED = "labelled.safetensors"  # the run's images' content digests, its labelled images' features (suggest)
 DATA = "data.json"  # the fingerprint of the run's data: another dataset is refused
 WRITER_LOCK = ".writer.lock"  # held by the one process writing the folder
 WRITER = ".writer.json"  # that process's id and command line, for the message that refuses a second one

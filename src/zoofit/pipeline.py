@@ -29,6 +29,7 @@ from zoofit.finetune.config import default_preset, preset
 from zoofit.finetune.refit import refit
 from zoofit.finetune.soup import cook_soup
 from zoofit.finetune.sweep import Job
+from zoofit.labelling.labelled import record_labelled
 from zoofit.layout import MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankConfig, RankedModel, Ranker
@@ -250,6 +251,8 @@ class ZooFit(Estimator):
                 seeds = [refit_of.get(t.key, t) for t in seeds]  # a refit that failed: as trained on train
         members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
         store.write_json(MANIFEST, manifest(splits, members, store))
+        record_labelled(store.root, splits, device=context.device, precision=context.eval_precision,
+                        batch_size=context.eval_batch_size)  # fmt: skip
         if budget is not None:
             config = budget.robustness(len(members) + 1)
         with timer.stage("robustness"):

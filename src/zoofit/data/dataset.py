@@ -115,6 +115,12 @@ class ImageSet:
                 digest.update(np.ascontiguousarray(image).tobytes())
         return digest.hexdigest()[:16]
 
+    def digests(self) -> np.ndarray:
+        """Each image's :func:`pixel_digest`, ``N x 16`` uint8 (how a run tells which images it holds)."""
+        if isinstance(self.images, LazyImages):
+            raise ValueError("decode the images (ImageSet.decoded) before taking their digests")
+        return np.array([np.frombuffer(pixel_digest(image), np.uint8) for image in self.images]).reshape(-1, 16)
+
     @staticmethod
     def concat(first: ImageSet, second: ImageSet) -> ImageSet:
         if first.class_names != second.class_names:
@@ -125,6 +131,16 @@ class ImageSet:
         else:
             images = list(first.images) + list(second.images)
         return ImageSet(images, np.concatenate([first.labels, second.labels]), first.class_names)
+
+
+def pixel_digest(image: np.ndarray) -> bytes:
+    """A 16-byte hash of a decoded image's size and pixels, a grey image hashed as its RGB form (so an image reads
+    the same from a built-in's grey arrays and from a PNG file of it)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return digest.digest()
 
 
 def stack_if_uniform(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:

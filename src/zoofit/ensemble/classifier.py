@@ -122,6 +122,26 @@ class EnsembleClassifier:
         return self._forward(images, lambda x: [m(x) for m in members], len(members), batch_size, progress,
                              skip_unreadable)  # fmt: skip
 
+    def embed(
+        self,
+        images: Sequence[str | Path | np.ndarray],
+        member: int,
+        *,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        skip_unreadable: bool = False,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Each member's probabilities (as :meth:`member_probabilities`) and the pre-logit features of the
+        ``member``-th, from the same pass."""
+        members = list(self.module.members)
+
+        def forward(x: torch.Tensor) -> list[torch.Tensor]:
+            features, probs = members[member].embed(x)
+            return [*(probs if i == member else m(x) for i, m in enumerate(members)), features]
+
+        *probs, features = self._forward(images, forward, len(members) + 1, batch_size, progress, skip_unreadable)
+        return probs, features
+
     def predict_proba(
         self,
         images: Sequence[str | Path | np.ndarray],
@@ -144,20 +164,21 @@ class EnsembleClassifier:
         skip_unreadable: bool,
     ) -> list[np.ndarray]:
         """The ``outputs`` tensors of ``forward`` for ``images``, run on batches of images of one size, in order."""
-        chunks: list[list[np.ndarray]] = [[] for _ in range(outputs)]
+        chunks: list[list[np.ndarray | int]] = [[] for _ in range(outputs)]  # an int: that many images unread
         with (progress or SilentProgress()).task("predicting", total=len(images)) as task, torch.inference_mode():
             for start in range(0, len(images), DECODE_CHUNK):
                 decoded = [_decode(image, skip_unreadable) for image in images[start : start + DECODE_CHUNK]]
-                rows = [np.full((len(decoded), len(self.class_names)), np.nan) for _ in range(outputs)]
+                rows: list[np.ndarray | None] = [None] * outputs  # N x the output's width, NaN where skipped
                 for indices in _same_size_batches(decoded, batch_size):
                     batch = upload(torch.from_numpy(np.stack([decoded[i] for i in indices])), self.device)
-                    for row, output in zip(rows, forward(batch), strict=True):
-                        row[indices] = output.float().cpu().numpy()
-                for probs, row in zip(chunks, rows, strict=True):
-                    probs.append(row)
+                    for k, output in enumerate(forward(batch)):
+                        if rows[k] is None:
+                            rows[k] = np.full((len(decoded), output.shape[1]), np.nan)
+                        rows[k][indices] = output.float().cpu().numpy()
+                for parts, row in zip(chunks, rows, strict=True):
+                    parts.append(len(decoded) if row is None else row)
                 task.advance(len(decoded))
-        empty = np.zeros((0, len(self.class_names)))
-        return [np.concatenate([empty, *probs]) for probs in chunks]
+        return [_joined(parts, len(self.class_names)) for parts in chunks]
 
     def predict(self, images: Sequence[str | Path | np.ndarray]) -> list[str]:
         return [self.class_names[i] for i in self.predict_proba(images).argmax(1)]
@@ -182,6 +203,14 @@ def member_spec(root: Path, entry: dict[str, Any]) -> ModelSpec:
         preprocessing=Preprocessing(**{**prep, "mean": tuple(prep["mean"]), "std": tuple(prep["std"])}),
         gflops=entry["gflops"],
     )
+
+
+def _joined(parts: list[np.ndarray | int], width: int) -> np.ndarray:
+    """The rows of ``parts`` stacked, an int part standing for that many rows of NaN; ``width`` columns where no
+    part has rows."""
+    width = next((part.shape[1] for part in parts if isinstance(part, np.ndarray)), width)
+    rows = [np.full((part, width), np.nan) if isinstance(part, int) else part for part in parts]
+    return np.concatenate(rows) if rows else np.zeros((0, width))
 
 
 def _same_size_batches(images: Sequence[np.ndarray | None], batch_size: int) -> list[list[int]]:

@@ -37,11 +37,24 @@ class MemberModule(nn.Module):
         self.register_buffer("std", std, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = resize_crop(images.permute(0, 3, 1, 2), self.preprocessing)
-        inputs = to_input(normalise(pixels, self.mean, self.std))
+        inputs = self._inputs(images)
         with autocast(inputs.device, self.precision):
             logits = self.network(inputs)
         return logits.float().softmax(dim=1)
+
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's pre-logit features (the classifier's input, as timm defines it) and probabilities, from
+        one pass."""
+        inputs = self._inputs(images)
+        with autocast(inputs.device, self.precision):
+            pooled = self.network.forward_features(inputs)
+            features = self.network.forward_head(pooled, pre_logits=True).flatten(1)
+            logits = self.network.forward_head(pooled)
+        return features.float(), logits.float().softmax(dim=1)
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = resize_crop(images.permute(0, 3, 1, 2), self.preprocessing)
+        return to_input(normalise(pixels, self.mean, self.std))
 
 
 class EnsembleModule(nn.Module):

@@ -7,6 +7,7 @@ from zoofit.report.console import (
     predictions_table,
     ranking_table,
     run_tables,
+    suggestions_table,
     zoo_table,
 )
 from zoofit.report.html import html_report
@@ -19,5 +20,6 @@ __all__ = [
     "predictions_table",
     "ranking_table",
     "run_tables",
+    "suggestions_table",
     "zoo_table",
 ]

@@ -185,3 +185,13 @@ def predictions_table(rows: Sequence[dict[str, Any]]) -> Table:
         ranks = sorted(int(key.split("_")[1]) for key in row if key.startswith("class_"))
         table.add_row(row["image"], ", ".join(f"{row[f'class_{r}']} ({row[f'probability_{r}']:.3f})" for r in ranks))
     return table
+
+
+def suggestions_table(rows: Sequence[Any], shown: int = 20) -> Table:
+    """The first ``shown`` of the suggested images (:class:`~zoofit.labelling.Suggestion` rows), best first."""
+    table = Table(title=f"Label these first ({min(shown, len(rows))} of {len(rows)} shown)", title_justify="left")
+    for column in ("image", "predicted", "probability", "score", "why"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("probability", "score") else "left")
+    for row in rows[:shown]:
+        table.add_row(row.path, row.predicted, f"{row.probability:.3f}", f"{row.score:.3f}", row.why)
+    return table

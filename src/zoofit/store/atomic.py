@@ -43,9 +43,10 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """``rows`` as CSV under a header of ``columns`` (default: the rows' keys, in order of appearance)."""
     with atomic_path(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
-        fields = list(dict.fromkeys(key for row in rows for key in row))
+        fields = list(columns or dict.fromkeys(key for row in rows for key in row))
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

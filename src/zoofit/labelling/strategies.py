@@ -1,0 +1,167 @@
+"""How to choose the images worth labelling: strategies by name (``--strategy``).
+
+A strategy turns the pool as the ensemble sees it (:class:`Scored`) into candidates, best first: each with its
+score and why it was chosen. The caller takes them in that order, skipping near-duplicates, until it has enough;
+a strategy that spreads its picks (``diverse``) hears of each one as it is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from zoofit.errors import ParameterError
+from zoofit.registry import Registry
+
+#: A candidate: its index in the pool's scored images, its score (higher: label it sooner), and why.
+Candidate = tuple[int, float, str]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The pool's images as the ensemble sees them: each member's probabilities (``members`` x N x classes), the
+    members' ``weights`` (summing to 1), the images' ``features`` and the labelled images' ``labelled`` features
+    (unit rows, in the embedding member's pre-logit space, centred on the labelled images' mean)."""
+
+    probs: np.ndarray
+    weights: np.ndarray
+    features: np.ndarray
+    labelled: np.ndarray
+
+    @cached_property
+    def mean(self) -> np.ndarray:
+        """The ensemble's probabilities, N x classes."""
+        return np.tensordot(self.weights, self.probs, axes=1)
+
+    @cached_property
+    def entropy(self) -> np.ndarray:
+        """The entropy of the ensemble's prediction (nats)."""
+        return _entropy(self.mean)
+
+    @cached_property
+    def disagreement(self) -> np.ndarray:
+        """The mutual information between the prediction and the member (BALD over an ensemble): the entropy of
+        the average less the members' average entropy; 0 where the members agree, however unsure they are."""
+        return np.maximum(self.entropy - np.tensordot(self.weights, _entropy(self.probs), axes=1), 0.0)
+
+
+class Strategy(Protocol):
+    name: ClassVar[str]
+    help: ClassVar[str]
+
+    def check(self, members: int) -> None:
+        """Raise :class:`ParameterError` where the strategy cannot choose with an ensemble of ``members``."""
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        """The pool's images, best first, ``count`` of them to be taken."""
+
+
+#: The strategies by name; the first is the default (chosen by ``benchmarks/active_labelling.py``).
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+
+
+def register(strategy: type[Strategy]) -> type[Strategy]:
+    STRATEGIES.add(strategy.name, strategy())
+    return strategy
+
+
+@register
+class Diverse:
+    name = "diverse"
+    help = (
+        "disagreement, then spread: of the 10 x count images the members disagree on most, each next the one of "
+        "largest disagreement x cosine distance to the labelled images and those picked (entropy for one member)"
+    )
+    shortlist = 10  # candidates per image asked for
+
+    def check(self, members: int) -> None:
+        pass
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        weight, why = _weight(scored)
+        shortlist = np.argsort(-weight, kind="stable")[: self.shortlist * count]
+        features = scored.features[shortlist]
+        # each candidate's cosine distance to its nearest labelled image, then to its nearest one picked too
+        nearest = 1.0 - (features @ scored.labelled.T).max(axis=1, initial=-1.0)
+        from_labelled = np.ones(len(shortlist), dtype=bool)
+        taken = np.zeros(len(shortlist), dtype=bool)
+        while not taken.all():
+            value = np.where(taken, -np.inf, weight[shortlist] * np.maximum(nearest, 0.0))
+            best = int(np.argmax(value))
+            taken[best] = True
+            near = "every labelled image" if from_labelled[best] else "those picked before"
+            yield (
+                int(shortlist[best]), float(value[best]),
+                f"{why(weight[shortlist[best]])}; far from {near} (cosine distance {nearest[best]:.2f})",
+            )  # fmt: skip
+            closer = 1.0 - features @ features[best]
+            from_labelled &= closer >= nearest
+            nearest = np.minimum(nearest, closer)
+
+
+@register
+class Disagreement:
+    name = "disagreement"
+    help = "the images the ensemble's members disagree on most (mutual information between the members)"
+
+    def check(self, members: int) -> None:
+        if members < 2:
+            raise ParameterError.of(
+                "strategy", f"'{self.name}' needs two or more members to disagree; this run's ensemble has one: use "
+                "'entropy' or 'diverse'",
+            )  # fmt: skip
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        yield from _ranked(scored.disagreement, _disagree)
+
+
+@register
+class Entropy:
+    name = "entropy"
+    help = "the images whose ensemble prediction is least certain (entropy of the averaged probabilities)"
+
+    def check(self, members: int) -> None:
+        pass
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        yield from _ranked(scored.entropy, _unsure)
+
+
+@register
+class Random:
+    name = "random"
+    help = "images drawn at random (seeded): the baseline the others are measured against"
+
+    def check(self, members: int) -> None:
+        pass
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        for index in rng.permutation(len(scored.mean)):
+            yield int(index), 0.0, "drawn at random"
+
+
+def _disagree(value: float) -> str:
+    return f"members disagree (mutual information {value:.3f})"
+
+
+def _unsure(value: float) -> str:
+    return f"the ensemble is unsure (entropy {value:.3f} nats)"
+
+
+def _weight(scored: Scored) -> tuple[np.ndarray, Callable[[float], str]]:
+    """The disagreement and its words; the entropy where the ensemble has one member (which cannot disagree)."""
+    return (scored.disagreement, _disagree) if len(scored.weights) > 1 else (scored.entropy, _unsure)
+
+
+def _ranked(values: np.ndarray, why: Callable[[float], str]) -> Iterator[Candidate]:
+    """Every image, largest ``values`` first, with ``why`` its value."""
+    for index in np.argsort(-values, kind="stable"):
+        yield int(index), float(values[index]), why(float(values[index]))
+
+
+def _entropy(probs: np.ndarray) -> np.ndarray:
+    return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=-1)
