@@ -16,7 +16,6 @@ from zoofit import ZoofitError, load_data, suggest
 from zoofit.cli import app
 from zoofit.data import load_source
 from zoofit.data.dataset import pixel_digest
-from zoofit.errors import ParameterError
 from zoofit.labelling.choose import take_distinct
 from zoofit.labelling.labelled import read_labelled
 from zoofit.labelling.strategies import STRATEGIES, Scored
@@ -125,10 +124,12 @@ def test_diverse_spreads_its_picks_over_the_feature_space() -> None:
     assert "far from those picked before" in picks[1][2] or "far from every labelled image" in picks[1][2]
 
 
-def test_disagreement_needs_two_members() -> None:
-    with pytest.raises(ParameterError, match="two or more members"):
-        STRATEGIES["disagreement"].check(1)
-    STRATEGIES["diverse"].check(1)  # the entropy stands in for it
+def test_with_one_member_the_entropy_stands_in_for_the_disagreement() -> None:
+    members = np.array([[[0.9, 0.1], [0.5, 0.5], [0.7, 0.3]]])
+    scored = scored_pool(members, np.eye(3), np.zeros((0, 3)))
+    for name in ("disagreement", "diverse"):
+        first = next(STRATEGIES[name].candidates(scored, 1, np.random.default_rng(0)))
+        assert first[0] == 1 and "the ensemble is unsure" in first[2]
 
 
 def test_cli_writes_a_csv_that_zoofit_reads_once_labelled(run: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
 from zoofit.finetune.config import PRESETS, SweepConfig, default_preset
 from zoofit.finetune.config import preset as sweep_preset
-from zoofit.labelling.strategies import STRATEGIES
+from zoofit.labelling.strategies import STRATEGIES, check_choice
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.rank.config import RankConfig
 from zoofit.rank.proxies import PROXIES
@@ -580,16 +580,16 @@ def suggest(
     """Suggest the unlabelled images worth labelling next, chosen with a finished run's ensemble; write them to a
     CSV to label (then add them to the data and run 'zoofit run' again)."""
     with command():
-        STRATEGIES.get(strategy)  # before torch loads
+        check_choice(count, strategy, near_duplicate)  # before torch loads
         if out.suffix.lower() != ".csv":
             raise ParameterError.of("out", f"'{out}' must end in .csv")
         _check_writable(out, "--out", folder=False)
         from zoofit.labelling import CSV_COLUMNS
-        from zoofit.labelling import suggest as choose
+        from zoofit.labelling import suggest as suggest_images
         from zoofit.store import write_csv
 
         with RichProgress(console) as progress:
-            chosen = choose(run_dir, pool, count, strategy=strategy, near_duplicate=near_duplicate, seed=seed,
+            chosen = suggest_images(run_dir, pool, count, strategy=strategy, near_duplicate=near_duplicate, seed=seed,
                             device=device, precision=precision, progress=progress)  # fmt: skip
         stdout.print(suggestions_table(chosen.rows))  # the unreadable images were named as they were read
         write_csv(out, chosen.csv_rows(out.parent), columns=CSV_COLUMNS)

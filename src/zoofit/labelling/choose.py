@@ -20,10 +20,9 @@ import numpy as np
 from zoofit.data.dataset import pixel_digest
 from zoofit.device import default_batch_size, resolve_device
 from zoofit.ensemble import EnsembleClassifier
-from zoofit.errors import ParameterError
-from zoofit.labelling.labelled import Labelled, read_labelled
+from zoofit.labelling.labelled import read_labelled
 from zoofit.labelling.pool import Pool, PoolLike, open_pool
-from zoofit.labelling.strategies import STRATEGIES, Candidate, Scored
+from zoofit.labelling.strategies import STRATEGIES, Candidate, Scored, check_choice
 from zoofit.progress import Progress, SilentProgress
 
 log = logging.getLogger("zoofit")
@@ -99,6 +98,7 @@ def suggest(
     """The ``count`` images of ``pool`` worth labelling first for the finished run folder ``run``, by
     ``strategy`` (see :data:`~zoofit.labelling.STRATEGIES`); images the run holds are never suggested, nor an image
     whose embedding is at least ``near_duplicate`` cosine-similar to a labelled or an already suggested one.
+    :func:`score_pool` then :func:`choose`.
 
     Examples
     --------
@@ -107,35 +107,106 @@ def suggest(
     >>> chosen.rows[0].path, chosen.rows[0].why                                   # doctest: +SKIP
     ('unlabelled/0412.png', 'members disagree (mutual information 0.412); far from every labelled image ...')
     """
-    chooser = STRATEGIES.get(strategy)
-    if count < 1:
-        raise ParameterError.of("count", f"must be at least 1, not {count}")
-    if not 0.0 < near_duplicate <= 1.0:
-        raise ParameterError.of("near_duplicate", f"must be in (0, 1], not {near_duplicate}")
+    check_choice(count, strategy, near_duplicate)  # before the pool is read
+    scored = score_pool(run, pool, device=device, precision=precision, batch_size=batch_size, progress=progress)
+    return choose(scored, count, strategy=strategy, near_duplicate=near_duplicate, seed=seed)
+
+
+@dataclass(frozen=True)
+class ScoredPool:
+    """A pool as a run's ensemble sees it, to choose from by any strategy: the images to choose among
+    (``scored``; ``kept``, their indices in ``pool``), and those left out, by kind."""
+
+    pool: Pool
+    scored: Scored
+    kept: list[int]
+    class_names: tuple[str, ...]
+    in_run: int  # already in the run's data (by content)
+    duplicates: int  # exact copies of an earlier pool image
+    unreadable: list[int]
+    seconds: float
+
+
+def score_pool(
+    run: str | Path,
+    pool: PoolLike,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> ScoredPool:
+    """Every image of ``pool`` through the ensemble of the run folder ``run``, a chunk at a time (each member's
+    probabilities and the embedding member's pre-logits from one pass), but those the run holds (by content
+    digest), the exact copies of an earlier pool image and the unreadable ones (warned of, by name)."""
     started = time.perf_counter()
     root = Path(run)
     classifier = EnsembleClassifier.load(root, device=device, precision=precision)
-    chooser.check(len(classifier.members))
     labelled = read_labelled(root)
     images = open_pool(pool)
     batch = batch_size or default_batch_size(resolve_device(device))
-    scores = _score(classifier, images, labelled, labelled.member, batch, progress or SilentProgress())
+    seen: set[bytes] = set()
+    kept, unreadable, in_run, duplicates = [], [], 0, 0
+    probs, features = [], []
+    with (progress or SilentProgress()).task("scoring the pool", total=len(images)) as task:
+        for start, chunk in images.chunks(CHUNK):
+            batch_images = []
+            for index, image in enumerate(chunk, start):
+                digest = None if image is None else pixel_digest(image)
+                if digest is None:
+                    unreadable.append(index)
+                elif digest in labelled.digests:
+                    in_run += 1
+                elif digest in seen:
+                    duplicates += 1
+                else:
+                    seen.add(digest)
+                    kept.append(index)
+                    batch_images.append(image)
+            if batch_images:
+                member_probs, embedding = classifier.embed(batch_images, labelled.member, batch_size=batch)
+                probs.append(np.stack(member_probs))
+                features.append(embedding)
+            task.advance(len(chunk))
     weights = np.array([member.weight for member in classifier.members])
     centre = labelled.features.mean(axis=0)
+    shape = (len(weights), 0, len(classifier.class_names))
     scored = Scored(
-        scores.probs, weights / weights.sum(), _unit(scores.features - centre), _unit(labelled.features - centre)
+        np.concatenate(probs, axis=1) if probs else np.zeros(shape),
+        weights / weights.sum(),
+        _unit(np.concatenate(features) - centre if features else np.zeros((0, len(centre)))),
+        _unit(labelled.features - centre),
     )
-    candidates = chooser.candidates(scored, count, np.random.default_rng(seed)) if len(scores.kept) else iter(())
+    return ScoredPool(
+        images, scored, kept, classifier.class_names, in_run, duplicates, unreadable, time.perf_counter() - started
+    )
+
+
+def choose(
+    pool: ScoredPool,
+    count: int,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    near_duplicate: float = NEAR_DUPLICATE,
+    seed: int = 0,
+) -> Suggestions:
+    """The ``count`` images of the scored ``pool`` to label first, by ``strategy``, near-duplicates skipped."""
+    check_choice(count, strategy, near_duplicate)
+    started = time.perf_counter()
+    scored = pool.scored
+    rng = np.random.default_rng(seed)
+    candidates = STRATEGIES[strategy].candidates(scored, count, rng) if pool.kept else iter(())
     taken, skipped = take_distinct(candidates, scored, count, near_duplicate)
     rows = []
     for index, value, why in taken:
         mean = scored.mean[index]
         label = int(np.argmax(mean))
-        name, probability = images.name(scores.kept[index]), round(float(mean[label]), 4)
-        rows.append(Suggestion(name, "", classifier.class_names[label], probability, round(value, 4), why))
+        name, probability = pool.pool.name(pool.kept[index]), round(float(mean[label]), 4)
+        rows.append(Suggestion(name, "", pool.class_names[label], probability, round(value, 4), why))
     return Suggestions(
-        rows, strategy, len(images), scores.in_run, scores.duplicates, skipped,
-        [images.name(i) for i in scores.unreadable], len(classifier.members), time.perf_counter() - started,
+        rows, strategy, len(pool.pool), pool.in_run, pool.duplicates, skipped,
+        [pool.pool.name(i) for i in pool.unreadable], len(scored.weights),
+        pool.seconds + time.perf_counter() - started,
     )  # fmt: skip
 
 
@@ -157,54 +228,6 @@ def take_distinct(
         else:
             taken.append(candidate)
     return taken, skipped
-
-
-@dataclass(frozen=True)
-class _Scores:
-    probs: np.ndarray  # members x N x classes of the N images to choose among
-    features: np.ndarray  # N x D, their embeddings
-    kept: list[int]  # their indices in the pool
-    in_run: int
-    duplicates: int
-    unreadable: list[int]
-
-
-def _score(
-    classifier: EnsembleClassifier, images: Pool, labelled: Labelled, member: int, batch_size: int, progress: Progress
-) -> _Scores:
-    """Every pool image through the ensemble, a chunk at a time; the images left out, by kind."""
-    seen: set[bytes] = set()
-    kept, unreadable, in_run, duplicates = [], [], 0, 0
-    probs, features = [], []
-    index = 0
-    with progress.task("scoring the pool", total=len(images)) as task:
-        for chunk in images.chunks(CHUNK):
-            batch = []
-            for image in chunk:
-                if image is None:
-                    unreadable.append(index)
-                else:
-                    digest = pixel_digest(image)
-                    if digest in labelled.digests:
-                        in_run += 1
-                    elif digest in seen:
-                        duplicates += 1
-                    else:
-                        seen.add(digest)
-                        kept.append(index)
-                        batch.append(image)
-                index += 1
-            if batch:
-                member_probs, embedding = classifier.embed(batch, member, batch_size=batch_size)
-                probs.append(np.stack(member_probs))
-                features.append(embedding)
-            task.advance(len(chunk))
-    classes, members = len(classifier.class_names), len(classifier.members)
-    return _Scores(
-        np.concatenate(probs, axis=1) if probs else np.zeros((members, 0, classes)),
-        np.concatenate(features) if features else np.zeros((0, labelled.features.shape[1]), np.float32),
-        kept, in_run, duplicates, unreadable,
-    )  # fmt: skip
 
 
 def _relative(name: str, folder: Path) -> str:

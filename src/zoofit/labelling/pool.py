@@ -63,11 +63,11 @@ class Pool:
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def chunks(self, size: int) -> Iterator[list[np.ndarray | None]]:
-        """The images decoded ``size`` at a time (within a part), in order."""
-        for part in self.parts:
+    def chunks(self, size: int) -> Iterator[tuple[int, list[np.ndarray | None]]]:
+        """The images decoded ``size`` at a time (within a part), in order, each chunk with its first index."""
+        for first, part in zip(self.starts, self.parts, strict=False):
             for start in range(0, len(part), size):
-                yield part.read(start, min(start + size, len(part)), self.max_side)
+                yield int(first) + start, part.read(start, min(start + size, len(part)), self.max_side)
 
     def name(self, index: int) -> str:
         which = int(np.searchsorted(self.starts, index, side="right") - 1)

@@ -53,9 +53,6 @@ class Strategy(Protocol):
     name: ClassVar[str]
     help: ClassVar[str]
 
-    def check(self, members: int) -> None:
-        """Raise :class:`ParameterError` where the strategy cannot choose with an ensemble of ``members``."""
-
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
         """The pool's images, best first, ``count`` of them to be taken."""
 
@@ -77,9 +74,6 @@ class Diverse:
         "largest disagreement x cosine distance to the labelled images and those picked (entropy for one member)"
     )
     shortlist = 10  # candidates per image asked for
-
-    def check(self, members: int) -> None:
-        pass
 
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
         weight, why = _weight(scored)
@@ -106,26 +100,19 @@ class Diverse:
 @register
 class Disagreement:
     name = "disagreement"
-    help = "the images the ensemble's members disagree on most (mutual information between the members)"
-
-    def check(self, members: int) -> None:
-        if members < 2:
-            raise ParameterError.of(
-                "strategy", f"'{self.name}' needs two or more members to disagree; this run's ensemble has one: use "
-                "'entropy' or 'diverse'",
-            )  # fmt: skip
+    help = (
+        "the images the ensemble's members disagree on most (mutual information between the members; entropy for "
+        "one member)"
+    )
 
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
-        yield from _ranked(scored.disagreement, _disagree)
+        yield from _ranked(*_weight(scored))
 
 
 @register
 class Entropy:
     name = "entropy"
     help = "the images whose ensemble prediction is least certain (entropy of the averaged probabilities)"
-
-    def check(self, members: int) -> None:
-        pass
 
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
         yield from _ranked(scored.entropy, _unsure)
@@ -136,12 +123,18 @@ class Random:
     name = "random"
     help = "images drawn at random (seeded): the baseline the others are measured against"
 
-    def check(self, members: int) -> None:
-        pass
-
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
         for index in rng.permutation(len(scored.mean)):
             yield int(index), 0.0, "drawn at random"
+
+
+def check_choice(count: int, strategy: str, near_duplicate: float) -> None:
+    """Raise :class:`ParameterError` for a choice :func:`choose` cannot make."""
+    STRATEGIES.get(strategy)
+    if count < 1:
+        raise ParameterError.of("count", f"must be at least 1, not {count}")
+    if not 0.0 < near_duplicate <= 1.0:
+        raise ParameterError.of("near_duplicate", f"must be in (0, 1], not {near_duplicate}")
 
 
 def _disagree(value: float) -> str:

@@ -1,0 +1,210 @@
+"""Active labelling on Fashion-MNIST with the demo zoo: does labelling what ``zoofit suggest`` picks beat labelling
+images at random?
+
+The loop of a user, simulated: start from the usual 1,000 labelled training images (100 per class; the protocol
+holds 20% out for validation), a pool of 20,000 other training images; each round, a run on the labelled images,
+``suggest`` picks 200 of the pool, their labels are revealed from the dataset, and the next run trains on the grown
+set. Three rounds per strategy, three seeds (the seed draws the initial images and the pool, and seeds the runs).
+Each run's ensemble is scored on the same seeded 2,000 test images.
+
+To fit a 2-core CPU (at most ~45 minutes on idle cores), every run is a cheap sweep: 64 px, the top 2 models,
+one learning rate (0.01), 200 steps at batch 32, no robustness, soups or seed baseline, the trials one after
+another in this process (no worker processes to start). The first run of each seed
+ranks the whole demo zoo; the later runs rank only its top 2 (the models they fine-tune). The pool is scored by the
+run's ensemble; the first round's scores are shared by the strategies (they start from the same run); ``random``
+draws among the pool's unlabelled images without scoring them (as ``--strategy random`` does, seeded).
+
+    python benchmarks/active_labelling.py            # writes benchmarks/results/active_labelling-cpu.json
+    python benchmarks/active_labelling.py --chart    # redraws docs/active_labelling.png from that file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, describe, save  # noqa: E402
+
+from zoofit import ZooFit, preset  # noqa: E402
+from zoofit.data import DataConfig, ImageSet, SourceData, load_source, make_splits  # noqa: E402
+from zoofit.data.protocol import stratified_per_class  # noqa: E402
+from zoofit.labelling import STRATEGIES  # noqa: E402
+from zoofit.labelling.choose import choose, score_pool  # noqa: E402
+
+NAME = "active_labelling"
+CHART = Path(__file__).parents[1] / "docs" / "active_labelling.png"
+
+
+@dataclass(frozen=True)
+class Settings:
+    initial_per_class: int = 100
+    pool: int = 20_000
+    rounds: int = 3
+    per_round: int = 200
+    seeds: tuple[int, ...] = (0, 1, 2)
+    test_images: int = 2_000
+    top_k: int = 2
+    sweep: tuple[tuple[str, Any], ...] = (
+        ("image_size", 64), ("lrs", (0.01,)), ("steps", (200,)), ("batch_size", 32), ("shift_images", 0),
+        ("soup", False), ("refit", False), ("seed_baseline", 0),
+    )  # fmt: skip
+
+
+#: Seconds, not minutes: what the test runs, so that the benchmark keeps working.
+SMOKE = Settings(
+    initial_per_class=3, pool=60, rounds=1, per_round=5, seeds=(0,), test_images=40,
+    sweep=(("image_size", 32), ("lrs", (0.01,)), ("steps", (3,)), ("batch_size", 8), ("shift_images", 0),
+           ("soup", False), ("refit", False), ("seed_baseline", 0)),
+)  # fmt: skip
+
+
+def fit(labelled: ImageSet, test: ImageSet, out: Path, seed: int, settings: Settings, models: list[str] | None):
+    """A run of the cheap sweep on ``labelled`` (20% held out for validation), scored on ``test``."""
+    splits = make_splits(SourceData("fashion-mnist", labelled, test=test), DataConfig("fashion-mnist", seed=seed))
+    sweep = preset("quick").override(top_k=settings.top_k, **dict(settings.sweep))
+    return ZooFit("demo", sweep=sweep, seed=seed, models=models, workers=1).fit(splits, out)
+
+
+def one_seed(seed: int, settings: Settings, train: ImageSet, test: ImageSet, folder: Path) -> list[dict[str, Any]]:
+    """Every strategy's rounds from one seed's initial images and pool: a row per run."""
+    rng = np.random.default_rng(seed)
+    initial = stratified_per_class(train, settings.initial_per_class, rng)
+    pool_indices = np.sort(rng.choice(np.setdiff1d(np.arange(len(train)), initial), settings.pool, replace=False))
+    pool = train.subset(pool_indices)
+    started = time.perf_counter()
+    first = fit(train.subset(initial), test, folder / f"seed{seed}-round0", seed, settings, None)
+    models = [row.model for row in first.ranker_.ranking_[: settings.top_k]]
+    rows = [row_of(seed, "all", 0, len(initial), first, time.perf_counter() - started, None)]
+    shared = score_pool(folder / f"seed{seed}-round0", pool)
+    for strategy in STRATEGIES:
+        labelled, run, draws = initial, folder / f"seed{seed}-round0", np.random.default_rng(seed)
+        for round_ in range(1, settings.rounds + 1):
+            started = time.perf_counter()
+            if strategy == "random":
+                taken = np.flatnonzero(~np.isin(pool_indices, labelled))
+                positions = np.sort(draws.choice(taken, settings.per_round, replace=False))
+                chosen = None
+            else:
+                scored = shared if round_ == 1 else score_pool(run, pool)
+                chosen = choose(scored, settings.per_round, strategy=strategy, seed=seed)
+                positions = np.array([int(row.path.rsplit("/", 1)[1]) for row in chosen.rows])
+                assert chosen.in_run == len(labelled) - len(initial), "the run's images must be left out"
+            suggest_seconds = time.perf_counter() - started
+            labelled = np.concatenate([labelled, pool_indices[positions]])
+            run = folder / f"seed{seed}-{strategy}-round{round_}"
+            fitted = fit(train.subset(labelled), test, run, seed, settings, models)
+            rows.append(row_of(seed, strategy, round_, len(labelled), fitted, time.perf_counter() - started, chosen,
+                               suggest_seconds))  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def row_of(seed, strategy, round_, labels, fitted, seconds, chosen, suggest_seconds=None) -> dict[str, Any]:
+    result = fitted.result_
+    return {
+        "seed": seed, "strategy": strategy, "round": round_, "labels": labels,
+        "test_accuracy": result.ensemble.test.accuracy, "test_nll": result.ensemble.test.nll,
+        "members": len(result.ensemble.members), "seconds": round(seconds, 1),
+        "suggest_seconds": None if suggest_seconds is None else round(suggest_seconds, 1),
+        "near_duplicates_skipped": None if chosen is None else chosen.near_duplicates,
+    }  # fmt: skip
+
+
+def summarise(rows: list[dict[str, Any]], settings: Settings, default: str = "diverse") -> dict[str, Any]:
+    """Mean and spread over the seeds of each strategy's accuracy and NLL per round (round 0 shared), and the goal:
+    ``default`` beats random by a point at every round, or reaches random's last accuracy with 30% fewer labels."""
+    table: dict[str, list[dict[str, float]]] = {}
+    for strategy in STRATEGIES:
+        table[strategy] = []
+        for round_ in range(settings.rounds + 1):
+            mine = [r for r in rows if r["round"] == round_ and r["strategy"] in (strategy, "all")]
+            accuracy, nll = np.array([r["test_accuracy"] for r in mine]), np.array([r["test_nll"] for r in mine])
+            table[strategy].append({
+                "round": round_, "labels": mine[0]["labels"], "accuracy": float(accuracy.mean()),
+                "accuracy_std": float(accuracy.std()), "nll": float(nll.mean()), "nll_std": float(nll.std()),
+            })  # fmt: skip
+    gains = [d["accuracy"] - r["accuracy"] for d, r in zip(table[default], table["random"], strict=True)][1:]
+    last = table["random"][-1]
+    reached = next((d for d in table[default][1:] if d["accuracy"] >= last["accuracy"]), None)
+    added = last["labels"] - table["random"][0]["labels"]
+    saved = None if reached is None else 1 - (reached["labels"] - table[default][0]["labels"]) / added
+    return {
+        "by_strategy": table,
+        "default": default,
+        "gain_over_random_by_round": gains,
+        "labels_saved_to_reach_random_last": saved,
+        "goal_met": bool(min(gains) >= 0.01 or (saved is not None and saved >= 0.3)),
+    }
+
+
+def chart(figures: dict[str, Any], path: Path = CHART) -> None:
+    """Test accuracy by round, one line per strategy (mean over the seeds, their spread as a band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for strategy, points in figures["summary"]["by_strategy"].items():
+        x = [p["round"] for p in points]
+        y, spread = np.array([p["accuracy"] for p in points]), np.array([p["accuracy_std"] for p in points])
+        axis.plot(x, 100 * y, marker="o", label=strategy)
+        axis.fill_between(x, 100 * (y - spread), 100 * (y + spread), alpha=0.15)
+    settings = figures["settings"]
+    axis.set_xticks(x, [f"{r}\n{p['labels']}" for r, p in zip(x, points, strict=True)])
+    axis.set_xlabel(f"round (labelled images; +{settings['per_round']} per round)")
+    axis.set_ylabel(f"test accuracy, % ({settings['test_images']} images)")
+    axis.set_title(f"Fashion-MNIST, demo zoo: mean of {len(settings['seeds'])} seeds (band: ±1 std)")
+    axis.grid(alpha=0.3)
+    axis.legend(title="strategy")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(settings: Settings = Settings(), *, smoke: bool = False) -> dict[str, Any]:
+    """Every seed's loop; the figures saved (and the chart drawn) after each seed, so a long run that is stopped
+    keeps the seeds it finished."""
+    source = load_source("fashion-mnist")
+    test = source.test.subset(np.sort(np.random.default_rng(0).choice(len(source.test), settings.test_images, False)))
+    started, rows = time.perf_counter(), []
+    for seed in settings.seeds:
+        with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
+            rows += one_seed(seed, settings, source.train, test, Path(folder))
+        done = replace(settings, seeds=settings.seeds[: settings.seeds.index(seed) + 1])
+        figures = {
+            "machine": describe(),
+            "settings": {**{k: v for k, v in vars(done).items() if k != "sweep"}, "sweep": dict(settings.sweep)},
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "runs": rows,
+            "summary": summarise(rows, done),
+        }
+        if not smoke:
+            save(NAME, figures)
+            chart(figures)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chart", action="store_true", help="only redraw the chart from the saved results")
+    parser.add_argument("--smoke", action="store_true", help="the seconds-long version (nothing saved)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--pool", type=int, default=Settings.pool, help="pool images (default 20,000)")
+    arguments = parser.parse_args()
+    if arguments.chart:
+        chart(json.loads((RESULTS / f"{NAME}-cpu.json").read_text()))
+    elif arguments.smoke:
+        print(json.dumps(main(SMOKE, smoke=True)["summary"], indent=2))
+    else:
+        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds))))
