@@ -184,3 +184,15 @@ def test_a_record_of_another_ensemble_is_refused(run: Path, tmp_path: Path) -> N
     save_file(tensors, str(folder / LABELLED), metadata={"member": "0", "trial": "another-trial"})
     with pytest.raises(ZoofitError, match="written for another ensemble"):
         suggest(folder, tmp_path, 1)
+
+
+def test_embed_gives_the_members_probabilities_and_the_pre_logits_of_one(run: Path) -> None:
+    from zoofit.ensemble import EnsembleClassifier
+
+    classifier = EnsembleClassifier.load(run, precision="fp32")
+    images = list(load_data(str(run.parent / "images")).test.images)
+    probs, features = classifier.embed(images, 0)
+    for got, expected in zip(probs, classifier.member_probabilities(images), strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    network = classifier.members[0].model.model
+    assert features.shape == (len(images), network.num_features)
