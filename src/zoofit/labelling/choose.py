@@ -8,7 +8,6 @@ similarity of the embedding, against the labelled images and the images already 
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterable
@@ -25,7 +24,6 @@ from zoofit.labelling.pool import Pool, PoolLike, open_pool
 from zoofit.labelling.strategies import STRATEGIES, Candidate, Scored, check_choice
 from zoofit.progress import Progress, SilentProgress
 
-log = logging.getLogger("zoofit")
 CHUNK = 512  # pool images decoded and scored at a time
 DEFAULT_STRATEGY = STRATEGIES.names()[0]
 #: Cosine similarity of two images' (centred) embeddings from which the second is a near-duplicate of the first.
@@ -62,10 +60,6 @@ class Suggestions:
     unreadable: list[str] = field(default_factory=list)  # the files that could not be read
     members: int = 0
     seconds: float = 0.0
-
-    @property
-    def candidates(self) -> int:
-        return self.pool - self.in_run - self.duplicates - len(self.unreadable)
 
     def describe(self) -> str:
         """One line: how many images were chosen from what, and every image left out and why."""
