@@ -201,10 +201,13 @@ if __name__ == "__main__":
     parser.add_argument("--smoke", action="store_true", help="the seconds-long version (nothing saved)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--pool", type=int, default=Settings.pool, help="pool images (default 20,000)")
+    parser.add_argument("--image-size", type=int, default=64, help="the sweep's resolution (default 64)")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of each trial (default 200)")
     arguments = parser.parse_args()
     if arguments.chart:
         chart(json.loads((RESULTS / f"{NAME}-cpu.json").read_text()))
     elif arguments.smoke:
         print(json.dumps(main(SMOKE, smoke=True)["summary"], indent=2))
     else:
-        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds))))
+        sweep = {**dict(Settings.sweep), "image_size": arguments.image_size, "steps": (arguments.steps,)}
+        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds)), sweep=tuple(sweep.items())))
