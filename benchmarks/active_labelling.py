@@ -25,7 +25,8 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,6 @@ from common import RESULTS, describe, save  # noqa: E402
 from zoofit import ZooFit, preset  # noqa: E402
 from zoofit.data import DataConfig, ImageSet, SourceData, load_source, make_splits  # noqa: E402
 from zoofit.data.protocol import stratified_per_class  # noqa: E402
-from zoofit.labelling import STRATEGIES  # noqa: E402
 from zoofit.labelling.choose import choose, score_pool  # noqa: E402
 
 NAME = "active_labelling"
@@ -74,8 +74,16 @@ def fit(labelled: ImageSet, test: ImageSet, out: Path, seed: int, settings: Sett
     return ZooFit("demo", sweep=sweep, seed=seed, models=models, workers=1).fit(splits, out)
 
 
-def one_seed(seed: int, settings: Settings, train: ImageSet, test: ImageSet, folder: Path) -> list[dict[str, Any]]:
-    """Every strategy's rounds from one seed's initial images and pool: a row per run."""
+#: The order the strategies take their turn in each round: the default and its baseline first, so that a run
+#: stopped early still compares them.
+ORDER = ("diverse", "random", "entropy", "disagreement")
+
+
+def one_seed(
+    seed: int, settings: Settings, train: ImageSet, test: ImageSet, folder: Path, done: Callable[[list], None]
+) -> list[dict[str, Any]]:
+    """Every strategy's rounds from one seed's initial images and pool, round by round: a row per run, each handed
+    to ``done`` with the rows before it."""
     rng = np.random.default_rng(seed)
     initial = stratified_per_class(train, settings.initial_per_class, rng)
     pool_indices = np.sort(rng.choice(np.setdiff1d(np.arange(len(train)), initial), settings.pool, replace=False))
@@ -84,10 +92,13 @@ def one_seed(seed: int, settings: Settings, train: ImageSet, test: ImageSet, fol
     first = fit(train.subset(initial), test, folder / f"seed{seed}-round0", seed, settings, None)
     models = [row.model for row in first.ranker_.ranking_[: settings.top_k]]
     rows = [row_of(seed, "all", 0, len(initial), first, time.perf_counter() - started, None)]
+    done(rows)
     shared = score_pool(folder / f"seed{seed}-round0", pool)
-    for strategy in STRATEGIES:
-        labelled, run, draws = initial, folder / f"seed{seed}-round0", np.random.default_rng(seed)
-        for round_ in range(1, settings.rounds + 1):
+    state = {strategy: (initial, folder / f"seed{seed}-round0") for strategy in ORDER}
+    draws = np.random.default_rng(seed)
+    for round_ in range(1, settings.rounds + 1):
+        for strategy in ORDER:
+            labelled, run = state[strategy]
             started = time.perf_counter()
             if strategy == "random":
                 taken = np.flatnonzero(~np.isin(pool_indices, labelled))
@@ -102,9 +113,11 @@ def one_seed(seed: int, settings: Settings, train: ImageSet, test: ImageSet, fol
             labelled = np.concatenate([labelled, pool_indices[positions]])
             run = folder / f"seed{seed}-{strategy}-round{round_}"
             fitted = fit(train.subset(labelled), test, run, seed, settings, models)
+            state[strategy] = (labelled, run)
             rows.append(row_of(seed, strategy, round_, len(labelled), fitted, time.perf_counter() - started, chosen,
                                suggest_seconds))  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
+            done(rows)
     return rows
 
 
@@ -120,30 +133,32 @@ def row_of(seed, strategy, round_, labels, fitted, seconds, chosen, suggest_seco
 
 
 def summarise(rows: list[dict[str, Any]], settings: Settings, default: str = "diverse") -> dict[str, Any]:
-    """Mean and spread over the seeds of each strategy's accuracy and NLL per round (round 0 shared), and the goal:
-    ``default`` beats random by a point at every round, or reaches random's last accuracy with 30% fewer labels."""
+    """Mean and spread over the seeds of each strategy's accuracy and NLL per round (round 0 shared; a round not
+    run yet left out), and the goal: ``default`` beats random by a point at every round, or reaches random's last
+    accuracy with 30% fewer added labels (None until every round of both has run)."""
     table: dict[str, list[dict[str, float]]] = {}
-    for strategy in STRATEGIES:
+    for strategy in ORDER:
         table[strategy] = []
         for round_ in range(settings.rounds + 1):
             mine = [r for r in rows if r["round"] == round_ and r["strategy"] in (strategy, "all")]
+            if not mine:
+                continue
             accuracy, nll = np.array([r["test_accuracy"] for r in mine]), np.array([r["test_nll"] for r in mine])
             table[strategy].append({
-                "round": round_, "labels": mine[0]["labels"], "accuracy": float(accuracy.mean()),
+                "round": round_, "labels": mine[0]["labels"], "seeds": len(mine), "accuracy": float(accuracy.mean()),
                 "accuracy_std": float(accuracy.std()), "nll": float(nll.mean()), "nll_std": float(nll.std()),
             })  # fmt: skip
-    gains = [d["accuracy"] - r["accuracy"] for d, r in zip(table[default], table["random"], strict=True)][1:]
-    last = table["random"][-1]
-    reached = next((d for d in table[default][1:] if d["accuracy"] >= last["accuracy"]), None)
-    added = last["labels"] - table["random"][0]["labels"]
-    saved = None if reached is None else 1 - (reached["labels"] - table[default][0]["labels"]) / added
+    pairs = list(zip(table[default], table["random"], strict=False))[1:]
+    gains = [d["accuracy"] - r["accuracy"] for d, r in pairs]
+    complete = len(pairs) == settings.rounds
+    reached = next((d for d in table[default][1:] if d["accuracy"] >= table["random"][-1]["accuracy"]), None)
+    added = table["random"][-1]["labels"] - table["random"][0]["labels"]
+    saved = None if reached is None or not complete else 1 - (reached["labels"] - table[default][0]["labels"]) / added
     return {
-        "by_strategy": table,
-        "default": default,
-        "gain_over_random_by_round": gains,
+        "by_strategy": table, "default": default, "gain_over_random_by_round": gains,
         "labels_saved_to_reach_random_last": saved,
-        "goal_met": bool(min(gains) >= 0.01 or (saved is not None and saved >= 0.3)),
-    }
+        "goal_met": bool(min(gains) >= 0.01 or (saved is not None and saved >= 0.3)) if complete else None,
+    }  # fmt: skip
 
 
 def chart(figures: dict[str, Any], path: Path = CHART) -> None:
@@ -160,10 +175,12 @@ def chart(figures: dict[str, Any], path: Path = CHART) -> None:
         axis.plot(x, 100 * y, marker="o", label=strategy)
         axis.fill_between(x, 100 * (y - spread), 100 * (y + spread), alpha=0.15)
     settings = figures["settings"]
-    axis.set_xticks(x, [f"{r}\n{p['labels']}" for r, p in zip(x, points, strict=True)])
+    ticks = {p["round"]: p["labels"] for points in figures["summary"]["by_strategy"].values() for p in points}
+    axis.set_xticks(list(ticks), [f"{r}\n{labels}" for r, labels in ticks.items()])
     axis.set_xlabel(f"round (labelled images; +{settings['per_round']} per round)")
     axis.set_ylabel(f"test accuracy, % ({settings['test_images']} images)")
-    axis.set_title(f"Fashion-MNIST, demo zoo: mean of {len(settings['seeds'])} seeds (band: ±1 std)")
+    seeds = len(settings["seeds"])
+    axis.set_title(f"Fashion-MNIST, demo zoo: {seeds} seed{'s' * (seeds > 1)} (band: ±1 std)")
     axis.grid(alpha=0.3)
     axis.legend(title="strategy")
     fig.tight_layout()
@@ -173,25 +190,29 @@ def chart(figures: dict[str, Any], path: Path = CHART) -> None:
 
 
 def main(settings: Settings = Settings(), *, smoke: bool = False) -> dict[str, Any]:
-    """Every seed's loop; the figures saved (and the chart drawn) after each seed, so a long run that is stopped
-    keeps the seeds it finished."""
+    """Every seed's loop; unless ``smoke``, the figures so far saved (and the chart drawn) after each run, so a
+    long benchmark that is stopped keeps what it finished."""
     source = load_source("fashion-mnist")
     test = source.test.subset(np.sort(np.random.default_rng(0).choice(len(source.test), settings.test_images, False)))
-    started, rows = time.perf_counter(), []
-    for seed in settings.seeds:
-        with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
-            rows += one_seed(seed, settings, source.train, test, Path(folder))
-        done = replace(settings, seeds=settings.seeds[: settings.seeds.index(seed) + 1])
-        figures = {
+    started, finished, figures = time.perf_counter(), [], {}
+
+    def done(rows: list[dict[str, Any]]) -> None:
+        seeds = sorted({row["seed"] for row in finished + rows})
+        figures.update({
             "machine": describe(),
-            "settings": {**{k: v for k, v in vars(done).items() if k != "sweep"}, "sweep": dict(settings.sweep)},
+            "settings": {**{k: v for k, v in vars(settings).items() if k != "sweep"}, "seeds": seeds,
+                         "sweep": dict(settings.sweep), "order": ORDER},
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "runs": rows,
-            "summary": summarise(rows, done),
-        }
+            "runs": finished + rows,
+            "summary": summarise(finished + rows, settings),
+        })  # fmt: skip
         if not smoke:
             save(NAME, figures)
             chart(figures)
+
+    for seed in settings.seeds:
+        with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
+            finished += one_seed(seed, settings, source.train, test, Path(folder), done)
     return figures
 
 
@@ -203,6 +224,7 @@ if __name__ == "__main__":
     parser.add_argument("--pool", type=int, default=Settings.pool, help="pool images (default 20,000)")
     parser.add_argument("--image-size", type=int, default=64, help="the sweep's resolution (default 64)")
     parser.add_argument("--steps", type=int, default=200, help="training steps of each trial (default 200)")
+    parser.add_argument("--test-images", type=int, default=Settings.test_images, help="(default 2,000)")
     arguments = parser.parse_args()
     if arguments.chart:
         chart(json.loads((RESULTS / f"{NAME}-cpu.json").read_text()))
@@ -210,4 +232,5 @@ if __name__ == "__main__":
         print(json.dumps(main(SMOKE, smoke=True)["summary"], indent=2))
     else:
         sweep = {**dict(Settings.sweep), "image_size": arguments.image_size, "steps": (arguments.steps,)}
-        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds)), sweep=tuple(sweep.items())))
+        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds)), sweep=tuple(sweep.items()),
+                      test_images=arguments.test_images))  # fmt: skip
