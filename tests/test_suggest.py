@@ -196,3 +196,4 @@ def test_embed_gives_the_members_probabilities_and_the_pre_logits_of_one(run: Pa
         np.testing.assert_allclose(got, expected, atol=1e-6)
     network = classifier.members[0].model.model
     assert features.shape == (len(images), network.num_features)
+    np.testing.assert_allclose(classifier.features(images, 0), features, atol=1e-6)

@@ -142,6 +142,11 @@ class EnsembleClassifier:
         *probs, features = self._forward(images, forward, len(members) + 1, batch_size, progress, skip_unreadable)
         return probs, features
 
+    def features(self, images: Sequence[str | Path | np.ndarray], member: int, *, batch_size: int = 64) -> np.ndarray:
+        """The pre-logit features of the ``member``-th member alone (see :meth:`embed`)."""
+        network = self.module.members[member]
+        return self._forward(images, lambda x: [network.embed(x)[0]], 1, batch_size, None, False)[0]
+
     def predict_proba(
         self,
         images: Sequence[str | Path | np.ndarray],

@@ -47,7 +47,7 @@ def record_labelled(root: Path, splits: Splits, *, device: str, precision: str, 
     classifier = EnsembleClassifier.load(root, device=device, precision=precision)
     member = embedding_member(classifier)
     training = splits.ranking_set
-    _, features = classifier.embed(training.images, member, batch_size=batch_size)
+    features = classifier.features(training.images, member, batch_size=batch_size)
     digests = np.concatenate([split.digests() for split in (splits.train, splits.val, splits.test) if split])
     tensors = {"digests": torch.from_numpy(digests), "features": torch.from_numpy(features.astype(np.float32))}
     write_tensors(root / LABELLED, tensors, {"member": str(member), "trial": trial_keys[member]})
