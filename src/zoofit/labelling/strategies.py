@@ -57,7 +57,8 @@ class Strategy(Protocol):
         """The pool's images, best first, ``count`` of them to be taken."""
 
 
-#: The strategies by name; the first is the default (chosen by ``benchmarks/active_labelling.py``).
+#: The strategies by name; the first is the default (``benchmarks/active_labelling.py`` measures them against
+#: ``random``; its one round so far does not show ``diverse`` ahead: docs/suggest.md).
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
