@@ -558,18 +558,13 @@ def predict(
             console.print(f"wrote {output}")
 
 
-_STRATEGY_HELP = " ".join(f"{name}: {entry.help}." for name, entry in STRATEGIES.items())
-
-
 @app.command()
 def suggest(
     run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
     pool: Annotated[str, _option("Unlabelled images: a folder (its labels, if any, ignored), or any --data form.")],
     count: Annotated[int, _option("How many images to suggest.")],
     out: Annotated[Path, _option("The .csv to write: path,label (empty, to fill in),predicted,probability,score,why.")],
-    strategy: Annotated[str, _option(f"How to choose (default {STRATEGIES.names()[0]}). {_STRATEGY_HELP}")] = (
-        STRATEGIES.names()[0]
-    ),
+    strategy: Annotated[str, _option(f"How to choose: {STRATEGIES.describe()}")] = (STRATEGIES.names()[0]),
     near_duplicate: Annotated[
         float, _option("Skip an image this cosine-similar to a labelled or an already suggested one (0-1].")
     ] = 0.98,
