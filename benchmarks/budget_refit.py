@@ -80,7 +80,8 @@ def scores(out: Path) -> dict[str, Any]:
             row[name] = {**test, "mean": round((test["accuracy"] + test["nll"] + test["ece"]) / 3, 4)}
     row["units"] = summary["units"]
     row["plan"] = summary.get("plan")
-    row["sweep"] = {k: summary["sweep"][k] for k in ("top_k", "lrs", "steps", "shift_images")}
+    search, evaluation = summary["sweep"]["search"], summary["sweep"]["evaluation"]
+    row["sweep"] = {**{k: search[k] for k in ("top_k", "lrs", "steps")}, "shift_images": evaluation["shift_images"]}
     return row
 
 

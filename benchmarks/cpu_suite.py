@@ -36,8 +36,9 @@ from common import describe, save  # noqa: E402
 from zoofit import Ranker, Zoo  # noqa: E402
 from zoofit.data import ImageSet, Splits, load_data  # noqa: E402
 from zoofit.device import resolve_precision  # noqa: E402
-from zoofit.finetune import TrialConfig, preset, train_trial  # noqa: E402
+from zoofit.finetune import train_trial  # noqa: E402
 from zoofit.rank import extract_features, loo_knn_accuracy  # noqa: E402
+from zoofit.sweep_config import TrialConfig, preset  # noqa: E402
 from zoofit.zoo import ModelSpec, load_model, load_zoo  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -151,7 +152,7 @@ def fine_tuning(
     figures = {"model": spec.arch, "resolution": size, "batch_size": batch, "steps": steps, "precision": precision,
                "zoofit_images_per_s": round(ours, 1), "plain_images_per_s": round(plain, 1),
                "ratio": round(ours / plain, 2)}  # fmt: skip
-    stride = preset("quick").freeze_stride
+    stride = preset("quick").search.freeze_stride
     frozen = statistics.median(zoofit_trial(freeze_stride=stride) for _ in range(rounds))
     figures.update({f"zoofit_frozen_to_stride_{stride}_images_per_s": round(frozen, 1),
                     "frozen_over_whole": round(frozen / ours, 2)})  # fmt: skip

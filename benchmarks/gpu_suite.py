@@ -197,7 +197,7 @@ def paper_run(folder: Path, extra: list[str]) -> dict[str, Any]:
         trials = list(csv.DictReader(handle))
     return {
         "command": " ".join(["zoofit", *arguments]),
-        "image_size": result.sweep.image_size,  # None: each model's own
+        "image_size": result.sweep.search.image_size,  # None: each model's own
         "process_wall_seconds": round(wall, 1),
         "wall_seconds": round(result.wall_seconds, 1),
         "stage_seconds": result.stage_seconds,

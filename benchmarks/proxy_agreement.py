@@ -81,7 +81,7 @@ def main(run_options: list[str]) -> dict[str, Any]:
         run_seconds = zoofit("run", *DATA, "--top-k", "5", "--shift-images", "0", *run_options, "--out", str(run))
         accuracy = fine_tuned_accuracy(run)
         summary = json.loads((run / "summary.json").read_text())
-        size = str(summary["sweep"]["image_size"])
+        size = str(summary["sweep"]["search"]["image_size"] or "own")  # None: each model's own
         gflops = {row["model"]: row["gflops"] for row in json.loads((run / "ranking.json").read_text())["ranked"]}
         proxies = {}
         for name in PROXIES:

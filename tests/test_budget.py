@@ -17,7 +17,7 @@ from zoofit.ensemble import SELECTIONS, bagged_select, greedy_select
 from zoofit.errors import ParameterError
 from zoofit.evaluate import nll
 from zoofit.finetune import budgeted
-from zoofit.finetune.config import parse_duration, preset
+from zoofit.sweep_config import SweepConfig, parse_duration, preset
 
 #: The tiny runs' sweep: two models x two learning rates, 6 steps at batch 8, no robustness.
 TINY = {"lrs": (0.01, 0.03), "steps": (6,), "batch_size": 8, "image_size": 32, "shift_images": 0}
@@ -37,7 +37,7 @@ COSTS = CostModel(
     (ModelCost("a", 100, 1.0, 0.01), ModelCost("b", 100, 2.0, 0.01), ModelCost("c", 100, 2.0, 0.01)),
     predicted_images=100,
 )
-SWEEP = Sweep(top_k=3, lrs=(0.003, 0.01, 0.03), steps=(10,), batch_size=10, shift_images=100)
+SWEEP = Sweep(SweepConfig().override(top_k=3, lrs=(0.003, 0.01, 0.03), steps=(10,), batch_size=10, shift_images=100))
 
 
 def test_the_fake_cost_model_adds_up() -> None:
@@ -60,27 +60,30 @@ def test_a_plan_that_fits_cuts_nothing() -> None:
 def test_cuts_come_in_order_each_only_as_far_as_needed(limit, cuts, expected) -> None:
     result = plan(SWEEP, COSTS, limit)
     assert list(result.cuts) == cuts
-    assert result.sweep == replace(SWEEP, **expected) and result.seconds <= limit
+    assert result.sweep == SWEEP.changed(**expected) and result.seconds <= limit
 
 
 def test_steps_then_robustness_then_one_model() -> None:
     costs = replace(COSTS, models=tuple(replace(m, train_seconds_per_image=m.train_seconds_per_image / 100)
                                         for m in COSTS.models))  # fmt: skip
-    sweep = replace(SWEEP, steps=(200, 400), shift_images=1000)
+    sweep = SWEEP.changed(steps=(200, 400), shift_images=1000)
     # 2 models x 1 lr at 200 steps: 300 ranking + 21 + 41 + robustness 1000 x 6 x 3 x 0.01 = 542 s; 497 at 50 steps
     result = plan(sweep, costs, 520)
     assert [cut.split(" ")[0] for cut in result.cuts] == ["top-k", "learning", "steps"]
-    assert MIN_STEPS < result.sweep.steps[0] < 200 and len(result.sweep.steps) == 1 and result.seconds <= 520
+    steps = result.sweep.config.search.steps
+    assert MIN_STEPS < steps[0] < 200 and len(steps) == 1 and result.seconds <= 520
     result = plan(sweep, costs, 400)
     assert [cut.split(" ")[0] for cut in result.cuts] == ["top-k", "learning", "steps", "robustness"]
-    assert result.sweep.steps == (MIN_STEPS,) and 0 < result.sweep.shift_images < 1000 and result.seconds <= 400
+    config = result.sweep.config
+    assert config.search.steps == (MIN_STEPS,) and 0 < config.evaluation.shift_images < 1000 and result.seconds <= 400
     result = plan(sweep, costs, 310)  # 300 ranking + 2 trials of 50 steps (17 s): one model, no robustness
-    assert result.cuts[-1] == "top-k 2 -> 1" and result.sweep.top_k == 1 and result.sweep.shift_images == 0
+    config = result.sweep.config
+    assert result.cuts[-1] == "top-k 2 -> 1" and config.search.top_k == 1 and config.evaluation.shift_images == 0
 
 
 def test_the_zoo_is_cut_first_where_ranking_it_all_does_not_fit() -> None:
     costs = replace(COSTS, models=(*COSTS.models, ModelCost("huge", 5000, 1.0, 0.01)))
-    result = plan(replace(SWEEP, top_k=1, lrs=(0.01,), shift_images=0), costs, 1000)
+    result = plan(SWEEP.changed(top_k=1, lrs=(0.01,), shift_images=0), costs, 1000)
     assert result.cuts == ("zoo all -> 3 models ranked",) and result.sweep.ranked == ("a", "b", "c")
 
 
@@ -92,13 +95,13 @@ def test_a_limit_too_small_for_the_smallest_plan_is_refused_in_one_line() -> Non
 
 
 def test_stored_trials_cost_nothing_so_a_resumed_run_keeps_its_plan() -> None:
-    small = replace(SWEEP, lrs=(0.01,), shift_images=0)
+    small = SWEEP.changed(lrs=(0.01,), shift_images=0)
     fresh = plan(small, COSTS, 800)
     assert fresh.cuts  # 300 ranking + 101 + 2 x 201: too much
     stored = frozenset((m, 0.01, 10, False) for m in "abc")
     resumed = plan(small, replace(COSTS, stored=stored), 800)
     assert resumed.cuts == () and resumed.seconds == pytest.approx(300)  # only the ranking is left to pay
-    refit = plan(replace(small, refit=True), replace(COSTS, stored=stored), 1200)
+    refit = plan(small.changed(refit=True), replace(COSTS, stored=stored), 1200)
     assert refit.seconds == pytest.approx(300 + 101 + 2 * 201)  # the refits are still to train
 
 
@@ -120,7 +123,7 @@ def test_bad_durations_are_one_line_errors(text, make_image_folder, tmp_path) ->
 
 
 def test_time_limit_is_a_sweep_setting() -> None:
-    assert preset("quick").override(time_limit=90).time_limit == 90
+    assert preset("quick").override(time_limit=90).budget.time_limit == 90
     with pytest.raises(ParameterError, match="time_limit"):
         preset("quick").override(time_limit=-1)
 
@@ -169,9 +172,9 @@ def test_bagged_selection_keeps_the_budget() -> None:
 
 def test_selections_are_named_and_the_sweep_checks_the_name() -> None:
     assert set(SELECTIONS) == {"greedy", "bagged"}
-    assert preset("quick").override(selection="bagged", bags=3).bags == 3
-    with pytest.raises(ParameterError, match="selection"):
-        preset("quick").override(selection="lasso")
+    assert preset("quick").override(selection="bagged", bags=3).ensemble.bags == 3
+    with pytest.raises(ParameterError, match="selection must be one of greedy, bagged, not 'lasso'"):
+        ZooFit(sweep=preset("quick").override(selection="lasso")).check()
 
 
 # ---------------------------------------------------------------- a run planned to a limit, end to end (tiny models)
@@ -188,20 +191,20 @@ def test_a_resumed_run_counts_its_stored_trials_as_free_and_a_fresh_one_is_cut_o
     splits, tiny_zoo, tmp_path, slow_machine
 ) -> None:
     sweep = quick(**TINY)
-    first = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=10**6), workers=1).fit(splits, tmp_path)
+    first = ZooFit(tiny_zoo, precision="fp32", sweep=sweep.override(time_limit=10**6), workers=1).fit(splits, tmp_path)
     assert first.result_.plan is not None and first.result_.plan.cuts == []
     fresh = first.result_.plan.planned_seconds  # 4 trials at 10 s per training image, and what came before
 
-    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh / 2), workers=1)
+    resumed = ZooFit(tiny_zoo, precision="fp32", sweep=sweep.override(time_limit=fresh / 2), workers=1)
     resumed.fit(splits, tmp_path)  # the 4 trials are stored: they cost nothing, and nothing is cut
     assert resumed.result_.plan.cuts == [] and resumed.result_.units.computed == 0
 
-    cut = ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh * 0.75), workers=1)
+    cut = ZooFit(tiny_zoo, precision="fp32", sweep=sweep.override(time_limit=fresh * 0.75), workers=1)
     cut.fit(splits, tmp_path / "cut")  # afresh, one learning rate fits
     assert cut.result_.plan.cuts[0].startswith("learning rates") and len(cut.trials_) == 2
 
     with pytest.raises(ParameterError, match="the smallest plan"):  # afresh, not even one trial fits
-        ZooFit(tiny_zoo, precision="fp32", sweep=replace(sweep, time_limit=fresh * 0.03), workers=1).fit(
+        ZooFit(tiny_zoo, precision="fp32", sweep=sweep.override(time_limit=fresh * 0.03), workers=1).fit(
             splits, tmp_path / "new"
         )
     assert not (tmp_path / "new" / "trials").exists() or not any((tmp_path / "new" / "trials").iterdir())

@@ -36,7 +36,7 @@ def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     api = {
         page: (tmp_path / "site" / "api" / page / "index.html").read_text(encoding="utf-8")
-        for page in ("pipeline", "rank", "finetune", "bench")
+        for page in ("pipeline", "rank", "settings", "bench")
     }
     for page, name in (
         ("pipeline", "zoofit.pipeline.ZooFit"),
@@ -46,7 +46,7 @@ def test_the_site_builds_strictly_with_the_api_reference_and_fetches_nothing(tmp
         assert f'id="{name}"' in api[page]  # rendered from the docstrings, under the name the package exports
     assert ":class:" not in api["pipeline"]  # Sphinx roles became links or code
     assert 'href="../execute/#zoofit.execute.Executor"' in api["pipeline"]  # a role resolved to its page
-    settings = api["finetune"]
+    settings = api["settings"]
     assert "Fine-tune this many of the best-ranked models." in settings  # a setting's help, as the CLI shows it
     assert "setting(" not in settings  # its default shown as the value, not the declaring call
     pages = "".join(path.read_text(encoding="utf-8") for path in (tmp_path / "site").rglob("*.html"))

@@ -14,9 +14,9 @@ from zoofit.errors import ParameterError
 from zoofit.estimator import Machine, ZooSelection, clone
 from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
-from zoofit.finetune.config import PRESETS
 from zoofit.rank.proxies import PROXIES
 from zoofit.registry import Registry
+from zoofit.sweep_config import PRESETS
 
 
 def test_ranker_and_zoofit_take_one_selection_and_one_machine_or_their_settings_by_keyword() -> None:

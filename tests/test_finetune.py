@@ -10,12 +10,12 @@ import torch
 
 from tests.conftest import tiny_spec
 from tests.test_zoo import NormFirst, with_statistics
-from zoofit import ZooFit
 from zoofit.data import ImageSet, load_data
 from zoofit.errors import ParameterError
-from zoofit.finetune import SweepConfig, TrialConfig, preset, train_trial
+from zoofit.finetune import train_trial
 from zoofit.finetune.freeze import early_layers, freeze_early_layers
 from zoofit.finetune.trial import augment, batch_indices, new_head, warmup_cosine
+from zoofit.sweep_config import SearchSettings, SweepConfig, TrialConfig, preset
 from zoofit.zoo import load_model
 from zoofit.zoo.inference import frozen_batch_norms_folded, pre_logits
 
@@ -149,35 +149,43 @@ def test_augment_crops_each_image_at_its_own_offset() -> None:
 
 
 def test_sweep_grid_and_validation() -> None:
-    config = SweepConfig(lrs=(0.1, 0.2), steps=(5, 10), image_size=32)
+    config = SweepConfig().override(lrs=(0.1, 0.2), steps=(5, 10), image_size=32)
     assert [(t.lr, t.steps) for t in config.trials()] == [(0.1, 5), (0.2, 5), (0.1, 10), (0.2, 10)]
+    assert {t.image_size for t in config.trials(image_size=48)} == {48}  # the size each model was ranked at
     with pytest.raises(ParameterError, match="^top_k must be at least 1, not 0$"):  # as Python names it
         config.override(top_k=0)
     with pytest.raises(ParameterError, match="^freeze_stride must be at least 0, not -1$"):
-        SweepConfig(freeze_stride=-1).validate()
+        SweepConfig(search=SearchSettings(freeze_stride=-1)).validate()
     with pytest.raises(ParameterError, match="^top_kk is not a sweep setting; the settings are top_k, lrs,"):
         config.override(top_kk=3)
 
 
+def test_each_setting_is_routed_to_its_group_by_name() -> None:
+    config = preset("quick").override(top_k=5, batch_size=16, selection="bagged", shift_severity=5, time_limit=60)
+    assert (config.search.top_k, config.training.batch_size, config.ensemble.selection) == (5, 16, "bagged")
+    assert (config.evaluation.shift_severity, config.budget.time_limit, config.name) == (5, 60, "quick")
+    assert config.value("bags") == 20 and preset("quick").search.lrs == (0.01,)  # the preset itself is unchanged
+
+
 def test_small_images_get_the_small_image_size_unless_a_size_is_set() -> None:
-    paper = preset("paper")
-    assert paper.for_images(28 * 28).image_size == 128 == paper.small_image_size
-    assert paper.override(image_size=64).for_images(28 * 28).image_size == 64
-    assert SweepConfig().for_images(28 * 28).image_size is None  # no small-image size, no change
-    own = ZooFit(sweep=paper.override(image_size=0)).sweep_config(torch.device("cpu"), largest_area=28 * 28)
-    assert own.image_size is None  # 0: each model's own resolution, whatever the data
-    assert ZooFit(sweep="paper").sweep_config(torch.device("cpu"), largest_area=28 * 28).image_size == 128
+    paper = preset("paper").search
+    assert paper.resolution(28 * 28) == 128 == paper.small_image_size
+    assert preset("paper").override(image_size=64).search.resolution(28 * 28) == 64
+    assert SearchSettings().resolution(28 * 28) is None  # no small-image size: each model's own
+    own = preset("paper").override(small_image_size=None).search  # None: each model's own, whatever the data
+    assert own.resolution(28 * 28) is None
     assert ImageSet([np.zeros((5, 7, 3), np.uint8), np.zeros((9, 4, 1), np.uint8)], [0, 0], ("a",)).largest_area() == 36
 
 
 def test_presets_and_overrides() -> None:
     quick, paper = preset("quick"), preset("paper")
-    assert quick.image_size is not None and paper.image_size is None  # paper: each model's own resolution
-    assert paper.for_images(96 * 96).image_size is None  # ... for images of 96 x 96 and more
-    assert paper.lrs == (0.003, 0.01, 0.03) and paper.steps == (500,) and paper.batch_size == 64
-    assert paper.freeze_stride == 0 and quick.freeze_stride == 8  # the paper fine-tunes the whole network
-    assert paper.refit and not quick.refit and paper.selection == quick.selection == "greedy"
+    assert quick.search.image_size is not None and paper.search.image_size is None  # paper: each model's own
+    assert paper.search.resolution(96 * 96) is None  # ... for images of 96 x 96 and more
+    assert paper.search.lrs == (0.003, 0.01, 0.03) and paper.search.steps == (500,)
+    assert paper.training.batch_size == 64 and paper.search.freeze_stride == 0 and quick.search.freeze_stride == 8
+    assert paper.ensemble.refit and not quick.ensemble.refit
+    assert paper.ensemble.selection == quick.ensemble.selection == "greedy"
     assert {t.freeze_stride for t in quick.trials()} == {8}
-    assert quick.override(top_k=4, lrs=None).top_k == 4 and quick.override(lrs=None).lrs == quick.lrs
+    assert quick.override(top_k=4).search.top_k == 4 and quick.override(top_k=4).search.lrs == quick.search.lrs
     with pytest.raises(ParameterError, match="preset must be one of quick, paper, not 'huge'"):
         preset("huge")

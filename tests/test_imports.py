@@ -1,4 +1,5 @@
-"""The package's import graph: no module imports itself through others, and none imports another's private name."""
+"""The package's import graph: no module imports itself through others (type-checking imports counted), none
+imports a module of a higher layer (:data:`LAYERS`), and none imports another's private name."""
 
 from __future__ import annotations
 
@@ -6,6 +7,30 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+
+#: The layers of ``src/zoofit``, lowest first: a module imports only from its own layer and those below it. A
+#: module's layer is that of the longest name here that it is or lies in. Foundations; the settings and services
+#: every stage uses; then the pipeline's stages in the order each builds on the last; its results; the method
+#: end to end; what runs it many times, ships it and shows it; the command line; the package's own names.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("zoofit.errors", "zoofit.checks", "zoofit.layout", "zoofit.progress", "zoofit.registry", "zoofit.lazy"),
+    ("zoofit.settings",),
+    ("zoofit.sweep_config", "zoofit.estimator", "zoofit.budget", "zoofit.device", "zoofit.store", "zoofit.execute"),
+    ("zoofit.data",),
+    ("zoofit.zoo",),
+    ("zoofit.evaluate",),
+    ("zoofit.ensemble",),
+    ("zoofit.rank",),
+    ("zoofit.result", "zoofit.replay"),
+    ("zoofit.finetune",),
+    ("zoofit.robustness",),
+    ("zoofit.labelling",),
+    ("zoofit.pipeline",),
+    ("zoofit.bench",),
+    ("zoofit.export", "zoofit.export_formats", "zoofit.report"),
+    ("zoofit.cli",),
+    ("zoofit",),
+)
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -18,18 +43,10 @@ def _modules() -> dict[str, ast.Module]:
 
 
 def _imports(name: str, tree: ast.Module, known: set[str]) -> dict[str, list[str]]:
-    """The package's modules ``name`` imports at its top level or in functions (``TYPE_CHECKING`` imports left
-    out: they never run), each with the names taken from it."""
+    """The package's modules ``name`` imports anywhere (at its top level, in functions, for type checking alone),
+    each with the names taken from it."""
     found: dict[str, list[str]] = {}
-    typing_only = {
-        id(node)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-        for node in ast.walk(block)
-    }
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in known:
@@ -74,9 +91,32 @@ def _cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
     return None
 
 
-def test_the_import_graph_of_src_has_no_circle() -> None:
+def test_the_import_graph_of_src_has_no_circle_even_counting_type_checking_imports() -> None:
     cycle = _cycle(_graph())
     assert cycle is None, " -> ".join(cycle)
+
+
+def _layer(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module``'s layer."""
+    owners = [(len(name), index) for index, names in enumerate(LAYERS) for name in names
+              if module == name or module.startswith(name + ".")]  # fmt: skip
+    assert owners, f"{module} lies in no layer of LAYERS; add it"
+    return max(owners)[1]
+
+
+def test_no_module_imports_from_a_higher_layer() -> None:
+    upward = [
+        f"{name} (layer {_layer(name)}) imports {target} (layer {_layer(target)})"
+        for name, targets in _graph().items()
+        for target in targets
+        if _layer(target) > _layer(name)
+    ]
+    assert not upward, "; ".join(upward)
+
+
+def test_the_layers_hold_every_module_once() -> None:
+    names = [name for layer in LAYERS for name in layer]
+    assert len(names) == len(set(names)) and all(_layer(module) >= 0 for module in _graph())
 
 
 def test_no_module_imports_another_module_s_private_name() -> None:

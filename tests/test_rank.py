@@ -83,7 +83,7 @@ def test_a_model_that_cannot_take_the_resolution_is_skipped_with_the_fix_or_rank
     assert [row.model for row in ranker.ranking_] == ["tiny_resnet"]
     reason = ranker.skipped_[0].reason
     assert "'fixed_vit' takes only its own 160 px inputs (timm's pretrained config), not 32" in reason
-    assert "image_size 0" in reason
+    assert "image_size own" in reason
     sizes = {
         row.model: row.input_size for row in Ranker(zoo, image_size=32, own_size_if_needed=True).fit(splits).ranking_
     }

@@ -213,6 +213,9 @@ def test_predict_refuses_bad_input_to_a_finished_run(splits, tiny_zoo, tmp_path:
         (["--freeze-stride", "-1"], "split", "--freeze-stride must be at least 0"),
         (["--shift-severity", "6"], "split", "--shift-severity must be 1 to 5"),
         (["--shift-images", "-1"], "split", "--shift-images must be at least 0"),
+        (["--selection", "lasso"], "split", "--selection must be one of greedy, bagged, not 'lasso'"),
+        (["--image-size", "0"], "split", "--image-size must be at least 16 pixels, or own (None in Python)"),
+        (["--image-size", "big"], "split", "--image-size 'big' is neither pixels nor own"),
     ],
 )
 def test_run_bad_inputs(make_image_folder, tmp_path: Path, extra, layout, message) -> None:

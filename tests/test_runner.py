@@ -25,9 +25,10 @@ from tests.conftest import tiny_spec
 from zoofit.data import load_data
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.execute import InProcess, LocalProcesses
-from zoofit.finetune import TrialConfig, TrialContext, TrialRunner, resolve_workers
+from zoofit.finetune import TrialContext, TrialRunner, resolve_workers
 from zoofit.finetune.runner import longest_first_makespan
 from zoofit.store import cache_root
+from zoofit.sweep_config import TrialConfig
 from zoofit.zoo import ModelSpec, Preprocessing, Zoo
 
 
@@ -148,7 +149,8 @@ def test_a_script_without_a_main_guard_runs_workers(make_image_folder, tmp_path:
         "from pathlib import Path\n"
         "from tests.conftest import tiny_spec\n"
         "from zoofit.data import load_data\n"
-        "from zoofit.finetune import TrialConfig, TrialContext, TrialRunner\n"
+        "from zoofit.finetune import TrialContext, TrialRunner\n"
+        "from zoofit.sweep_config import TrialConfig\n"
         "from zoofit.store import cache_root\n"
         f"context = TrialContext(load_data({str(data)!r}), Path({str(tmp_path / 'run')!r}), cache_root(), 'cpu',"
         " 'fp32', 'fp32', 16)\n"
@@ -157,7 +159,7 @@ def test_a_script_without_a_main_guard_runs_workers(make_image_folder, tmp_path:
     )
     root = Path(__file__).parent.parent
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root,
-                          env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])})  # fmt: skip
     assert done.returncode == 0 and "2 trials" in done.stdout, done.stderr
 
 

@@ -30,9 +30,10 @@ _HOMES = {
     "ModelError": "zoofit.errors",
     "ZoofitError": "zoofit.errors",
     "ZooFit": "zoofit.pipeline",
+    "RunConfig": "zoofit.replay",
     "RunResult": "zoofit.result",
-    "SweepConfig": "zoofit.finetune.config",
-    "preset": "zoofit.finetune.config",
+    "SweepConfig": "zoofit.sweep_config",
+    "preset": "zoofit.sweep_config",
     "RankConfig": "zoofit.rank",
     "RankedModel": "zoofit.rank",
     "Ranker": "zoofit.rank",
@@ -53,9 +54,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.ensemble import EnsembleClassifier  # noqa: F401
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
     from zoofit.estimator import Machine, ZooSelection, clone  # noqa: F401
-    from zoofit.finetune.config import SweepConfig, preset  # noqa: F401
     from zoofit.labelling import suggest  # noqa: F401
     from zoofit.pipeline import ZooFit  # noqa: F401
     from zoofit.rank import RankConfig, RankedModel, Ranker  # noqa: F401
+    from zoofit.replay import RunConfig  # noqa: F401
     from zoofit.result import RunResult  # noqa: F401
+    from zoofit.sweep_config import SweepConfig, preset  # noqa: F401
     from zoofit.zoo import ModelSpec, Preprocessing, Zoo, load_model, load_zoo  # noqa: F401

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from zoofit.errors import ParameterError
+from zoofit.sweep_config import SweepConfig
 
 #: Fewest training steps a cut leaves a trial.
 MIN_STEPS = 50
@@ -49,17 +50,15 @@ class CostModel:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The part of a sweep a plan sizes (the fields of :class:`~zoofit.finetune.SweepConfig` of the same
-    names), and the models the ranking scores (None: the whole zoo; ranked already)."""
+    """What a plan sizes: the run's settings (the cuts change its ``top_k``, ``lrs``, ``steps`` and
+    ``shift_images``), and the models the ranking scores (None: the whole zoo; ranked already)."""
 
-    top_k: int
-    lrs: tuple[float, ...]
-    steps: tuple[int, ...]
-    batch_size: int
-    shift_images: int
-    refit: bool = False
-    seed_baseline: int = 0
+    config: SweepConfig
     ranked: tuple[str, ...] | None = None
+
+    def changed(self, **values: object) -> Sweep:
+        """This sweep with the given settings of its config replaced."""
+        return replace(self, config=self.config.override(**values))
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,16 @@ def seconds(sweep: Sweep, costs: CostModel) -> float:
     any may be a member; the extra seeds of the top model), robustness of every model's trial, and the rest."""
     models = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
     total = costs.fixed_seconds + sum(m.rank_seconds for m in models)
-    top = models[: sweep.top_k]
+    search, evaluation, config = sweep.config.search, sweep.config.evaluation, sweep.config
+    top = models[: search.top_k]
     for position, model in enumerate(top):
-        for lr in sweep.lrs:
-            for steps in sweep.steps:
-                seeds = sweep.seed_baseline if position == 0 and sweep.seed_baseline else 1
-                for refit in (False, True) if sweep.refit else (False,):
+        for lr in search.lrs:
+            for steps in search.steps:
+                seeds = evaluation.seed_baseline if position == 0 and evaluation.seed_baseline else 1
+                for refit in (False, True) if config.ensemble.refit else (False,):
                     if (model.model, lr, steps, refit) not in costs.stored:
-                        total += seeds * _trial(model, steps, sweep.batch_size, costs)
-    robustness = sweep.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
+                        total += seeds * _trial(model, steps, config.training.batch_size, costs)
+    robustness = evaluation.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
     return total + robustness * max((m.predict_seconds_per_image for m in top), default=0.0)
 
 
@@ -107,10 +107,11 @@ Cut = Callable[[Sweep, CostModel, float], Sweep | None]
 def _zoo(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     """Drop the most expensive models from the ranking (keeping top-k of them) until the plan fits."""
     ranked = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
-    if not any(m.rank_seconds for m in ranked) or len(ranked) <= sweep.top_k:
+    top_k = sweep.config.search.top_k
+    if not any(m.rank_seconds for m in ranked) or len(ranked) <= top_k:
         return None
     kept = sorted(ranked, key=lambda m: m.rank_seconds)
-    while len(kept) > sweep.top_k and seconds(replace(sweep, ranked=tuple(m.model for m in kept)), costs) > budget:
+    while len(kept) > top_k and seconds(replace(sweep, ranked=tuple(m.model for m in kept)), costs) > budget:
         kept.pop()
     names = {m.model for m in kept}
     return replace(sweep, ranked=tuple(m.model for m in costs.models if m.model in names))
@@ -118,39 +119,41 @@ def _zoo(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
 
 def _top_k(floor: int) -> Cut:
     def cut(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
-        start = top_k = min(sweep.top_k, len(costs.models))  # no more than the models there are
-        while top_k > floor and seconds(replace(sweep, top_k=top_k), costs) > budget:
+        start = top_k = min(sweep.config.search.top_k, len(costs.models))  # no more than the models there are
+        while top_k > floor and seconds(sweep.changed(top_k=top_k), costs) > budget:
             top_k -= 1
-        return replace(sweep, top_k=top_k) if top_k != start else None
+        return sweep.changed(top_k=top_k) if top_k != start else None
 
     return cut
 
 
 def _lrs(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     """One learning rate: the middle one of the sweep's (its centre)."""
-    if len(sweep.lrs) < 2:
+    lrs = sweep.config.search.lrs
+    if len(lrs) < 2:
         return None
-    return replace(sweep, lrs=(sorted(sweep.lrs)[(len(sweep.lrs) - 1) // 2],))
+    return sweep.changed(lrs=(sorted(lrs)[(len(lrs) - 1) // 2],))
 
 
 def _steps(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     """The fewest of the step counts alone, then fewer steps (not under :data:`MIN_STEPS`) until the plan fits."""
-    steps = min(sweep.steps)
-    fewer = replace(sweep, steps=(steps,))
+    steps = min(sweep.config.search.steps)
+    fewer = sweep.changed(steps=(steps,))
     if seconds(fewer, costs) > budget and steps > MIN_STEPS:
-        over, at_floor = seconds(fewer, costs), seconds(replace(fewer, steps=(MIN_STEPS,)), costs)
+        over, at_floor = seconds(fewer, costs), seconds(fewer.changed(steps=(MIN_STEPS,)), costs)
         share = (over - budget) / max(over - at_floor, 1e-9)  # steps' cost is linear in their number
         steps = max(MIN_STEPS, int(steps - share * (steps - MIN_STEPS)))
-        fewer = replace(fewer, steps=(steps,))
+        fewer = fewer.changed(steps=(steps,))
     return fewer if fewer != sweep else None
 
 
 def _shift_images(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
-    if not sweep.shift_images:
+    images = sweep.config.evaluation.shift_images
+    if not images:
         return None
-    over, none = seconds(sweep, costs), seconds(replace(sweep, shift_images=0), costs)
-    kept = int(sweep.shift_images * max(0.0, min(1.0, (budget - none) / max(over - none, 1e-9))))
-    return replace(sweep, shift_images=kept if kept >= 50 else 0)
+    over, none = seconds(sweep, costs), seconds(sweep.changed(shift_images=0), costs)
+    kept = int(images * max(0.0, min(1.0, (budget - none) / max(over - none, 1e-9))))
+    return sweep.changed(shift_images=kept if kept >= 50 else 0)
 
 
 #: The cuts, in the order they are made, each by name; each shrinks one part only as far as the plan needs.
@@ -192,8 +195,8 @@ def _said(name: str, before: Sweep, after: Sweep) -> str:
         old = len(before.ranked) if before.ranked is not None else "all"
         return f"zoo {old} -> {len(after.ranked or ())} models ranked"
     values = {"top-k": "top_k", "learning rates": "lrs", "steps": "steps", "robustness images": "shift_images"}
-    attribute = values[name]
-    return f"{name} {_text(getattr(before, attribute))} -> {_text(getattr(after, attribute))}"
+    setting = values[name]
+    return f"{name} {_text(before.config.value(setting))} -> {_text(after.config.value(setting))}"
 
 
 def _text(value: object) -> str:
@@ -201,7 +204,8 @@ def _text(value: object) -> str:
 
 
 def _size(sweep: Sweep) -> str:
+    search = sweep.config.search
     return (
-        f"{sweep.top_k} model(s), {len(sweep.lrs)} learning rate(s), {_text(sweep.steps)} steps, "
-        f"{sweep.shift_images} robustness images"
+        f"{search.top_k} model(s), {len(search.lrs)} learning rate(s), {_text(search.steps)} steps, "
+        f"{sweep.config.evaluation.shift_images} robustness images"
     )

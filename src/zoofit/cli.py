@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from json import dumps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, get_args, get_origin, get_type_hints
@@ -36,12 +36,11 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.estimator import Machine, ZooSelection
 from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
-from zoofit.finetune.config import PRESETS, SweepConfig, default_preset
-from zoofit.finetune.config import preset as sweep_preset
 from zoofit.labelling.strategies import STRATEGIES, check_choice
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
 from zoofit.rank.config import RankConfig
 from zoofit.rank.proxies import PROXIES
+from zoofit.replay import RunConfig, SuiteSettings, other_versions
 from zoofit.report import (
     RichProgress,
     html_report,
@@ -53,6 +52,8 @@ from zoofit.report import (
     zoo_table,
 )
 from zoofit.settings import option_fields
+from zoofit.sweep_config import GROUPS, PRESETS, default_preset, setting_names
+from zoofit.sweep_config import preset as sweep_preset
 
 app = typer.Typer(
     add_completion=False,
@@ -80,6 +81,13 @@ def _help(kind: type, setting: str) -> str:
 
 # Options shared by several commands, declared once; what a registry holds is said by its entries.
 Data = Annotated[str, _option(f"The images, one of: {SOURCES.describe()}", "--data")]
+ReplayedData = Annotated[
+    str | None, _option(f"The images, one of: {SOURCES.describe()} (Default with --config: the file's.)", "--data")
+]
+ConfigFile = Annotated[
+    Path | None,
+    _option("A config.yaml that a run or bench wrote: replay it (the options given change its settings).", "--config"),
+]
 # the preset zoos' files, read by path: importing zoofit.zoo (zoofile.preset_names) would load torch
 _ZOO_PRESETS = ", ".join(sorted(path.stem for path in (Path(__file__).parent / "zoo" / "presets").glob("*.yaml")))
 ZooName = Annotated[
@@ -275,10 +283,23 @@ def _rank_config(options: dict[str, Any]) -> RankConfig:
 
 
 def _settings(kind: type, options: dict[str, Any]) -> dict[str, Any]:
-    """The settings of the config class ``kind`` that the ``options`` give, as it takes them."""
+    """The settings of the config class ``kind`` that the ``options`` give, as it takes them (other options are
+    left out)."""
     hints = get_type_hints(kind)
-    parsers = {f.name: f.metadata["parse"] for f in fields(kind)}
-    return {name: _parsed(name, hints[name], value, parsers[name]) for name, value in options.items()}
+    parsers = {f.name: f.metadata.get("parse") for f in fields(kind)}
+    return {name: _parsed(name, hints[name], value, parsers[name]) for name, value in options.items() if name in hints}
+
+
+def _sweep_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's settings that the ``options`` give, each as its group takes it."""
+    return {name: value for kind, _ in GROUPS.values() for name, value in _settings(kind, options).items()}
+
+
+def _given() -> set[str]:
+    """The parameters of the running command that its command line (or the environment) gave, by name."""
+    context = get_current_context()
+    sources = {name: context.get_parameter_source(name) for name in context.params}
+    return {name for name, source in sources.items() if source is not None and "DEFAULT" not in source.name}
 
 
 def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None = None) -> Any:
@@ -313,8 +334,14 @@ _with_method_rank_options = _grouped(
     "rank_settings",
     {**_settings_options(RankConfig, "The ranking", skip=("image_size",)), **_proxy_options("The ranking")},
 )
+#: run and bench: one panel per group of the sweep's settings, each option changing the preset's value
 _with_sweep_options = _grouped(
-    "sweep_changes", _settings_options(SweepConfig, "The sweep (each changes the preset's value)", changes=True)
+    "sweep_changes",
+    {
+        name: option
+        for kind, title in GROUPS.values()
+        for name, option in _settings_options(kind, f"{title} (each changes the preset's value)", changes=True).items()
+    },
 )
 _CLUSTER = "Where units run (a model's features, a trial)"
 _with_cluster_options = _grouped(
@@ -373,7 +400,7 @@ def rank(
 @_with_machine_options
 @_with_selection_options
 def run(
-    data: Data,
+    data: ReplayedData = None,
     zoo: ZooName = "demo",
     out: Annotated[Path, _option("Run folder (rerunning into it resumes and reuses finished work).")] = Path(
         "runs/run"
@@ -387,6 +414,7 @@ def run(
             "Repeatable."
         ),
     ] = None,
+    config: ConfigFile = None,
     *,
     selection: dict[str, Any],
     machine: dict[str, Any],
@@ -395,26 +423,27 @@ def run(
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
 ) -> None:
-    """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift."""
+    """Rank the zoo, fine-tune the best models, ensemble them greedily, evaluate on the test split and under shift.
+    Every setting goes into the run folder's config.yaml, which --config replays."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
-        config = _data_config(data, data_settings, machine)
-        shifted = parse_domains(shift_data or [])
+        values = {"source": data, "shift_data": parse_domains(shift_data or []), **_settings(DataConfig, data_settings)}
+        values.update(_method_values(zoo, workers, selection, machine, rank_settings, sweep_changes, cluster))
+        settings = _replayed(config, preset, values, check=functools.partial(_check_run, config))
         from zoofit.store import RunStore, write_text
 
-        fit = _method(
-            zoo, preset, workers, selection, machine, rank_settings, sweep_changes, cluster,
-        )  # fmt: skip
+        fit = _method(settings, machine, cluster)
         fit.check()  # and every other setting before any image is read
         RunStore(out).check_writer()
         with RichProgress(console) as progress:
-            splits = load_data(config, progress=progress)
+            splits = load_data(settings.data, progress=progress)
             console.print(f"data: {splits.describe()}")
             _print_skipped(splits.skipped)
-            domains = load_domains(shifted, splits.class_names, max_side=config.max_side, progress=progress)
+            domains = load_domains(settings.shift_data, splits.class_names, max_side=settings.data.max_side,
+                                   progress=progress)  # fmt: skip
             _print_skipped([skip for domain in domains.values() for skip in domain.skipped])
-            fit.fit(splits, out, domains=domains, progress=progress, started=start)
+            fit.fit(splits, out, data=settings.data, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
         write_text(out / REPORT, html_report(out))
@@ -436,25 +465,89 @@ def _print_skipped(skipped: Sequence[Skipped]) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _method(
+def _method_values(
     zoo: str,
-    preset: str | None,
     workers: int | None,
     selection: dict[str, Any],
     machine: dict[str, Any],
     rank_settings: dict[str, Any],
     sweep_changes: dict[str, Any],
     cluster: dict[str, Any],
-) -> Any:
-    """The :class:`ZooFit` that ``run``'s options (and ``bench``'s, the same) describe."""
-    from zoofit.device import resolve_device
+) -> dict[str, Any]:
+    """The settings of the method that ``run``'s options (and ``bench``'s, the same) give, by their names in a
+    :class:`RunConfig` (a proxy's own settings by theirs)."""
+    return {
+        "zoo": zoo, "workers": workers, **{name: _ids(value) for name, value in selection.items()},
+        "seed": machine["seed"], "device": machine["device"], "precision": machine["precision"],
+        "executor": cluster["executor"], **rank_settings, **_settings(RankConfig, rank_settings),
+        **_sweep_settings(sweep_changes),
+    }  # fmt: skip
+
+
+#: Options whose setting has another name in a :class:`RunConfig`.
+_SETTING_OF = {"data": "source"}
+
+
+def _check_run(file: Path | None, settings: RunConfig) -> None:
+    """Refuse a run's ``settings`` without data, or those of a bench's config ``file``; check the data (no torch)."""
+    if settings.suite is not None:
+        raise ZoofitError(f"config file '{file}' is a bench's; replay it with 'zoofit bench --config'")
+    if settings.data is None or not settings.data.source:
+        raise ZoofitError("give --data (or --config with the config.yaml of a run)")
+    settings.data.validate()
+
+
+def _replayed(
+    file: Path | None, preset: str | None, values: dict[str, Any], check: Callable[[RunConfig], None]
+) -> RunConfig:
+    """The settings of a run (or bench): those of the config ``file`` where given, changed by the options the
+    command line gave; else the options' values, the sweep's being the ``preset``'s (the device's) changed by the
+    sweep options given. ``check`` sees the settings before the device is looked at (torch loads then)."""
+    given = {_SETTING_OF.get(name, name) for name in _given()}
+    sweep = set(setting_names())
+    base = RunConfig.read(file) if file is not None else RunConfig()
+    if file is not None and (other := other_versions(base.versions)):
+        logging.getLogger("zoofit").info("'%s' was written with %s: the figures may differ from its run's", file, other)
+    changes = {name: value for name, value in values.items() if name in given or (file is None and name not in sweep)}
+    config = base.changed(**{name: value for name, value in changes.items() if name not in sweep})
+    check(config)
+    if preset is not None or file is None:
+        from zoofit.device import resolve_device
+
+        config = replace(
+            config, sweep=sweep_preset(preset or default_preset(resolve_device(config.device).type == "cuda"))
+        )
+    return config.changed(**{name: value for name, value in changes.items() if name in sweep})
+
+
+def _check_bench(file: Path | None, settings: RunConfig) -> None:
+    """Refuse the settings of a run's config ``file`` for a bench."""
+    if file is not None and settings.suite is None:
+        raise ZoofitError(f"config file '{file}' is a run's; replay it with 'zoofit run --config'")
+
+
+def _bench_settings(file: Path | None, settings: RunConfig, options: dict[str, Any]) -> SuiteSettings:
+    """A bench's own settings: those of the config ``file`` (``settings``) changed by the ``options`` given, or
+    the options' values."""
+    given = _given()
+    changed = {name: value for name, value in options.items() if name in given or file is None}
+    suite = replace(settings.suite or SuiteSettings(""), **changed)
+    if not suite.suite:
+        raise ZoofitError("give --suite (or --config with the config.yaml of a bench)")
+    return suite
+
+
+def _method(settings: RunConfig, machine: dict[str, Any], cluster: dict[str, Any]) -> Any:
+    """The :class:`ZooFit` of the ``settings`` (the cache and the Ray cluster's address, resources and timeout are
+    the ``machine``'s and ``cluster``'s options: they are no setting of a run)."""
     from zoofit.pipeline import ZooFit
 
-    gpu = resolve_device(machine["device"]).type == "cuda"
-    sweep = sweep_preset(preset or default_preset(gpu)).override(**_settings(SweepConfig, sweep_changes))
+    workers = settings.workers
+    chosen = ZooSelection(settings.models, settings.exclude, settings.licenses)
+    where = Machine(settings.device, settings.precision, machine["cache_dir"])
     return ZooFit(
-        zoo, sweep=sweep, ranking=_rank_config(rank_settings), **_shared(selection, machine), seed=machine["seed"],
-        workers=workers, executor=_executor(cluster, workers),
+        settings.zoo, sweep=settings.sweep, ranking=settings.ranking, selection=chosen, machine=where,
+        seed=settings.seed, workers=workers, executor=_executor({**cluster, "executor": settings.executor}, workers),
     )  # fmt: skip
 
 
@@ -466,8 +559,12 @@ def _method(
 @_with_selection_options
 def bench(
     suite: Annotated[
-        str, _option("A built-in suite (offline, vtab-1k) or a suite YAML file (id, data, group, protocol per task).")
-    ],
+        str | None,
+        _option(
+            "A built-in suite (offline, vtab-1k) or a suite YAML file (id, data, group, protocol per task); "
+            "with --config, default the file's."
+        ),
+    ] = None,
     zoo: ZooName = "demo",
     out: Annotated[
         Path, _option("Bench folder: a run folder per task, bench.json/.csv/.html (rerunning resumes).")
@@ -481,6 +578,7 @@ def bench(
     ] = False,
     preset: Preset = None,
     workers: Workers = None,
+    config: ConfigFile = None,
     *,
     selection: dict[str, Any],
     machine: dict[str, Any],
@@ -489,35 +587,47 @@ def bench(
     cluster: dict[str, Any],
 ) -> None:
     """Run the whole method on every task of a suite (each task a run folder in OUT/<task>), and write one table of
-    the ensemble against its baselines (per task, per group, mean): bench.json, bench.csv, bench.html."""
+    the ensemble against its baselines (per task, per group, mean): bench.json, bench.csv, bench.html. Every
+    setting goes into OUT/config.yaml, which --config replays."""
     with command():
         start = time.perf_counter()
         _check_writable(out, "--out", folder=True)
+        values = _method_values(zoo, workers, selection, machine, rank_settings, sweep_changes, cluster)
+        settings = _replayed(config, preset, values, check=functools.partial(_check_bench, config))
+        own = {"suite": suite, "tasks": _ids(tasks), "test_images": test_images, "audit": audit}
+        suite_settings = _bench_settings(config, settings, own)
         from zoofit.bench import load_suite
 
-        load_suite(suite).select(_ids(tasks))  # a bad suite or task id is one line, before torch loads
-        fit = _method(
-            zoo, preset, workers, selection, machine, rank_settings, sweep_changes, cluster,
-        )  # fmt: skip
-        from zoofit.bench import BENCH_HTML, Bench
-        from zoofit.report.bench import bench_html, bench_tables
-        from zoofit.store import RunStore, write_text
+        load_suite(suite_settings.suite).select(suite_settings.tasks)  # a bad suite or task is one line, at once
+        fit = _method(settings, machine, cluster)
+        from zoofit.bench import Bench
+        from zoofit.store import RunStore
 
-        runner = Bench(suite, fit, tasks=_ids(tasks), test_images=test_images, audit=audit)
+        runner = Bench(suite_settings.suite, fit, tasks=suite_settings.tasks, test_images=suite_settings.test_images,
+                       audit=suite_settings.audit)  # fmt: skip
         runner.check()
         RunStore(out).check_writer()
         with RichProgress(console) as progress:
             runner.fit(out, progress=progress)
-        for task in runner.result_.tasks:
-            if task.status == "done":
-                write_text(out / task.run / REPORT, html_report(out / task.run))
-        write_text(out / BENCH_HTML, bench_html(out))
-        stdout.print(bench_tables(runner.result_))
-        failed = sum(task.status == "failed" for task in runner.result_.tasks)
-        console.print(
-            f"wrote {out}/bench.json, bench.csv, {BENCH_HTML} and a run folder per task in "
-            f"{time.perf_counter() - start:.1f} s ({len(runner.result_.tasks) - failed} tasks done, {failed} failed)"
-        )
+        _report_bench(runner.result_, out, start)
+
+
+def _report_bench(result: Any, out: Path, start: float) -> None:
+    """Write each done task's report.html and the bench's bench.html, and print the bench's tables."""
+    from zoofit.bench import BENCH_HTML
+    from zoofit.report.bench import bench_html, bench_tables
+    from zoofit.store import write_text
+
+    for task in result.tasks:
+        if task.status == "done":
+            write_text(out / task.run / REPORT, html_report(out / task.run))
+    write_text(out / BENCH_HTML, bench_html(out))
+    stdout.print(bench_tables(result))
+    failed = sum(task.status == "failed" for task in result.tasks)
+    console.print(
+        f"wrote {out}/bench.json, bench.csv, {BENCH_HTML} and a run folder per task in "
+        f"{time.perf_counter() - start:.1f} s ({len(result.tasks) - failed} tasks done, {failed} failed)"
+    )
 
 
 @app.command()

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoofit import __version__
 from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ZoofitError, first_line
 from zoofit.export_formats import FORMATS, INPUT, OUTPUT, Format, Onnx, TorchExport, format_of, quiet
 from zoofit.layout import MANIFEST
+from zoofit.replay import versions
 from zoofit.store import atomic_path
 
 __all__ = ["FORMATS", "Exported", "Format", "Onnx", "TorchExport", "check_shapes", "export_run", "format_of"]
@@ -137,7 +137,7 @@ def _metadata(classifier: EnsembleClassifier) -> dict[str, str]:
         for m in classifier.members
     ]  # fmt: skip
     return {
-        "producer": f"zoofit {__version__}",
+        "producer": f"zoofit {versions()['zoofit']}",
         "input": f"{INPUT}: uint8 N x H x W x 3 (RGB), any N, H and W",
         "output": f"{OUTPUT}: float32 N x {len(classifier.class_names)}, in the order of class_names",
         "class_names": json.dumps(list(classifier.class_names)),

@@ -11,3 +11,4 @@ LABELLED = "labelled.safetensors"  # the run's images' content digests, its labe
 DATA = "data.json"  # the fingerprint of the run's data: another dataset is refused
 WRITER_LOCK = ".writer.lock"  # held by the one process writing the folder
 WRITER = ".writer.json"  # that process's id and command line, for the message that refuses a second one
+CONFIG = "config.yaml"  # every setting of the run (or bench), which replays it: zoofit run --config

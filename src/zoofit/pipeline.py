@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from zoofit.data import Splits
+from zoofit.data import DataConfig, Splits
 from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import SELECTIONS, Selection, average, member_entry
@@ -23,27 +23,29 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
 from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
-from zoofit.finetune import SweepConfig, TrialContext, TrialRecord, TrialRunner, resolve_workers
+from zoofit.finetune import TrialContext, TrialRecord, TrialRunner, resolve_workers
 from zoofit.finetune.budgeted import Budget
-from zoofit.finetune.config import default_preset, preset
 from zoofit.finetune.refit import refit
 from zoofit.finetune.soup import cook_soup
-from zoofit.finetune.sweep import Job
+from zoofit.finetune.sweep import Job, Placement, placements, plan_trials
 from zoofit.labelling.labelled import record_labelled
-from zoofit.layout import MANIFEST, TRIALS
+from zoofit.layout import CONFIG, MANIFEST, TRIALS
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankConfig, RankedModel, Ranker
 from zoofit.rank.probe import Probe, linear_probe
 from zoofit.rank.proxies import describe
+from zoofit.replay import RunConfig
 from zoofit.result import (
     Baseline,
     DomainResult,
     EnsembleResult,
+    FailedTrial,
     GrowthStep,
     LinearProbeResult,
     Member,
     ProxyResult,
     ReliabilityBin,
+    RobustnessResult,
     RunResult,
     Scores,
     SoupResult,
@@ -52,6 +54,7 @@ from zoofit.result import (
 )
 from zoofit.robustness import TrialPredictions, classifiers, domain_result, robustness
 from zoofit.store import RunStore
+from zoofit.sweep_config import SearchSettings, SweepConfig, default_preset, preset
 from zoofit.zoo import Zoo
 
 log = logging.getLogger("zoofit")
@@ -133,26 +136,37 @@ class ZooFit(Estimator):
         is read."""
         device = resolve_device(self.machine.device)
         resolve_workers(self.workers, device)
-        self._ranker(self.sweep_config(device), self.machine.precision, self.unit_executor()).check()
+        config = self.sweep_config(device)
+        self._ranker(config.search.image_size, self.machine.precision, self.unit_executor()).check()
 
-    def sweep_config(self, device: torch.device, largest_area: int | None = None) -> SweepConfig:
-        """The sweep, validated: as given, the named preset, or the device's; sized for data whose largest image
-        has ``largest_area`` pixels where given."""
+    def sweep_config(self, device: torch.device) -> SweepConfig:
+        """The sweep, validated (its selection among :data:`~zoofit.ensemble.SELECTIONS`): as given, the named
+        preset, or the device's."""
         if isinstance(self.sweep, SweepConfig):
             config = self.sweep.validate()
         else:
             config = preset(self.sweep or default_preset(gpu=device.type == "cuda"))
-        if largest_area is None:
-            return config
-        sized = config.for_images(largest_area)
-        if sized.image_size != config.image_size:
-            log.info("images smaller than 96x96: ranking and fine-tuning at %d px", sized.image_size)
-        return sized
+        SELECTIONS.get(config.ensemble.selection)
+        return config
+
+    def run_config(self, device: torch.device, data: DataConfig | None, domains: dict[str, Domain]) -> RunConfig:
+        """Every setting of a run of this estimator on ``data`` (as :class:`RunConfig` records it in
+        ``config.yaml``); a zoo or executor given as an object is recorded by its name."""
+        zoo = self.zoo if isinstance(self.zoo, str | Path) else self.zoo.name
+        executor = self.executor if isinstance(self.executor, str) else type(self.executor).__name__
+        chosen = self.selection
+        return RunConfig(
+            zoo=str(zoo), models=_listed(chosen.models), exclude=_listed(chosen.exclude),
+            licenses=_listed(chosen.licenses), data=data, shift_data={name: d.data for name, d in domains.items()},
+            ranking=self.ranking, sweep=self.sweep_config(device), seed=self.seed, device=self.machine.device,
+            precision=self.machine.precision, workers=self.workers, executor=executor,
+        )  # fmt: skip
 
     def _ranker(
-        self, config: SweepConfig, precision: str, executor: Executor | None, models: list[str] | None = None
+        self, size: int | None, precision: str, executor: Executor | None, models: list[str] | None = None
     ) -> Ranker:
-        ranking = replace(self.ranking, image_size=config.image_size, own_size_if_needed=True)
+        """The ranking of a run: every model at the run's ``size``, or at its own where it takes no other."""
+        ranking = replace(self.ranking, image_size=size, own_size_if_needed=True)
         selection = replace(self.selection, models=models) if models else self.selection
         machine = replace(self.machine, precision=precision)
         return Ranker(self.zoo, ranking, selection=selection, machine=machine, executor=executor or "local")
@@ -169,155 +183,262 @@ class ZooFit(Estimator):
         splits: Splits,
         out: str | Path,
         *,
+        data: DataConfig | None = None,
         domains: dict[str, Domain] | None = None,
         progress: Progress | None = None,
         started: float | None = None,
     ) -> ZooFit:
         """Run the method on ``splits`` into the run folder ``out`` (resuming what is already there), as its one
-        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset. The classifiers are also
-        scored on each of the shifted ``domains`` (see :func:`~zoofit.data.load_domains`), by name. A sweep's
-        ``time_limit`` counts from ``started`` (a ``time.perf_counter()``; default now)."""
+        writer (see :meth:`RunStore.writer`); a folder holds the runs of one dataset. ``data``, the settings the
+        splits were drawn with, goes into the folder's ``config.yaml`` with every other setting, so that
+        ``zoofit run --config`` replays the run. The classifiers are also scored on each of the shifted ``domains``
+        (see :func:`~zoofit.data.load_domains`), by name. A sweep's ``time_limit`` counts from ``started`` (a
+        ``time.perf_counter()``; default now)."""
         started = time.perf_counter() if started is None else started
         if (executor := self.unit_executor()) is not None:
             executor.check()  # a cluster that does not answer is one line before the folder is touched
         with RunStore(Path(out)).writer() as store:
-            return self._fit(splits, store, domains, progress, started)
+            return self._fit(splits, store, data, domains or {}, progress or SilentProgress(), started)
 
     def _fit(
         self,
         splits: Splits,
         store: RunStore,
-        domains: dict[str, Domain] | None,
-        progress: Progress | None,
+        data: DataConfig | None,
+        domains: dict[str, Domain],
+        progress: Progress,
         started: float,
     ) -> ZooFit:
+        """The method's stages, each a function of what the ones before it gave."""
         if splits.test is None:
             raise ZoofitError("the data has no test split; give DIR/test/, a 'test' split, or a test_fraction")
-        progress = progress or SilentProgress()
-        timer = StageTimer()
-        device = resolve_device(self.machine.device)
+        timer, device = StageTimer(), resolve_device(self.machine.device)
         resolve_workers(self.workers, device)  # a bad number of workers is reported before any work
-        config = self.sweep_config(device, splits.ranking_set.largest_area())
+        config = self.sweep_config(device)
+        size = resolution(config.search, splits)
         store.claim_data(splits.fingerprint, splits.describe())
-        context = TrialContext(
-            splits, store.root, self.machine.cache_path, str(device),
-            resolve_precision(self.machine.precision, device, training=True),
-            resolve_precision(self.machine.precision, device),
-            config.eval_batch_size or default_batch_size(device),
-        )  # fmt: skip
-
-        executor = self.unit_executor()
-        budget = None
-        if config.time_limit is not None:
-            with timer.stage("plan"):
-                budget = Budget(config, context, started)
-                zoo = self._ranker(config, context.eval_precision, executor).check()
-                kept = budget.zoo(zoo, len(splits.ranking_set), store, self.seed)
-        with timer.stage("rank"):
-            ranker = self._ranker(config, context.eval_precision, executor, kept if budget else None)
-            ranker = ranker.fit(splits, progress=progress)
-            ranker.save(store.root)
+        store.write_text(CONFIG, self.run_config(device, data, domains).text())
+        context = trial_context(splits, store, self.machine, device, config)
+        budget = Budget(config, size, context, started) if config.budget.time_limit is not None else None
+        ranker = self._rank(splits, store, size, context.eval_precision, budget, timer, progress)
         with timer.stage("linear_probe"):
             probe = linear_probe(ranker, splits)
+        models = placements(ranker.ranking_, ranker.zoo_.models, size)
         if budget is not None:
-            config = budget.sweep(ranker, plan_trials(ranker, config, self.seed)[0], store)
+            config = budget.sweep(models, store, self.seed)
+        executor, seed = self.unit_executor(), self.seed
         with timer.stage("fine_tune"):
-            jobs, costs = plan_trials(ranker, config, self.seed)
-            workers = resolve_workers(self.workers, device, costs)
-            runner = TrialRunner(context, workers=workers, progress=progress, executor=executor or "local")
-            log.info("fine-tuning %d trials, %d at a time", len(jobs), runner.workers)
-            trials = runner.run(jobs, costs)
-            if not trials:
-                raise runner.none_finished()
-        if config.soup:
-            with timer.stage("soup"):
-                soups = cook_soups(trials, context, progress)
-        else:
-            soups = []
-        with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
-            candidates = trials + soups
-            selection = select_ensemble(candidates, splits.val.labels, config, self.seed)
-            best = best_trial(trials)
-            top_model = top_finished(ranker.ranking_, trials)
-            top_ranked = best_trial(t for t in trials if t.model == top_model)
-            seed_trials = runner.run(seed_jobs(best, jobs, config.seed_baseline))
-        selected, seeds, refits = candidates, [best, *seed_trials] if seed_trials else [], []
-        if config.refit:
-            with timer.stage("refit"):  # the members and the seed baseline, trained again on train + validation
-                chosen = [candidates[i] for i in selection.members] + seeds
-                refit_of = refit(chosen, trials + seed_trials, {spec.id: spec for spec, _ in jobs}, runner)
-                refits = [t for t in refit_of.values() if t.result.soup is None]
-                candidates = [refit_of.get(c.key, c) for c in candidates]
-                seeds = [refit_of.get(t.key, t) for t in seeds]  # a refit that failed: as trained on train
-        members = [(candidates[i], float(selection.weights[i])) for i in selection.members]
-        store.write_json(MANIFEST, manifest(splits, members, store))
+            runner, jobs, trials = fine_tune(models, config, seed, context, self.workers, executor, progress)
+        pool = choose(trials, runner, jobs, splits, config, seed, ranker, timer, progress)
+        store.write_json(MANIFEST, manifest(splits, pool.members, store))
         record_labelled(store.root, splits, device=context.device, precision=context.eval_precision,
                         batch_size=context.eval_batch_size)  # fmt: skip
         if budget is not None:
-            config = budget.robustness(len(members) + 1)
+            config = budget.robustness(len(pool.members) + 1)
         with timer.stage("robustness"):
-            member_entries = [entry(t, w, store) for t, w in members]
-            seed_entries = [entry(t, 1.0, store) for t in [best, *seeds]] if seeds else []
-            predictions = TrialPredictions(
-                store.root, [*member_entries, entry(best, 1.0, store), *seed_entries], splits.class_names,
-                device=context.device, precision=context.eval_precision, batch_size=context.eval_batch_size,
-            )  # fmt: skip
-            groups = classifiers(member_entries, best.key, [e["trial"] for e in seed_entries])
-            shifted = None if not config.shift_images else robustness(
-                splits.test, predictions, groups, count=config.shift_images, severity=config.shift_severity,
-                seed=self.seed, progress=progress,
-            )  # fmt: skip
-            domain_results = evaluate_domains(domains or {}, predictions, groups, progress)
-
-        self.ranker_, self.trials_, self.selection_ = ranker, trials, selection
-        labels = splits.test.labels
-        test_probs = average([t.test_probs for t in candidates], selection.counts)  # the ensemble's
-        computed = trials + seed_trials + refits
-        self.result_ = RunResult(
-            data=splits.describe(), preset=config.name, sweep=config,
-            proxy=ProxyResult(**describe(ranker.proxy_)),
-            ensemble=ensemble_result(candidates, selection, test_probs, splits, ranker.zoo_), best_single=baseline([best], labels),
-            top_ranked=baseline([top_ranked], labels), seed_baseline=baseline(seeds, labels) if seeds else None,
-            robustness=shifted, units=units(ranker.ranking_, computed), stage_seconds=timer.seconds,
-            wall_seconds=timer.wall, soups=[soup_result(soup) for soup in soups],
-            reliability=reliability_of(test_probs, best, labels), domains=domain_results,
-            linear_probe=probe_result(probe, labels),
-            plan=budget.result() if budget is not None else None,
-            failed_trials=runner.failed, skipped=list(splits.skipped),
-            before_refit=ensemble_result(
-                selected, selection, average([t.test_probs for t in selected], selection.counts), splits, ranker.zoo_
-            ) if config.refit else None,
-        )  # fmt: skip
-        store.write_csv(TRIALS, [t.row() for t in computed] + [failed.row() for failed in runner.failed])
+            shifted, domain_results = evaluate_shift(pool, splits, domains, config, context, store, seed, progress)
+        self.ranker_, self.trials_, self.selection_ = ranker, trials, pool.selection
+        self.result_ = run_result(
+            pool, splits, config, ranker, probe, shifted, domain_results, budget, runner.failed, timer
+        )
+        store.write_csv(TRIALS, [t.row() for t in pool.computed] + [failed.row() for failed in runner.failed])
         self.result_.write(store.root)
         return self
+
+    def _rank(
+        self,
+        splits: Splits,
+        store: RunStore,
+        size: int | None,
+        precision: str,
+        budget: Budget | None,
+        timer: StageTimer,
+        progress: Progress,
+    ) -> Ranker:
+        """The zoo ranked at ``size`` (under a time limit, the models the ``budget`` keeps), saved in ``store``."""
+        executor, kept = self.unit_executor(), None
+        if budget is not None:
+            with timer.stage("plan"):
+                zoo = self._ranker(size, precision, executor).check()
+                kept = budget.zoo(zoo, len(splits.ranking_set), store, self.seed)
+        with timer.stage("rank"):
+            ranker = self._ranker(size, precision, executor, kept).fit(splits, progress=progress)
+            ranker.save(store.root)
+        return ranker
+
+
+def _listed(names: tuple[str, ...] | None) -> list[str] | None:
+    """``names`` as a list (as ``config.yaml`` writes it)."""
+    return list(names) if names is not None else None
+
+
+def resolution(search: SearchSettings, splits: Splits) -> int | None:
+    """The resolution the run ranks and fine-tunes every model at (``None``: each model's own; a model that takes
+    no other is ranked, and so fine-tuned, at its own): the one place a run's size is decided."""
+    size = search.resolution(splits.ranking_set.largest_area())
+    if size != search.image_size:
+        log.info("images smaller than 96x96: ranking and fine-tuning at %d px", size)
+    return size
+
+
+def trial_context(
+    splits: Splits, store: RunStore, machine: Machine, device: torch.device, config: SweepConfig
+) -> TrialContext:
+    """What every trial of the run shares: the data, the folders, the device and its precisions."""
+    return TrialContext(
+        splits, store.root, machine.cache_path, str(device), resolve_precision(machine.precision, device, training=True),
+        resolve_precision(machine.precision, device), config.training.eval_batch_size or default_batch_size(device),
+    )  # fmt: skip
+
+
+def fine_tune(
+    models: Sequence[Placement],
+    config: SweepConfig,
+    seed: int,
+    context: TrialContext,
+    workers: int | None,
+    executor: Executor | None,
+    progress: Progress,
+) -> tuple[TrialRunner, list[Job], list[TrialRecord]]:
+    """The sweep's trials trained (those the run holds reused), with the runner that trained them."""
+    jobs, costs = plan_trials(models, config, seed)
+    workers = resolve_workers(workers, torch.device(context.device), costs)
+    runner = TrialRunner(context, workers=workers, progress=progress, executor=executor or "local")
+    log.info("fine-tuning %d trials, %d at a time", len(jobs), runner.workers)
+    trials = runner.run(jobs, costs)
+    if not trials:
+        raise runner.none_finished()
+    return runner, jobs, trials
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What the ensemble was chosen from and what it chose: the ``candidates`` (trials and soups; refit where the
+    sweep refits), the ``selection`` over them, the ``best`` trial and the ``top_ranked`` model's, the seed
+    baseline's ``seeds`` (the best and its other seeds; empty without one), the ``selected`` candidates before any
+    refit, the ``soups``, and every trial this run computed or reused (``computed``)."""
+
+    candidates: list[TrialRecord]
+    selection: Selection
+    best: TrialRecord
+    top_ranked: TrialRecord
+    seeds: list[TrialRecord]
+    selected: list[TrialRecord]
+    soups: list[TrialRecord]
+    computed: list[TrialRecord]
+
+    @property
+    def members(self) -> list[tuple[TrialRecord, float]]:
+        """The ensemble's members with their weights."""
+        return [(self.candidates[i], float(self.selection.weights[i])) for i in self.selection.members]
+
+
+def choose(
+    trials: list[TrialRecord],
+    runner: TrialRunner,
+    jobs: Sequence[Job],
+    splits: Splits,
+    config: SweepConfig,
+    seed: int,
+    ranker: Ranker,
+    timer: StageTimer,
+    progress: Progress,
+) -> Pool:
+    """The soups (where the sweep asks), the ensemble's selection, its baselines, and the refits of its members."""
+    soups: list[TrialRecord] = []
+    if config.ensemble.soup:
+        with timer.stage("soup"):
+            soups = cook_soups(trials, runner.context, progress)
+    with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
+        candidates = trials + soups
+        selection = select_ensemble(candidates, splits.val.labels, config, seed)
+        best = best_trial(trials)
+        top_model = top_finished(ranker.ranking_, trials)
+        top_ranked = best_trial(t for t in trials if t.model == top_model)
+        seed_trials = runner.run(seed_jobs(best, jobs, config.evaluation.seed_baseline))
+    seeds = [best, *seed_trials] if seed_trials else []
+    pool = Pool(candidates, selection, best, top_ranked, seeds, candidates, soups, trials + seed_trials)
+    if not config.ensemble.refit:
+        return pool
+    with timer.stage("refit"):  # the members and the seed baseline, trained again on train + validation
+        chosen = [candidates[i] for i in selection.members] + seeds
+        refit_of = refit(chosen, trials + seed_trials, {spec.id: spec for spec, _ in jobs}, runner)
+    return replace(
+        pool, candidates=[refit_of.get(c.key, c) for c in candidates], seeds=[refit_of.get(t.key, t) for t in seeds],  # a refit that failed: as trained on train
+        computed=pool.computed + [t for t in refit_of.values() if t.result.soup is None],
+    )  # fmt: skip
+
+
+def evaluate_shift(
+    pool: Pool,
+    splits: Splits,
+    domains: dict[str, Domain],
+    config: SweepConfig,
+    context: TrialContext,
+    store: RunStore,
+    seed: int,
+    progress: Progress,
+) -> tuple[RobustnessResult | None, dict[str, DomainResult]]:
+    """The ensemble, the best trial and the seed ensemble on corrupted test images and on the shifted domains."""
+    member_entries = [entry(t, w, store) for t, w in pool.members]
+    seed_entries = [entry(t, 1.0, store) for t in [pool.best, *pool.seeds]] if pool.seeds else []
+    predictions = TrialPredictions(
+        store.root, [*member_entries, entry(pool.best, 1.0, store), *seed_entries], splits.class_names,
+        device=context.device, precision=context.eval_precision, batch_size=context.eval_batch_size,
+    )  # fmt: skip
+    groups = classifiers(member_entries, pool.best.key, [e["trial"] for e in seed_entries])
+    evaluation = config.evaluation
+    shifted = None if not evaluation.shift_images else robustness(
+        splits.test, predictions, groups, count=evaluation.shift_images, severity=evaluation.shift_severity,
+        seed=seed, progress=progress,
+    )  # fmt: skip
+    return shifted, evaluate_domains(domains, predictions, groups, progress)
+
+
+def run_result(
+    pool: Pool,
+    splits: Splits,
+    config: SweepConfig,
+    ranker: Ranker,
+    probe: Probe,
+    shifted: RobustnessResult | None,
+    domains: dict[str, DomainResult],
+    budget: Budget | None,
+    failed: list[FailedTrial],
+    timer: StageTimer,
+) -> RunResult:
+    """The run's result, for ``summary.json`` (``failed``: the trials that did not finish)."""
+    labels = splits.test.labels
+    test_probs = average([t.test_probs for t in pool.candidates], pool.selection.counts)  # the ensemble's
+    return RunResult(
+        data=splits.describe(), preset=config.name, sweep=config, proxy=ProxyResult(**describe(ranker.proxy_)),
+        ensemble=ensemble_result(pool.candidates, pool.selection, test_probs, splits, ranker.zoo_),
+        best_single=baseline([pool.best], labels), top_ranked=baseline([pool.top_ranked], labels),
+        seed_baseline=baseline(pool.seeds, labels) if pool.seeds else None, robustness=shifted,
+        units=units(ranker.ranking_, pool.computed), stage_seconds=timer.seconds, wall_seconds=timer.wall,
+        soups=[soup_result(soup) for soup in pool.soups], reliability=reliability_of(test_probs, pool.best, labels),
+        domains=domains, linear_probe=probe_result(probe, labels),
+        plan=budget.result() if budget is not None else None, failed_trials=failed,
+        skipped=list(splits.skipped),
+        before_refit=ensemble_result(
+            pool.selected, pool.selection, average([t.test_probs for t in pool.selected], pool.selection.counts),
+            splits, ranker.zoo_,
+        ) if config.ensemble.refit else None,
+    )  # fmt: skip
 
 
 def evaluate_domains(
     domains: dict[str, Domain], predictions: TrialPredictions, groups: dict, progress: Progress
 ) -> dict[str, DomainResult]:
     """Each classifier of ``groups`` scored on each shifted domain, by its name (no progress without domains)."""
-    results = {}
+    results: dict[str, DomainResult] = {}
     if not domains:
         return results
     with progress.task("shifted domains", total=len(domains)) as task:
         for name, domain in domains.items():
-            results[name] = domain_result(domain, predictions, groups)
+            results[name] = domain_result(domain.data, domain.images, predictions, groups)
             task.advance()
     return results
-
-
-def plan_trials(ranker: Ranker, config: SweepConfig, seed: int) -> tuple[list[Job], list[float]]:
-    """The sweep's trials over the ranking's top models, each at the size its model was ranked at (its own, where
-    it takes no other), and each trial's relative cost."""
-    specs = {spec.id: spec for spec in ranker.zoo_.models}
-    planned = [
-        (row, trial if config.image_size is None else replace(trial, image_size=row.input_size))
-        for row in ranker.ranking_[: config.top_k]
-        for trial in config.trials(seed)
-    ]
-    jobs = [(specs[row.model], trial) for row, trial in planned]
-    return jobs, [row.gflops * trial.steps * trial.batch_size for row, trial in planned]
 
 
 def top_finished(ranking: Sequence[RankedModel], trials: Sequence[TrialRecord]) -> str:
@@ -335,9 +456,10 @@ def seed_jobs(best: TrialRecord, jobs: Sequence[Job], count: int) -> list[Job]:
 def select_ensemble(trials: Sequence[TrialRecord], labels: np.ndarray, config: SweepConfig, seed: int) -> Selection:
     """The sweep's selection (greedy forward selection with replacement, or its bagged form, whose halves of the
     validation set are drawn with ``seed``) over ``trials``, within the sweep's budget."""
-    return SELECTIONS[config.selection](
-        [t.val_probs for t in trials], labels, max_steps=config.ensemble_steps, max_members=config.max_members,
-        max_gflops=config.max_gflops, gflops=[t.gflops for t in trials], bags=config.bags, seed=seed,
+    settings = config.ensemble
+    return SELECTIONS[settings.selection](
+        [t.val_probs for t in trials], labels, max_steps=settings.ensemble_steps, max_members=settings.max_members,
+        max_gflops=settings.max_gflops, gflops=[t.gflops for t in trials], bags=settings.bags, seed=seed,
     )  # fmt: skip
 
 

@@ -18,8 +18,8 @@ import dacite
 
 from zoofit.data.skips import Skipped
 from zoofit.errors import ZoofitError, first_line
-from zoofit.finetune.config import SweepConfig, TrialConfig
 from zoofit.layout import SUMMARY
+from zoofit.sweep_config import SweepConfig, TrialConfig
 
 SCHEMA = 6
 

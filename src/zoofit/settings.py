@@ -55,6 +55,20 @@ def between_0_and_1(*, none: bool = False) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: (none and v is None) or (is_number(v) and 0.0 < v < 1.0)), "must lie strictly between 0 and 1"
 
 
+#: How a resolution says "each model's own": ``None`` in Python (``null`` in ``config.yaml``), ``own`` as an option.
+OWN_SIZE = "own"
+
+
+def parse_size(text: str) -> int | None:
+    """A resolution's option text: pixels, or ``own`` (each model's own: ``None``); ``ValueError`` otherwise."""
+    if text.strip().lower() == OWN_SIZE:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is neither pixels nor {OWN_SIZE} (each model's own resolution)") from None
+
+
 def check_settings(config: Any) -> None:
     """Raise a :class:`ParameterError` naming the first setting of ``config`` that fails its check."""
     for item in fields(config):

@@ -20,7 +20,9 @@ from zoofit.data import Splits, load_data
 from zoofit.data.protocol import stratified_sample
 from zoofit.errors import ParameterError, ZoofitError, first_line
 from zoofit.estimator import Estimator, clone
+from zoofit.layout import CONFIG
 from zoofit.progress import Progress, SilentProgress
+from zoofit.replay import RunConfig, SuiteSettings
 from zoofit.result import RunResult
 
 if TYPE_CHECKING:
@@ -110,9 +112,10 @@ class Bench(Estimator):
         out = Path(out)
         progress = progress or SilentProgress()
         estimator = self._estimator()
-        limit, executor = sweep_of(estimator).time_limit, estimator.unit_executor()
+        limit, executor = sweep_of(estimator).budget.time_limit, estimator.unit_executor()
         done: dict[str, TaskResult] = {}
-        with RunStore(out).writer():
+        with RunStore(out).writer() as store:
+            store.write_text(CONFIG, self.run_config(suite).text())
             if getattr(executor, "shared_by_callers", False) and limit is None:
                 log.info("%d tasks at once on the %s executor", len(suite.tasks), estimator.executor)
                 results = at_once(suite.tasks, lambda task: self._task(task, out, progress, None, executor))
@@ -142,11 +145,11 @@ class Bench(Estimator):
             if seconds is not None:
                 fit.set_params(sweep=sweep_of(fit).override(time_limit=seconds))
             splits = self.splits(task, progress)
-            fit.fit(splits, out / task.id, progress=progress, started=start)
+            fit.fit(splits, out / task.id, data=task.data_config(), progress=progress, started=start)
             result = RunResult.read(out / task.id)  # the table is built from the run's typed result
             record = replace(record, status="done", splits=splits.describe(), classifiers=classifiers_of(result))
             if self.audit:
-                record = replace(record, audit=self._audit(fit, splits, out / task.id / AUDIT, progress))
+                record = replace(record, audit=self._audit(fit, splits, task, out / task.id / AUDIT, progress))
         except KeyboardInterrupt:
             raise
         except Exception as error:  # noqa: BLE001 - a task's own failure is recorded and the bench goes on
@@ -164,12 +167,22 @@ class Bench(Estimator):
         rng = np.random.default_rng(config.seed)
         return replace(splits, test=splits.test.subset(stratified_sample(splits.test, self.test_images, rng)))
 
-    def _audit(self, fit, splits: Splits, folder: Path, progress: Progress):
+    def _audit(self, fit, splits: Splits, task: Task, folder: Path, progress: Progress):
         """Every zoo model fine-tuned on the task, in its own run folder, and the proxies' agreement with that."""
         models = len(fit.ranker_.zoo_.models)
-        everyone = clone(fit, sweep=replace(sweep_of(fit), top_k=models, time_limit=None).validate())  # never cut
-        everyone.fit(splits, folder, progress=progress)
+        everyone = clone(fit, sweep=sweep_of(fit).override(top_k=models, time_limit=None))  # never cut
+        everyone.fit(splits, folder, data=task.data_config(), progress=progress)
         return audit_task(everyone, splits, f"{folder.parent.name}/{folder.name}", progress)
+
+    def run_config(self, suite: Suite) -> RunConfig:
+        """Every setting of this bench (its suite, tasks, test images and audit, and the method's), as
+        ``config.yaml`` records it."""
+        from zoofit.device import resolve_device
+
+        estimator = self._estimator()
+        name = self.suite if isinstance(self.suite, str | Path) else suite.name
+        settings = SuiteSettings(str(name), self.tasks, self.test_images, self.audit)
+        return replace(estimator.run_config(resolve_device(estimator.machine.device), None, {}), suite=settings)
 
     def _result(self, suite: Suite, tasks: list[TaskResult], start: float) -> BenchResult:
         fit = self._estimator()

@@ -1,14 +1,12 @@
 """Fine-tuning: one trial = (model, hyper-parameters, seed); the sweep runs trials as stored units.
 
-Names are imported on first use: the settings (``zoofit.finetune.config``) need neither torch nor timm, so the CLI
-builds its options from them at once."""
+Names are imported on first use. The settings live below every stage, in :mod:`zoofit.sweep_config`."""
 
 from __future__ import annotations
 
 from zoofit.lazy import lazy_exports
 
 _MODULES = {
-    "config": ("PRESETS", "SweepConfig", "TrialConfig", "preset"),
     "runner": ("TrialRunner", "resolve_workers"),
     "sweep": ("TrialContext", "TrialRecord"),
     "trial": ("TrainedTrial", "train_trial"),

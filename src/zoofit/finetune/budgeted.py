@@ -13,21 +13,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Sweep, plan
 from zoofit.errors import ModelError, ParameterError, ZoofitError
-from zoofit.finetune.config import SweepConfig
-from zoofit.finetune.sweep import Job, TrialContext
+from zoofit.finetune.sweep import Job, Placement, TrialContext, plan_trials
 from zoofit.finetune.trial import train_trial
 from zoofit.result import PlanResult
 from zoofit.store import Cache, RunStore
+from zoofit.sweep_config import SweepConfig
 from zoofit.zoo import ModelSpec, Zoo, load_model
-
-if TYPE_CHECKING:
-    from zoofit.rank import Ranker
 
 log = logging.getLogger("zoofit")
 
@@ -71,14 +67,14 @@ class _Clock:
         pass
 
 
-def probe(spec: ModelSpec, config: SweepConfig, context: TrialContext) -> Throughput:
-    """Train ``spec`` for :data:`PROBE_STEPS` steps of the sweep's first trial and predict
-    :data:`PROBE_IMAGES` validation images, timing each (nothing is stored)."""
+def probe(spec: ModelSpec, config: SweepConfig, size: int | None, context: TrialContext) -> Throughput:
+    """Train ``spec`` for :data:`PROBE_STEPS` steps of the sweep's first trial at ``size`` (``None``: its own) and
+    predict :data:`PROBE_IMAGES` validation images, timing each (nothing is stored)."""
     start = time.perf_counter()
     loaded = load_model(spec, Cache(context.cache_root))
     val = context.splits.val
     splits = replace(context.splits, val=val.subset(range(min(PROBE_IMAGES, len(val)))), test=None)
-    trial = replace(config.trials()[0], steps=PROBE_STEPS)
+    trial = replace(config.trials(image_size=size)[0], steps=PROBE_STEPS)
     clock = _Clock()
     train_trial(
         loaded, splits, trial, device=torch.device(context.device), precision=context.precision,
@@ -90,19 +86,6 @@ def probe(spec: ModelSpec, config: SweepConfig, context: TrialContext) -> Throug
         spec.id, train_seconds_per_image=step / trial.batch_size,
         predict_seconds_per_image=(end - clock.times[-1]) / len(splits.val), overhead=clock.times[0] - start,
     )  # fmt: skip
-
-
-def sweep_of(config: SweepConfig) -> Sweep:
-    return Sweep(
-        config.top_k, config.lrs, config.steps, config.batch_size, config.shift_images, config.refit,
-        config.seed_baseline,
-    )  # fmt: skip
-
-
-def planned(config: SweepConfig, result: Plan) -> SweepConfig:
-    """``config`` sized as the plan says."""
-    sweep = result.sweep
-    return replace(config, top_k=sweep.top_k, lrs=sweep.lrs, steps=sweep.steps, shift_images=sweep.shift_images)
 
 
 def budget_left(limit: float, started: float) -> float:
@@ -118,24 +101,26 @@ def plan_run(
     predicted_images: int,
     started: float,
 ) -> Plan:
-    """The plan of the run's remaining work within ``config.time_limit`` (counted from ``started``): ``models``
-    are ``(id, GFLOPs per image, seconds to rank it)`` in the order they would be fine-tuned; ``stored`` the trials
-    the run folder holds."""
-    assert config.time_limit is not None
+    """The plan of the run's remaining work within its time limit (counted from ``started``): ``models`` are
+    ``(id, GFLOPs per image, seconds to rank it)`` in the order they would be fine-tuned; ``stored`` the trials the
+    run folder holds."""
+    limit = config.budget.time_limit
+    assert limit is not None
     reference = next((gflops for model, gflops, _ in models if model == throughput.model), 0.0)
     costs = CostModel(
         tuple(throughput.scaled(model, gflops / reference if reference > 0 else 1.0, rank)
               for model, gflops, rank in models),
         predicted_images, throughput.overhead, 0.0, stored,
     )  # fmt: skip
-    return plan(sweep_of(config), costs, budget_left(config.time_limit, started))
+    return plan(Sweep(config), costs, budget_left(limit, started))
 
 
 def affordable_shift_images(config: SweepConfig, throughput: Throughput, classifiers: int, started: float) -> int:
     """The robustness images the time left affords ``classifiers`` models of the probe's speed (none under 50)."""
-    assert config.time_limit is not None
+    limit = config.budget.time_limit
+    assert limit is not None
     per_image = ROBUSTNESS_CONDITIONS * classifiers * throughput.predict_seconds_per_image
-    images = min(config.shift_images, int(max(0.0, budget_left(config.time_limit, started)) / max(per_image, 1e-9)))
+    images = min(config.evaluation.shift_images, int(max(0.0, budget_left(limit, started)) / max(per_image, 1e-9)))
     return images if images >= 50 else 0
 
 
@@ -157,9 +142,10 @@ class Budget:
     :meth:`sweep` after it (the sweep that fits), :meth:`robustness` before the last stage; each cut is logged in
     one line and kept for :meth:`result`."""
 
-    def __init__(self, config: SweepConfig, context: TrialContext, started: float) -> None:
-        assert config.time_limit is not None
-        self.config, self.context, self.started, self.limit = config, context, started, config.time_limit
+    def __init__(self, config: SweepConfig, size: int | None, context: TrialContext, started: float) -> None:
+        assert config.budget.time_limit is not None
+        self.config, self.size, self.context, self.started = config, size, context, started
+        self.limit = config.budget.time_limit
         self.cuts: list[str] = []
         self.planned = 0.0
         self.throughput: Throughput | None = None
@@ -169,14 +155,14 @@ class Budget:
         smallest plan (trials ``store`` holds cost nothing). Measures the throughput first (on the zoo's first
         model)."""
         self.throughput = throughput = self._probe(zoo)
-        size = self.config.image_size
+        size = self.size
         specs = sorted(zoo.models, key=lambda spec: spec.id != throughput.model)  # the probe's model first
         gflops = [scaled_gflops(size, spec) for spec in specs]
         models = [
             (spec.id, flops, throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
             for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
         ]
-        jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed)]
+        jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed, size)]
         try:
             result = plan_run(
                 self.config, throughput, models, self._stored(jobs, store), self.context_images(), self.started
@@ -187,25 +173,26 @@ class Budget:
         self._note([cut for cut in result.cuts if cut.startswith("zoo")])
         return kept
 
-    def sweep(self, ranker: Ranker, jobs: Sequence[Job], store: RunStore) -> SweepConfig:
-        """The sweep that fits the time left after the ranking; trials ``store`` holds cost nothing."""
+    def sweep(self, ranked: Sequence[Placement], store: RunStore, seed: int) -> SweepConfig:
+        """The sweep that fits the time left after the ranking (the ``ranked`` models, best first); the trials
+        ``store`` holds of the sweep as it was cost nothing."""
         assert self.throughput is not None
-        models = [(row.model, row.gflops, 0.0) for row in ranker.ranking_]
-        stored = self._stored(jobs, store)
+        models = [(model.spec.id, model.gflops, 0.0) for model in ranked]
+        stored = self._stored(plan_trials(ranked, self.config, seed)[0], store)
         result = plan_run(self.config, self.throughput, models, stored, self.context_images(), self.started)
         self.planned = time.perf_counter() - self.started + result.seconds
         log.info(result.describe(self.limit))
         self.cuts += list(result.cuts)
-        self.config = planned(self.config, result)
+        self.config = result.sweep.config
         return self.config
 
     def robustness(self, classifiers: int) -> SweepConfig:
         """The sweep with the robustness images the time left affords ``classifiers`` models."""
         assert self.throughput is not None
         images = affordable_shift_images(self.config, self.throughput, classifiers, self.started)
-        if images < self.config.shift_images:
-            self._note([f"robustness images {self.config.shift_images} -> {images} (the time left)"])
-            self.config = replace(self.config, shift_images=images)
+        if images < (before := self.config.evaluation.shift_images):
+            self._note([f"robustness images {before} -> {images} (the time left)"])
+            self.config = self.config.override(shift_images=images)
         return self.config
 
     def result(self) -> PlanResult:
@@ -220,7 +207,7 @@ class Budget:
         """The throughput of the first model of ``zoo`` that loads (the ranking skips the others too)."""
         for spec in zoo.models:
             try:
-                return probe(spec, self.config, self.context)
+                return probe(spec, self.config, self.size, self.context)
             except ModelError as error:
                 log.info("time limit: %s cannot be measured (%s); the next model is", spec.id, error)
         raise ZoofitError("no model of the zoo loads, so the time limit cannot be planned; check the zoo")

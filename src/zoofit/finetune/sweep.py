@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ import torch
 from zoofit.data import Splits
 from zoofit.errors import ModelError
 from zoofit.evaluate import summarize
-from zoofit.finetune.config import TrialConfig
 from zoofit.finetune.trial import train_trial
 from zoofit.progress import Progress
+from zoofit.rank.models import RankedModel
 from zoofit.result import FailedTrial, Scores
 from zoofit.store import Cache, RunStore, content_key
+from zoofit.sweep_config import SweepConfig, TrialConfig
 from zoofit.zoo import ModelSpec, Preprocessing, load_model
 from zoofit.zoo.load import count_gflops
 
@@ -138,6 +140,32 @@ class TrialContext:
 
 
 Job = tuple[ModelSpec, TrialConfig]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A ranked model as the sweep trains it: its spec, its resolution (``None``: its own) and its GFLOPs there."""
+
+    spec: ModelSpec
+    image_size: int | None
+    gflops: float
+
+
+def placements(ranking: Sequence[RankedModel], specs: Sequence[ModelSpec], size: int | None) -> list[Placement]:
+    """The ``ranking``'s models (of ``specs``), best first, each at the size it was ranked at where the run has a
+    ``size`` (its own, where it takes no other; ``None`` keeps each model's own, as the trial's key records)."""
+    by_id = {spec.id: spec for spec in specs}
+    return [Placement(by_id[row.model], None if size is None else row.input_size, row.gflops) for row in ranking]
+
+
+def plan_trials(models: Sequence[Placement], config: SweepConfig, seed: int) -> tuple[list[Job], list[float]]:
+    """The sweep's trials over its top models, and each trial's relative cost."""
+    planned = [
+        (model, trial) for model in models[: config.search.top_k] for trial in config.trials(seed, model.image_size)
+    ]
+    return [(model.spec, trial) for model, trial in planned], [
+        model.gflops * trial.steps * trial.batch_size for model, trial in planned
+    ]
 
 
 @dataclass(frozen=True)

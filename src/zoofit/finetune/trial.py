@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from zoofit.data import ImageSet, Splits
 from zoofit.device import autocast, to_device, to_input, upload
 from zoofit.errors import first_line
-from zoofit.finetune.config import TrialConfig
 from zoofit.finetune.freeze import freeze_early_layers
 from zoofit.progress import Progress, SilentProgress
+from zoofit.sweep_config import TrialConfig
 from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, frozen_batch_norms_folded, probabilities
 
@@ -120,34 +120,11 @@ def train_trial(
             "%s: no stage up to stride %d to keep; the whole network is fine-tuned", description, config.freeze_stride
         )
     model = to_device(model, device)  # the same module, its training flags kept
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_fraction))
-    losses: list[torch.Tensor] = []
-    progress = progress or SilentProgress()
-    batches = batch_indices(len(splits.train), config.batch_size, rng)
-
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        indices = next(batches)
-        inputs = augment(prepare_batch(splits.train.batch(indices), prep, device), config, generator)
-        return to_input(inputs), upload(torch.as_tensor(splits.train.labels[indices]), device)
-
-    with progress.task(description, total=config.steps) as task:
-        first = next_batch()  # also the example the CUDA graphs are captured for
-        with (
-            frozen_batch_norms_folded(model, frozen, prep.input_size),
-            cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs),
-        ):
-            for inputs, labels in itertools.chain([first], (next_batch() for _ in range(config.steps - 1))):
-                with autocast(device, precision):
-                    loss = F.cross_entropy(model(inputs).float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses.append(loss.detach())
-                task.advance()
+    batches = _batches(splits.train, prep, config, rng, generator, device)
+    losses = train_steps(
+        model, batches, config, frozen=frozen, input_size=prep.input_size, device=device, precision=precision,
+        progress=progress or SilentProgress(), description=description, cuda_graphs=cuda_graphs,
+    )  # fmt: skip
     model.eval()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     model = fold_batch_norms(model, prep.input_size)
@@ -157,6 +134,60 @@ def train_trial(
     return TrainedTrial(
         state, prep, val_probs, test_probs, torch.stack(losses).float().cpu().numpy(), time.perf_counter() - start
     )
+
+
+def _batches(
+    train: ImageSet,
+    prep: Preprocessing,
+    config: TrialConfig,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless augmented training batches on ``device``: the inputs and their labels."""
+    for indices in batch_indices(len(train), config.batch_size, rng):
+        inputs = augment(prepare_batch(train.batch(indices), prep, device), config, generator)
+        yield to_input(inputs), upload(torch.as_tensor(train.labels[indices]), device)
+
+
+def train_steps(
+    model: torch.nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    config: TrialConfig,
+    *,
+    frozen: list[torch.nn.Module],
+    input_size: int,
+    device: torch.device,
+    precision: str,
+    progress: Progress,
+    description: str,
+    cuda_graphs: bool,
+) -> list[torch.Tensor]:
+    """Each step's loss, ``config.steps`` steps of SGD (momentum 0.9, warm-up then cosine decay) on ``batches``,
+    the ``frozen`` layers' batch norms folded; the first batch is also the example the CUDA graphs are captured
+    for."""
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=0.9,
+        weight_decay=config.weight_decay,
+    )  # fmt: skip
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_fraction))
+    losses: list[torch.Tensor] = []
+    with progress.task(description, total=config.steps) as task:
+        first = next(batches)
+        with (
+            frozen_batch_norms_folded(model, frozen, input_size),
+            cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs),
+        ):
+            for inputs, labels in itertools.chain([first], itertools.islice(batches, config.steps - 1)):
+                with autocast(device, precision):
+                    loss = F.cross_entropy(model(inputs).float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.detach())
+                task.advance()
+    return losses
 
 
 @contextmanager

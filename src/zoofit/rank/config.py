@@ -11,7 +11,7 @@ from typing import Any
 
 from zoofit.errors import ParameterError
 from zoofit.rank.proxies import PROXIES, Proxy, make_proxy, settings_of
-from zoofit.settings import at_least, changed, check_settings, option_fields, setting
+from zoofit.settings import at_least, changed, check_settings, option_fields, parse_size, setting
 
 _PIXELS = (at_least(16, none=True)[0], "must be at least 16 pixels")
 _POSITIVE = (at_least(1, none=True)[0], "must be positive")
@@ -32,7 +32,9 @@ class RankConfig:
     proxy_settings: dict[str, Any] | None = setting(
         None, "The proxy's own settings (None: its defaults).", option=False
     )
-    image_size: int | None = setting(None, "Input resolution of every model (default: each model's own).", *_PIXELS)
+    image_size: int | None = setting(
+        None, "Input resolution of every model, or own (default: each model's own).", *_PIXELS, parse=parse_size
+    )
     own_size_if_needed: bool = setting(False, "Rank a model that cannot take image_size at its own.", option=False)
     feature_batch_size: int | None = setting(
         None, "Images per forward pass of the features (default: 16 on CPU, 256 on GPU).", *_POSITIVE

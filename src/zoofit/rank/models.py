@@ -74,7 +74,7 @@ def loaded_for_ranking(
 
 
 OWN_SIZE = (
-    "rank it at its own resolution (image_size 0 for a run, none for a ranking) or give it arch_kwargs "
+    "rank it at its own resolution (image_size own) or give it arch_kwargs "
     "{dynamic_img_size: true} where timm has that option"
 )
 

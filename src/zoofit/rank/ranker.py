@@ -28,7 +28,7 @@ from zoofit.rank.config import RankConfig
 from zoofit.rank.features import extract_features
 from zoofit.rank.models import RankedModel, SkippedModel, inputs_of_size, loaded_for_ranking
 from zoofit.rank.proxies import Proxy
-from zoofit.rank.remote import ranked_on
+from zoofit.rank.remote import FeatureJob, ranked_on
 from zoofit.store import Cache, write_csv, write_json
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, Zoo, filtered, load_zoo
 from zoofit.zoo.schemes import prefetch_weights
@@ -123,7 +123,7 @@ class Ranker(Estimator):
         outcomes = (
             loaded_and_ranked(zoo.models, load, rank, lanes, prefetch=prefetch_weights)
             if isinstance(executor, InProcess)
-            else ranked_on(executor, self, images, cache, progress)
+            else ranked_on(executor, FeatureJob(self.config, self.machine, images), zoo.models, proxy, cache, progress)
         )
         title = f"ranking {len(zoo)} models"
         with progress.task(title, total=len(zoo)) as bar:

@@ -4,10 +4,9 @@ features wherever it runs; the driver caches them and scores them, so resume and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,27 +14,28 @@ import torch
 from zoofit.data import ImageSet
 from zoofit.device import resolve_device, resolve_precision
 from zoofit.errors import ModelError, ZoofitError
+from zoofit.estimator import Machine
 from zoofit.execute import Executor
 from zoofit.progress import Progress
+from zoofit.rank.config import RankConfig
 from zoofit.rank.features import extract_features, feature_key
 from zoofit.rank.models import RankedModel, inputs_of_size, loaded_for_ranking
+from zoofit.rank.proxies import Proxy
 from zoofit.store import Cache
 from zoofit.zoo import ModelSpec
-
-if TYPE_CHECKING:
-    from zoofit.rank.ranker import Ranker
 
 FEATURES = "features"  # the cache's kind
 
 
 @dataclass(frozen=True)
 class FeatureJob:
-    """What every model's unit shares: the ranker's settings, the images, and the feature keys the driver's
-    cache already holds (those units return no features; the driver reads its own)."""
+    """What every model's unit shares: the ranking's settings, where and how it computes, the images, and the
+    feature keys the driver's cache already holds (those units return no features; the driver reads its own)."""
 
-    ranker: Ranker
+    config: RankConfig
+    machine: Machine
     images: ImageSet
-    known: frozenset[str]
+    known: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,17 @@ class ModelFeatures:
 def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFeatures | ModelError:
     """The unit of work of a ranking: load ``spec`` and extract its features; a model that cannot be used is
     returned as its :class:`ModelError` (the ranking skips it and goes on)."""
-    ranker = job.ranker
-    device = resolve_device(ranker.machine.device)
+    device = resolve_device(job.machine.device)
     try:
-        cache = Cache(ranker.machine.cache_path)  # this node's cache
-        loaded, prep = loaded_for_ranking(spec, cache, device, ranker.config)
-        key = feature_key(loaded, prep, resolve_precision(ranker.machine.precision, device), job.images)
+        cache = Cache(job.machine.cache_path)  # this node's cache
+        loaded, prep = loaded_for_ranking(spec, cache, device, job.config)
+        key = feature_key(loaded, prep, resolve_precision(job.machine.precision, device), job.images)
         values, seconds = None, 0.0
         if key not in job.known:
             with inputs_of_size(loaded, prep.input_size):
                 features = extract_features(
-                    loaded, job.images, prep=prep, batch_size=ranker.config.feature_batch_size, device=device,
-                    precision=ranker.machine.precision, progress=progress,
+                    loaded, job.images, prep=prep, batch_size=job.config.feature_batch_size, device=device,
+                    precision=job.machine.precision, progress=progress,
                 )  # fmt: skip
             values, seconds = features.values, features.seconds
         return ModelFeatures(key, values, seconds, loaded.gflops_at(prep.input_size), prep.input_size)
@@ -72,13 +71,13 @@ def features_of(job: FeatureJob, spec: ModelSpec, progress: Progress) -> ModelFe
 
 
 def ranked_on(
-    executor: Executor, ranker: Ranker, images: ImageSet, cache: Cache, progress: Progress
+    executor: Executor, job: FeatureJob, specs: Sequence[ModelSpec], proxy: Proxy, cache: Cache, progress: Progress
 ) -> Iterator[tuple[ModelSpec, Future[RankedModel]]]:
-    """Each model of ``ranker.zoo_`` with the (done) future of its row, as the executor's units finish: its
-    features stored in ``cache`` here, and scored here by ``ranker.proxy_``."""
-    specs = ranker.zoo_.models
+    """Each of ``specs`` with the (done) future of its row, as the executor's units finish: its features stored in
+    ``cache`` here, and scored here by ``proxy``."""
+    images = job.images
     known = frozenset(path.name.split(".")[0] for path in cache.path(FEATURES, "").glob("*.safetensors"))
-    for index, output in executor.map(features_of, FeatureJob(ranker, images, known), specs, progress):
+    for index, output in executor.map(features_of, replace(job, known=known), specs, progress):
         spec, row = specs[index], Future[RankedModel]()
         if isinstance(output, ModelError):
             row.set_exception(output)
@@ -91,8 +90,8 @@ def ranked_on(
         row.set_result(
             RankedModel(
                 model=spec.id,
-                proxy=ranker.proxy_.name,
-                score=ranker.proxy_.score(values, images.labels),
+                proxy=proxy.name,
+                score=proxy.score(values, images.labels),
                 feature_dim=values.shape[1],
                 seconds=output.seconds + time.perf_counter() - start,
                 images_per_second=None if output.values is None else len(images) / max(output.seconds, 1e-9),

@@ -22,7 +22,7 @@ def result_rows(result: RunResult) -> list[list[Any]]:
     """The ensemble, then the single-trial baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per
     image, members."""
     ensemble, before = result.ensemble, result.before_refit
-    name = f"{result.sweep.selection} ensemble"
+    name = f"{result.sweep.ensemble.selection} ensemble"
     named = [(name + " (refit)" * (before is not None), ensemble.test, ensemble.gflops_per_image, _members(ensemble))]
     if before is not None:
         named.append((f"{name} before refit", before.test, before.gflops_per_image, _members(before)))

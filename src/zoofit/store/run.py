@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from zoofit.errors import ParameterError
 from zoofit.layout import DATA, WRITER, WRITER_LOCK
-from zoofit.store.atomic import write_csv, write_json, write_tensors
+from zoofit.store.atomic import write_csv, write_json, write_tensors, write_text
 
 RESULT = "result.json"
 PREDICTIONS = "predictions.safetensors"
@@ -130,6 +130,10 @@ class RunStore:
 
     def write_csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
         write_csv(self.root / name, rows)
+        return self.root / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        write_text(self.root / name, text)
         return self.root / name
 
 

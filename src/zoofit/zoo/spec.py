@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from zoofit.errors import ModelError, ZoofitError
 from zoofit.registry import Registry
 
-if TYPE_CHECKING:
-    from zoofit.zoo.schemes import WeightScheme
-
 CONVERTERS = ("positional", "keras", "keras-mobilenetv2")  # keras-mobilenetv2: the older name of keras
+
+
+class Scheme(Protocol):
+    """What a spec and its users ask of its weights' scheme; every scheme is a
+    :class:`zoofit.zoo.schemes.WeightScheme`, which documents each method (named here, not imported: the schemes
+    import this module)."""
+
+    name: str
+    form: str
+
+    def check(self, spec: ModelSpec) -> None: ...
+
+    def check_architecture(self, spec: ModelSpec) -> None: ...
+
+    def identity(self, spec: ModelSpec) -> dict[str, Any]: ...
+
+    def arch_of(self, location: str) -> str | None: ...
+
+    def load(self, spec: ModelSpec, cache: Any, device: Any) -> Any: ...
+
 
 #: The weight schemes by name, in the order messages list them: filled by :mod:`zoofit.zoo.schemes` (imported
 #: with :mod:`zoofit.zoo`), read by each spec; here, so that a spec needs nothing that loads models.
-SCHEMES: Registry[WeightScheme] = Registry("weights")
+SCHEMES: Registry[Scheme] = Registry("weights")
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ class ModelSpec:
         return self.weights.partition(":")[2]
 
     @property
-    def weight_scheme(self) -> WeightScheme:
+    def weight_scheme(self) -> Scheme:
         """The entry of :data:`SCHEMES` for these weights (an unknown scheme is a
         :class:`~zoofit.errors.ModelError`)."""
         if self.scheme not in SCHEMES:
