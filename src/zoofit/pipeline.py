@@ -224,22 +224,20 @@ class ZooFit(Estimator):
         with timer.stage("linear_probe"):
             probe = linear_probe(ranker, splits)
         models = placements(ranker.ranking_, ranker.zoo_.models, size)
-        if budget is not None:
-            config = budget.sweep(models, store, self.seed)
+        planned = budget.sweep(models, store, self.seed) if budget is not None else config  # cut to the time left
         executor, seed = self.unit_executor(), self.seed
         with timer.stage("fine_tune"):
-            runner, jobs, trials = fine_tune(models, config, seed, context, self.workers, executor, progress)
-        pool = choose(trials, runner, jobs, splits, config, seed, ranker, timer, progress)
+            runner, jobs, trials = fine_tune(models, planned, seed, context, self.workers, executor, progress)
+        pool = choose(trials, runner, jobs, splits, planned, seed, ranker, timer, progress)
         store.write_json(MANIFEST, manifest(splits, pool.members, store))
         record_labelled(store.root, splits, device=context.device, precision=context.eval_precision,
                         batch_size=context.eval_batch_size)  # fmt: skip
-        if budget is not None:
-            config = budget.robustness(len(pool.members) + 1)
+        final = budget.robustness(len(pool.members) + 1) if budget is not None else planned  # its robustness, too
         with timer.stage("robustness"):
-            shifted, domain_results = evaluate_shift(pool, splits, domains, config, context, store, seed, progress)
+            shifted, domain_results = evaluate_shift(pool, splits, domains, final, context, store, seed, progress)
         self.ranker_, self.trials_, self.selection_ = ranker, trials, pool.selection
         self.result_ = run_result(
-            pool, splits, config, ranker, probe, shifted, domain_results, budget, runner.failed, timer
+            pool, splits, final, ranker, probe, shifted, domain_results, budget, runner.failed, timer
         )
         store.write_csv(TRIALS, [t.row() for t in pool.computed] + [failed.row() for failed in runner.failed])
         self.result_.write(store.root)
