@@ -152,7 +152,7 @@ def fine_tuning(
     figures = {"model": spec.arch, "resolution": size, "batch_size": batch, "steps": steps, "precision": precision,
                "zoofit_images_per_s": round(ours, 1), "plain_images_per_s": round(plain, 1),
                "ratio": round(ours / plain, 2)}  # fmt: skip
-    stride = preset("quick").search.freeze_stride
+    stride = preset("quick").search.freeze_stride[0]
     frozen = statistics.median(zoofit_trial(freeze_stride=stride) for _ in range(rounds))
     figures.update({f"zoofit_frozen_to_stride_{stride}_images_per_s": round(frozen, 1),
                     "frozen_over_whole": round(frozen / ours, 2)})  # fmt: skip

@@ -154,10 +154,17 @@ def test_sweep_grid_and_validation() -> None:
     assert {t.image_size for t in config.trials(image_size=48)} == {48}  # the size each model was ranked at
     with pytest.raises(ParameterError, match="^top_k must be at least 1, not 0$"):  # as Python names it
         config.override(top_k=0)
-    with pytest.raises(ParameterError, match="^freeze_stride must be at least 0, not -1$"):
-        SweepConfig(search=SearchSettings(freeze_stride=-1)).validate()
+    with pytest.raises(ParameterError, match=r"^freeze_stride must be whole numbers of at least 0, not \(8, -1\)$"):
+        SweepConfig(search=SearchSettings(freeze_stride=(8, -1))).validate()
     with pytest.raises(ParameterError, match="^top_kk is not a sweep setting; the settings are top_k, lrs,"):
         config.override(top_kk=3)
+
+
+def test_each_depth_is_a_trial_of_its_own_and_shows_in_its_label() -> None:
+    config = SweepConfig().override(lrs=(0.1, 0.2), steps=(5,), freeze_stride=(8, 0))
+    trials = config.trials()
+    assert [(t.freeze_stride, t.lr) for t in trials] == [(8, 0.1), (8, 0.2), (0, 0.1), (0, 0.2)]
+    assert trials[0].label() == "lr=0.1,steps=5,freeze=8,seed=0" and trials[2].depth() == "freeze=0"
 
 
 def test_each_setting_is_routed_to_its_group_by_name() -> None:
@@ -182,7 +189,7 @@ def test_presets_and_overrides() -> None:
     assert quick.search.image_size is not None and paper.search.image_size is None  # paper: each model's own
     assert paper.search.resolution(96 * 96) is None  # ... for images of 96 x 96 and more
     assert paper.search.lrs == (0.003, 0.01, 0.03) and paper.search.steps == (500,)
-    assert paper.training.batch_size == 64 and paper.search.freeze_stride == 0 and quick.search.freeze_stride == 8
+    assert paper.training.batch_size == 64 and paper.search.freeze_stride == (0,) and quick.search.freeze_stride == (8,)
     assert paper.ensemble.refit and not quick.ensemble.refit
     assert paper.ensemble.selection == quick.ensemble.selection == "greedy"
     assert {t.freeze_stride for t in quick.trials()} == {8}

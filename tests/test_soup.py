@@ -88,3 +88,21 @@ def test_a_rerun_reuses_the_stored_soups(run: Path) -> None:
                    cache_dir=run.parent / "cache").fit(splits, run)  # fmt: skip
     assert {soup.trial for soup in again.result_.soups} == set(stamps)
     assert all((run / "trials" / key / "result.json").stat().st_mtime_ns == stamp for key, stamp in stamps.items())
+
+
+def test_depths_are_trials_of_their_own_and_a_soup_takes_one_depth(tmp_path: Path) -> None:
+    from tests.conftest import TINY_SWEEP, tiny_spec, write_image_folder
+    from zoofit import ZooFit, load_data, preset
+    from zoofit.zoo import Zoo
+
+    splits = load_data(str(write_image_folder(tmp_path / "images", per_class=8, layout="split")))
+    zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"),))
+    sweep = preset("quick").override(**TINY_SWEEP, freeze_stride=(8, 0))
+    fit = ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=tmp_path / "cache").fit(splits, tmp_path / "r")
+    with (tmp_path / "r" / "trials.csv").open() as handle:
+        depth_of = {t["trial"]: int(t["freeze_stride"]) for t in csv.DictReader(handle)}
+    assert sorted(depth_of.values()) == [0, 0, 8, 8]  # 2 depths x 2 learning rates
+    soups = fit.result_.soups
+    assert len(soups) == 2 and all(len({depth_of[key] for key in soup.ingredients}) == 1 for soup in soups)
+    assert all("freeze=" in member.label() for member in fit.result_.ensemble.members)
+    assert "freeze stride" in html_report(tmp_path / "r")

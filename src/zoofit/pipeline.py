@@ -467,11 +467,13 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
 
 
 def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: Progress) -> list[TrialRecord]:
-    """The greedy soup of each model's trials (where it has several), stored in the run like a trial and keyed
-    by its candidates, so a rerun reuses it."""
-    by_model: dict[tuple[str, int], list[TrialRecord]] = {}
+    """The greedy soup of each model's trials of one depth (where it has several), stored in the run like a trial
+    and keyed by its candidates, so a rerun reuses it. Trials of other depths are not averaged: their frozen
+    layers are the pre-trained ones, their tuned layers are not."""
+    by_model: dict[tuple[str, int, int], list[TrialRecord]] = {}
     for trial in trials:
-        by_model.setdefault((trial.model, trial.result.preprocessing.input_size), []).append(trial)
+        group = (trial.model, trial.result.preprocessing.input_size, trial.config.freeze_stride)
+        by_model.setdefault(group, []).append(trial)
     groups = [sorted(group, key=lambda t: (-t.val.accuracy, t.val.nll)) for group in by_model.values()]
     if all(len(group) < 2 for group in groups):
         log.info("no soups: no model has several trials (give several learning rates or step counts)")

@@ -45,10 +45,10 @@ class Member:
     license: str = ""  # of its model's weights
 
     def label(self) -> str:
-        refit = ", refit" * self.settings.refit
+        refit, depth = ", refit" * self.settings.refit, self.settings.depth()
         if self.ingredients > 1:
-            return f"{self.model} (soup of {self.ingredients} trials{refit})"
-        return f"{self.model} (lr={self.settings.lr:g}, seed={self.settings.seed}{refit})"
+            return f"{self.model} (soup of {self.ingredients} trials, {depth}{refit})"
+        return f"{self.model} (lr={self.settings.lr:g}, {depth}, seed={self.settings.seed}{refit})"
 
 
 @dataclass(frozen=True)

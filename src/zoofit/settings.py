@@ -50,6 +50,11 @@ def positive(*, whole: bool) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: bool(v) and all(kind(x) and x > 0 for x in v)), f"must be positive{' whole' * whole} numbers"
 
 
+def each_at_least(low: int) -> tuple[Callable[[Any], bool], str]:
+    """The check and problem of a non-empty tuple of whole numbers, each at least ``low``."""
+    return (lambda v: bool(v) and all(is_whole(x) and x >= low for x in v)), f"must be whole numbers of at least {low}"
+
+
 def between_0_and_1(*, none: bool = False) -> tuple[Callable[[Any], bool], str]:
     """The check and problem of a share strictly between 0 and 1 (or None, where ``none``)."""
     return (lambda v: (none and v is None) or (is_number(v) and 0.0 < v < 1.0)), "must lie strictly between 0 and 1"

@@ -19,7 +19,7 @@ from typing import Any
 from zoofit.checks import is_number, is_whole
 from zoofit.errors import ParameterError
 from zoofit.registry import Registry
-from zoofit.settings import at_least, check_settings, parse_size, positive, setting
+from zoofit.settings import at_least, check_settings, each_at_least, parse_size, positive, setting
 
 #: Images with fewer pixels than this are "small": BiT-HyperRule (Kolesnikov et al., 2019) fine-tunes them at
 #: 128 px whatever the model's own resolution.
@@ -44,7 +44,11 @@ class TrialConfig:
     refit: bool = False  # trained on train + validation (after the selection chose it on validation)
 
     def label(self) -> str:
-        return f"lr={self.lr:g},steps={self.steps},seed={self.seed}" + ",refit" * self.refit
+        return f"lr={self.lr:g},steps={self.steps},{self.depth()},seed={self.seed}" + ",refit" * self.refit
+
+    def depth(self) -> str:
+        """How deep it fine-tunes, in the option's words: ``freeze=8`` (layers up to stride 8 kept), ``freeze=0``."""
+        return f"freeze={self.freeze_stride}"
 
 
 #: Seconds per unit of a duration.
@@ -68,11 +72,11 @@ def parse_duration(text: str) -> float:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """What is searched: the ``top_k`` best-ranked models x ``lrs`` x ``steps`` (one seed each), each at one
-    resolution and fine-tuned below ``freeze_stride``. ``image_size`` ``None`` is each model's own resolution,
+    """What is searched: the ``top_k`` best-ranked models x ``freeze_stride`` x ``lrs`` x ``steps`` (one seed
+    each), each at one resolution. ``image_size`` ``None`` is each model's own resolution,
     except for data whose images are all smaller than 96 x 96 where ``small_image_size`` is set: those are
-    fine-tuned (and ranked) at that size. ``freeze_stride`` keeps the stem and the stages up to that output stride
-    as pre-trained (see :mod:`zoofit.finetune.freeze`)."""
+    fine-tuned (and ranked) at that size. Each of ``freeze_stride`` is a fine-tuning depth: the stem and the stages up
+    to that output stride stay pre-trained (see :mod:`zoofit.finetune.freeze`; 0 fine-tunes every layer)."""
 
     top_k: int = setting(3, "Fine-tune this many of the best-ranked models.", *at_least(1))
     lrs: tuple[float, ...] = setting(
@@ -86,8 +90,11 @@ class SearchSettings:
         None, "Resolution of data under 96 x 96 px where image_size is own (own: each model's own).", *_PIXELS,
         parse=parse_size,
     )  # fmt: skip
-    freeze_stride: int = setting(
-        0, "Keep pre-trained the layers at output stride <= N (the stem and first stages; 0: none).", *at_least(0)
+    freeze_stride: tuple[int, ...] = setting(
+        (0,),
+        "Fine-tuning depths of the sweep, comma-separated: each keeps pre-trained the layers at output stride <= N "
+        "(the stem and first stages; 0: none).",
+        *each_at_least(0),
     )
 
     def resolution(self, largest_area: int) -> int | None:
@@ -184,13 +191,12 @@ class SweepConfig:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     def trials(self, seed: int = 0, image_size: int | None = None) -> list[TrialConfig]:
-        """One trial per step count and learning rate, each seeded with ``seed``, at ``image_size`` (``None``: the
-        model's own)."""
+        """One trial per depth, step count and learning rate, each seeded with ``seed``, at ``image_size``
+        (``None``: the model's own)."""
         search, training = self.search, self.training
         return [
-            TrialConfig(
-                lr, steps, training.batch_size, image_size, seed, flip=training.flip, freeze_stride=search.freeze_stride
-            )
+            TrialConfig(lr, steps, training.batch_size, image_size, seed, flip=training.flip, freeze_stride=stride)
+            for stride in search.freeze_stride
             for steps in search.steps
             for lr in search.lrs
         ]
@@ -245,7 +251,7 @@ PRESETS: Registry[SweepConfig] = Registry("preset")
 PRESETS.add(
     "quick",
     SweepConfig("quick").override(
-        top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=8, shift_images=500
+        top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=(8,), shift_images=500
     ),
     help="sized for a CPU, the default there (the Fashion-MNIST demo on 2 cores)",
 )

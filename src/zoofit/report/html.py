@@ -115,17 +115,18 @@ def _ranking(ranking: list[dict[str, Any]], label: str) -> str:
 
 def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) -> str:
     points = [
-        (scores[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g}")
+        (scores[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g} freeze={t['freeze_stride']}")
         for t in trials
         if t["model"] in scores and t.get("test_accuracy")
     ]
     table = html_table(
-        ["model", "lr", "steps", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
+        ["model", "lr", "steps", "freeze stride", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
         [
             [
                 t["model"],
                 float(t["lr"]),
                 int(t["steps"]),
+                int(t["freeze_stride"]),
                 int(t["seed"]),
                 *(_float(t.get(key)) for key in ("val_accuracy", "test_accuracy", "test_nll", "seconds")),
             ]
