@@ -94,11 +94,22 @@ def test_a_limit_too_small_for_the_smallest_plan_is_refused_in_one_line() -> Non
     assert "\n" not in message and message.startswith("--time-limit leaves 400 s") and "needs about 401 s" in message
 
 
+def test_each_depth_is_priced_at_its_share_and_cut_to_the_cheapest() -> None:
+    sweep = SWEEP.changed(top_k=1, lrs=(0.01,), shift_images=0, freeze_stride=(8, 0))
+    ranked = tuple(replace(m, rank_seconds=0) for m in COSTS.models)  # after the ranking
+    costs = replace(COSTS, models=ranked, depth_shares={8: 1.0, 0: 3.0})  # every layer trained: 3x per step
+    assert seconds(sweep, costs) == pytest.approx(101 + 301)  # stride 8, stride 0
+    stored = replace(costs, stored=frozenset({("a", 0.01, 10, 0, False)}))  # the deep trial is done: free
+    assert seconds(sweep, stored) == pytest.approx(101)
+    result = plan(sweep, costs, 150)
+    assert result.cuts == ("depths 8,0 -> 8",) and result.sweep.config.search.freeze_stride == (8,)
+
+
 def test_stored_trials_cost_nothing_so_a_resumed_run_keeps_its_plan() -> None:
     small = SWEEP.changed(lrs=(0.01,), shift_images=0)
     fresh = plan(small, COSTS, 800)
     assert fresh.cuts  # 300 ranking + 101 + 2 x 201: too much
-    stored = frozenset((m, 0.01, 10, False) for m in "abc")
+    stored = frozenset((m, 0.01, 10, 0, False) for m in "abc")
     resumed = plan(small, replace(COSTS, stored=stored), 800)
     assert resumed.cuts == () and resumed.seconds == pytest.approx(300)  # only the ranking is left to pay
     refit = plan(small.changed(refit=True), replace(COSTS, stored=stored), 1200)
@@ -208,3 +219,12 @@ def test_a_resumed_run_counts_its_stored_trials_as_free_and_a_fresh_one_is_cut_o
             splits, tmp_path / "new"
         )
     assert not (tmp_path / "new" / "trials").exists() or not any((tmp_path / "new" / "trials").iterdir())
+
+
+def test_the_probe_measures_each_depth_of_the_sweep(splits, tiny_zoo, tmp_path) -> None:
+    from zoofit.finetune.sweep import TrialContext
+
+    context = TrialContext(splits, tmp_path, tmp_path / "cache", "cpu", "fp32", "fp32", 32)
+    measured = budgeted.probe(tiny_zoo.models[0], quick(**TINY, freeze_stride=(8, 0, 8)), 32, context)
+    assert list(measured.depth_shares) == [8, 0] and measured.depth_shares[8] == 1.0
+    assert measured.depth_shares[0] > 0 and measured.train_seconds_per_image > 0

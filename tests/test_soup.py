@@ -98,7 +98,9 @@ def test_depths_are_trials_of_their_own_and_a_soup_takes_one_depth(tmp_path: Pat
     splits = load_data(str(write_image_folder(tmp_path / "images", per_class=8, layout="split")))
     zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"),))
     sweep = preset("quick").override(**TINY_SWEEP, freeze_stride=(8, 0))
-    fit = ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=tmp_path / "cache").fit(splits, tmp_path / "r")
+    fit = ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=tmp_path / "cache").fit(
+        splits, tmp_path / "r"
+    )
     with (tmp_path / "r" / "trials.csv").open() as handle:
         depth_of = {t["trial"]: int(t["freeze_stride"]) for t in csv.DictReader(handle)}
     assert sorted(depth_of.values()) == [0, 0, 8, 8]  # 2 depths x 2 learning rates

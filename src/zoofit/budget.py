@@ -3,16 +3,17 @@
 The cost model says what each part of a run costs in seconds (measured by the caller on the first batches, and
 scaled by the GFLOPs the ranking knows); :func:`plan` shrinks the sweep until it fits, cutting in a fixed order
 (:data:`CUT_ORDER`): the zoo the ranking scores (the most expensive models first), then top-k (to 2, keeping an
-ensemble), learning rates (to one), step counts (to one, then fewer steps, down to :data:`MIN_STEPS`), robustness
-images (to none), and last top-k to 1. Work a run folder already holds (a trial stored by an earlier run) costs
-nothing. A limit that the smallest plan does not fit is refused in one line. ``zoofit bench`` can split a
+ensemble), learning rates (to one), fine-tuning depths (to the cheapest), step counts (to one, then fewer steps, down to :data:`MIN_STEPS`), robustness
+images (to none), and last top-k to 1. Work already done costs nothing: a trial the run folder holds, a model
+whose features the cache holds. A trial is priced at its depth: one with fewer frozen layers costs more per step. A limit that the smallest plan does not fit is refused in one line. ``zoofit bench`` can split a
 suite's budget across its tasks by calling :func:`plan` per task with its share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import product
 
 from zoofit.errors import ParameterError
 from zoofit.sweep_config import SweepConfig
@@ -21,6 +22,10 @@ from zoofit.sweep_config import SweepConfig
 MIN_STEPS = 50
 #: Conditions the robustness evaluation predicts each image under (as it is, and five corruptions).
 ROBUSTNESS_CONDITIONS = 6
+
+
+#: A trial as the plan knows it: ``(model, lr, steps, freeze_stride, refit)``.
+StoredTrial = tuple[str, float, int, int, bool]
 
 
 @dataclass(frozen=True)
@@ -38,20 +43,26 @@ class ModelCost:
 class CostModel:
     """What a run costs: its models (in ranking order once ranked, else the zoo's), the images each trial
     predicts (validation + test), the seconds each trial takes besides its images (loading the model), the
-    seconds the run takes whatever the plan (what is already spent, writing the outputs), and the trials the run
-    folder holds: ``(model, lr, steps, refit)``."""
+    seconds the run takes whatever the plan (what is already spent, writing the outputs), the trials the run
+    folder holds: ``(model, lr, steps, freeze_stride, refit)``, and each fine-tuning depth's training seconds as a
+    share of those its models' costs give (a depth not named: 1)."""
 
     models: tuple[ModelCost, ...]
     predicted_images: int
     trial_overhead: float = 0.0
     fixed_seconds: float = 0.0
-    stored: frozenset[tuple[str, float, int, bool]] = frozenset()
+    stored: frozenset[StoredTrial] = frozenset()
+    depth_shares: Mapping[int, float] = field(default_factory=dict)
+
+    def depth_share(self, freeze_stride: int) -> float:
+        """The training seconds of a trial at ``freeze_stride`` as a share of its model's measured ones."""
+        return self.depth_shares.get(freeze_stride, 1.0)
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What a plan sizes: the run's settings (the cuts change its ``top_k``, ``lrs``, ``steps`` and
-    ``shift_images``), and the models the ranking scores (None: the whole zoo; ranked already)."""
+    """What a plan sizes: the run's settings (the cuts change its ``top_k``, ``lrs``, ``freeze_stride``, ``steps``
+    and ``shift_images``), and the models the ranking scores (None: the whole zoo; ranked already)."""
 
     config: SweepConfig
     ranked: tuple[str, ...] | None = None
@@ -76,27 +87,27 @@ class Plan:
 
 
 def seconds(sweep: Sweep, costs: CostModel) -> float:
-    """The seconds ``sweep`` takes under ``costs``: ranking, trials (stored ones free; refits of every trial, as
-    any may be a member; the extra seeds of the top model), robustness of every model's trial, and the rest."""
+    """The seconds ``sweep`` takes under ``costs``: ranking, trials (stored ones free; each at its depth; refits of
+    every trial, as any may be a member; the extra seeds of the top model), robustness of every model's trial, and
+    the rest."""
     models = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
     total = costs.fixed_seconds + sum(m.rank_seconds for m in models)
     search, evaluation, config = sweep.config.search, sweep.config.evaluation, sweep.config
     top = models[: search.top_k]
+    refits = (False, True) if config.ensemble.refit else (False,)
     for position, model in enumerate(top):
-        for lr in search.lrs:
-            for steps in search.steps:
-                seeds = evaluation.seed_baseline if position == 0 and evaluation.seed_baseline else 1
-                for refit in (False, True) if config.ensemble.refit else (False,):
-                    if (model.model, lr, steps, refit) not in costs.stored:
-                        total += seeds * _trial(model, steps, config.training.batch_size, costs)
+        seeds = evaluation.seed_baseline if position == 0 and evaluation.seed_baseline else 1
+        for stride, lr, steps, refit in product(search.freeze_stride, search.lrs, search.steps, refits):
+            if (model.model, lr, steps, stride, refit) not in costs.stored:
+                total += seeds * _trial(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
     robustness = evaluation.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
     return total + robustness * max((m.predict_seconds_per_image for m in top), default=0.0)
 
 
-def _trial(model: ModelCost, steps: int, batch_size: int, costs: CostModel) -> float:
+def _trial(model: ModelCost, steps: int, batch_size: int, costs: CostModel, depth_share: float) -> float:
     return (
         costs.trial_overhead
-        + steps * batch_size * model.train_seconds_per_image
+        + steps * batch_size * model.train_seconds_per_image * depth_share
         + costs.predicted_images * model.predict_seconds_per_image
     )
 
@@ -135,6 +146,14 @@ def _lrs(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     return sweep.changed(lrs=(sorted(lrs)[(len(lrs) - 1) // 2],))
 
 
+def _depths(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
+    """One fine-tuning depth: the cheapest to train (the most layers kept frozen, on a tie)."""
+    strides = sweep.config.search.freeze_stride
+    if len(strides) < 2:
+        return None
+    return sweep.changed(freeze_stride=(min(strides, key=lambda s: (costs.depth_share(s), -s)),))
+
+
 def _steps(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     """The fewest of the step counts alone, then fewer steps (not under :data:`MIN_STEPS`) until the plan fits."""
     steps = min(sweep.config.search.steps)
@@ -161,6 +180,7 @@ CUT_ORDER: tuple[tuple[str, Cut], ...] = (
     ("zoo", _zoo),
     ("top-k", _top_k(2)),
     ("learning rates", _lrs),
+    ("depths", _depths),
     ("steps", _steps),
     ("robustness images", _shift_images),
     ("top-k", _top_k(1)),
@@ -194,7 +214,10 @@ def _said(name: str, before: Sweep, after: Sweep) -> str:
     if name == "zoo":
         old = len(before.ranked) if before.ranked is not None else "all"
         return f"zoo {old} -> {len(after.ranked or ())} models ranked"
-    values = {"top-k": "top_k", "learning rates": "lrs", "steps": "steps", "robustness images": "shift_images"}
+    values = {
+        "top-k": "top_k", "learning rates": "lrs", "depths": "freeze_stride", "steps": "steps",
+        "robustness images": "shift_images",
+    }  # fmt: skip
     setting = values[name]
     return f"{name} {_text(before.config.value(setting))} -> {_text(after.config.value(setting))}"
 
@@ -206,6 +229,7 @@ def _text(value: object) -> str:
 def _size(sweep: Sweep) -> str:
     search = sweep.config.search
     return (
-        f"{search.top_k} model(s), {len(search.lrs)} learning rate(s), {_text(search.steps)} steps, "
+        f"{search.top_k} model(s), {len(search.lrs)} learning rate(s), {len(search.freeze_stride)} depth(s), "
+        f"{_text(search.steps)} steps, "
         f"{sweep.config.evaluation.shift_images} robustness images"
     )

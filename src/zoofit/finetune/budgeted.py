@@ -1,7 +1,7 @@
 """A run within ``--time-limit``: the cost model measured at run time, and the sweep cut to the plan.
 
 Throughput is measured on the first batches: the zoo's first model trains a few steps at the sweep's batch and
-size, then predicts a batch of validation images (:func:`probe`); every other model's costs are these scaled by
+size (at each of its fine-tuning depths), then predicts a batch of validation images (:func:`probe`); every other model's costs are these scaled by
 its GFLOPs (before the ranking those its spec gives, where it gives them; after it, those the ranking counted). :mod:`zoofit.budget` plans from them; the trials of the plan then run on
 any executor. Trials the run folder holds cost nothing. Robustness, the last stage, takes only the images the time
 left affords (:func:`affordable_shift_images`), which absorbs what the estimates missed."""
@@ -12,17 +12,17 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Sweep, plan
+from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, StoredTrial, Sweep, plan
 from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.finetune.sweep import Job, Placement, TrialContext, plan_trials
 from zoofit.finetune.trial import train_trial
 from zoofit.result import PlanResult
 from zoofit.store import Cache, RunStore
-from zoofit.sweep_config import SweepConfig
+from zoofit.sweep_config import SweepConfig, TrialConfig
 from zoofit.zoo import ModelSpec, Zoo, load_model
 
 log = logging.getLogger("zoofit")
@@ -35,13 +35,15 @@ RESERVE_SHARE, RESERVE_SECONDS = 0.05, 3.0
 
 @dataclass(frozen=True)
 class Throughput:
-    """Seconds per image of one ``model`` to train and to predict, and the seconds to load it and run its first
-    step; other models' costs are these in proportion to their GFLOPs."""
+    """Seconds per image of one ``model`` to train (at the sweep's first depth) and to predict, the seconds to load
+    it and run its first step, and each depth's training seconds as a share of the first's; other models' costs
+    are these in proportion to their GFLOPs."""
 
     model: str
     train_seconds_per_image: float
     predict_seconds_per_image: float
     overhead: float
+    depth_shares: dict[int, float] = field(default_factory=dict)
 
     def scaled(self, model: str, ratio: float, rank_seconds: float = 0.0) -> ModelCost:
         """The costs of a model of ``ratio`` times this one's GFLOPs per image."""
@@ -69,12 +71,25 @@ class _Clock:
 
 def probe(spec: ModelSpec, config: SweepConfig, size: int | None, context: TrialContext) -> Throughput:
     """Train ``spec`` for :data:`PROBE_STEPS` steps of the sweep's first trial at ``size`` (``None``: its own) and
-    predict :data:`PROBE_IMAGES` validation images, timing each (nothing is stored)."""
+    predict :data:`PROBE_IMAGES` validation images, timing each; then as many steps at each other depth of the
+    sweep, timing their training (nothing is stored)."""
+    first, *others = dict.fromkeys(config.search.freeze_stride)
+    trial = replace(config.trials(image_size=size)[0], steps=PROBE_STEPS, freeze_stride=first)
+    measured = _probed(spec, trial, context)
+    shares = {
+        stride: _probed(spec, replace(trial, freeze_stride=stride), context).train_seconds_per_image
+        / max(measured.train_seconds_per_image, 1e-12)
+        for stride in others
+    }
+    return replace(measured, depth_shares={first: 1.0, **shares})
+
+
+def _probed(spec: ModelSpec, trial: TrialConfig, context: TrialContext) -> Throughput:
+    """The throughput of ``trial`` (a few steps) of ``spec`` loaded afresh, as :func:`probe` measures it."""
     start = time.perf_counter()
     loaded = load_model(spec, Cache(context.cache_root))
     val = context.splits.val
     splits = replace(context.splits, val=val.subset(range(min(PROBE_IMAGES, len(val)))), test=None)
-    trial = replace(config.trials(image_size=size)[0], steps=PROBE_STEPS)
     clock = _Clock()
     train_trial(
         loaded, splits, trial, device=torch.device(context.device), precision=context.precision,
@@ -97,7 +112,7 @@ def plan_run(
     config: SweepConfig,
     throughput: Throughput,
     models: Sequence[tuple[str, float, float]],
-    stored: frozenset[tuple[str, float, int, bool]],
+    stored: frozenset[StoredTrial],
     predicted_images: int,
     started: float,
 ) -> Plan:
@@ -110,7 +125,7 @@ def plan_run(
     costs = CostModel(
         tuple(throughput.scaled(model, gflops / reference if reference > 0 else 1.0, rank)
               for model, gflops, rank in models),
-        predicted_images, throughput.overhead, 0.0, stored,
+        predicted_images, throughput.overhead, 0.0, stored, throughput.depth_shares,
     )  # fmt: skip
     return plan(Sweep(config), costs, budget_left(limit, started))
 
@@ -212,10 +227,10 @@ class Budget:
                 log.info("time limit: %s cannot be measured (%s); the next model is", spec.id, error)
         raise ZoofitError("no model of the zoo loads, so the time limit cannot be planned; check the zoo")
 
-    def _stored(self, jobs: Sequence[Job], store: RunStore) -> frozenset[tuple[str, float, int, bool]]:
-        """Which of ``jobs``, and of their refits, ``store`` holds: ``(model, lr, steps, refit)``."""
+    def _stored(self, jobs: Sequence[Job], store: RunStore) -> frozenset[StoredTrial]:
+        """Which of ``jobs``, and of their refits, ``store`` holds: ``(model, lr, steps, freeze_stride, refit)``."""
         return frozenset(
-            (spec.id, trial.lr, trial.steps, refit)
+            (spec.id, trial.lr, trial.steps, trial.freeze_stride, refit)
             for spec, trial in jobs
             for refit in (False, True)
             if store.has_trial(self.context.key(spec, replace(trial, refit=refit)))

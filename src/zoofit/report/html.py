@@ -115,7 +115,11 @@ def _ranking(ranking: list[dict[str, Any]], label: str) -> str:
 
 def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) -> str:
     points = [
-        (scores[t["model"]], float(t["test_accuracy"]), f"{t['model']} lr={float(t['lr']):g} freeze={t['freeze_stride']}")
+        (
+            scores[t["model"]],
+            float(t["test_accuracy"]),
+            f"{t['model']} lr={float(t['lr']):g} freeze={t['freeze_stride']}",
+        )
         for t in trials
         if t["model"] in scores and t.get("test_accuracy")
     ]
