@@ -170,8 +170,13 @@ def test_unknown_suite_is_one_line(tmp_path: Path) -> None:
 def test_builtin_suites_have_their_form() -> None:
     assert builtin_suites() == ["offline", "vtab-1k"]
     offline = load_suite("offline")
-    assert [t.id for t in offline.tasks] == ["fashion-mnist", "digits", "lfw-subset", "dsprites-location"]
-    assert offline.groups == ["natural", "structured"]
+    groups = {g: [t.id for t in offline.tasks if t.group == g] for g in offline.groups}
+    assert groups == {
+        "natural": ["fashion-mnist", "digits", "lfw-subset"],
+        "structured": ["dsprites-location", "dsprites-orientation", "scenes-count", "scenes-distance"],
+    }
+    for task in offline.tasks:
+        check_source(task.data)
     vtab = load_suite("vtab-1k")
     groups = {g: [t.id for t in vtab.tasks if t.group == g] for g in vtab.groups}
     assert groups == {

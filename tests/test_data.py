@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -402,9 +403,46 @@ def test_dsprites_is_generated_the_same_every_time() -> None:
     assert splits.name == "dsprites-orientation" and len(splits.test) == 2000
 
 
+#: The first scenes of seed 1, by their pixels' SHA-256, and how many objects the first holds.
+PINNED_SCENES, COUNTED = ["06d27308b9400eb5", "bafb1160e938b59a", "a3acef263881354f"], 6
+
+
+def test_scenes_are_generated_the_same_every_time_and_labelled_by_what_they_show() -> None:
+    from zoofit.data.sources.scenes import generate
+
+    count, distance = generate(40, "count", seed=1), generate(40, "distance", seed=1)
+    assert np.array_equal(count.images, distance.images) and count.images.shape == (40, 64, 64, 3)
+    digests = [hashlib.sha256(image.tobytes()).hexdigest()[:16] for image in count.images[:3]]
+    assert digests == PINNED_SCENES  # the data never changes silently: a change here is a new task
+    assert count.class_names[count.labels[0]] == f"{COUNTED} objects" and len(distance.class_names) == 6
+    # each object has its own outline: the count is the number of dark-outlined blobs of the ground
+    for image, label in zip(count.images, count.labels, strict=True):
+        assert _blobs(image) == label + 3
+    # the nearer the nearest object, the lower it stands: the lowest coloured row falls with the band
+    lowest = [np.nonzero((image != image[-1, 0]).any(axis=(1, 2)))[0].max() for image in distance.images]
+    assert np.corrcoef(distance.labels, lowest)[0, 1] < -0.8
+    splits = load_data("scenes:distance", train_size=200)
+    assert (
+        splits.name == "scenes-distance" and len(splits.test) == 2000 and splits.class_names[0] == "nearest in band 1"
+    )
+
+
+def _blobs(image: np.ndarray) -> int:
+    """The connected regions of ``image`` that are neither ground nor sky."""
+    from scipy import ndimage
+
+    background = (image == image[-1, 0]).all(axis=2) | (image == image[0, 0]).all(axis=2)
+    return int(ndimage.label(~background)[1])
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
-    [("dsprites:colour", "the task must be one of location, orientation"), ("digits:x", "'digits' takes no location")],
+    [
+        ("dsprites:colour", "the task must be one of location, orientation"),
+        ("digits:x", "'digits' takes no location"),
+        ("scenes", "data 'scenes': the task must be one of count, distance"),
+        ("scenes:colour", "data 'scenes:colour': the task must be one of count, distance"),
+    ],
 )
 def test_built_in_sources_refuse_a_location_they_do_not_take(source: str, message: str) -> None:
     with pytest.raises(ZoofitError, match=message):

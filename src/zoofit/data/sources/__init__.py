@@ -25,6 +25,7 @@ from zoofit.data.sources.folder import ImageFolder, image_files, load_image_fold
 from zoofit.data.sources.hf_dataset import HfDataset, load_hf_dataset
 from zoofit.data.sources.npz_file import NpzFile, load_npz
 from zoofit.data.sources.packaged import Digits, LfwSubset
+from zoofit.data.sources.scenes import Scenes
 from zoofit.data.sources.webdataset_shards import WebDatasetShards, load_shards
 from zoofit.errors import ZoofitError
 from zoofit.progress import Progress
@@ -41,6 +42,7 @@ SOURCES: Registry[Source] = Registry(
             Digits(),
             LfwSubset(),
             DSprites(),
+            Scenes(),
             HfDataset(),
             WebDatasetShards(),
             CsvFile(),
@@ -103,6 +105,7 @@ __all__ = [
     "LfwSubset",
     "NpzFile",
     "PathSource",
+    "Scenes",
     "Source",
     "WebDatasetShards",
     "check_source",
