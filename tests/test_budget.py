@@ -228,3 +228,33 @@ def test_the_probe_measures_each_depth_of_the_sweep(splits, tiny_zoo, tmp_path) 
     measured = budgeted.probe(tiny_zoo.models[0], quick(**TINY, freeze_stride=(8, 0, 8)), 32, context)
     assert list(measured.depth_shares) == [8, 0] and measured.depth_shares[8] == 1.0
     assert measured.depth_shares[0] > 0 and measured.train_seconds_per_image > 0
+
+
+def test_models_whose_features_are_cached_rank_for_free_so_the_zoo_is_not_cut(
+    splits, tiny_zoo, tmp_path, monkeypatch
+) -> None:
+    import time
+
+    from zoofit import Ranker
+    from zoofit.finetune.sweep import TrialContext
+    from zoofit.store import RunStore
+
+    ranker = Ranker(tiny_zoo, image_size=32, precision="fp32", cache_dir=tmp_path / "cache")
+    assert ranker.cached(splits.ranking_set) == set()
+    ranker.fit(splits)
+    assert ranker.cached(splits.ranking_set) == {"tiny_resnet", "tiny_effnet"}
+    assert ranker.cached(splits.train) == set()  # other images: other features
+    slow = budgeted.Throughput("tiny_resnet", 0.001, predict_seconds_per_image=1.0, overhead=1.0)
+    monkeypatch.setattr(budgeted, "probe", lambda *args: slow)  # ranking a model afresh: 1 s per image
+    ranking, predicted = len(splits.ranking_set), len(splits.val) + len(splits.test)
+    one_model = (1 + ranking) + 2 * (1 + 6 * 8 * 0.001 + predicted)  # ranked, and its two trials
+    limit = (one_model + ranking / 2 + budgeted.RESERVE_SECONDS) / (1 - budgeted.RESERVE_SHARE)  # not two ranked
+    config = quick(**TINY, top_k=1, time_limit=limit)
+    context = TrialContext(splits, tmp_path, tmp_path / "cache", "cpu", "fp32", "fp32", 32)
+
+    def kept(cached: set[str]) -> list[str]:
+        budget = budgeted.Budget(config, 32, context, time.perf_counter())
+        return budget.zoo(tiny_zoo, len(splits.ranking_set), RunStore(tmp_path / "run"), 0, cached)
+
+    assert len(kept(set())) == 1  # ranking both afresh does not fit: the zoo is cut
+    assert kept({"tiny_resnet", "tiny_effnet"}) == ["tiny_resnet", "tiny_effnet"]

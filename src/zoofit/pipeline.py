@@ -257,8 +257,9 @@ class ZooFit(Estimator):
         executor, kept = self.unit_executor(), None
         if budget is not None:
             with timer.stage("plan"):
-                zoo = self._ranker(size, precision, executor).check()
-                kept = budget.zoo(zoo, len(splits.ranking_set), store, self.seed)
+                ranker = self._ranker(size, precision, executor)
+                cached = ranker.cached(splits.ranking_set)
+                kept = budget.zoo(ranker.check(), len(splits.ranking_set), store, self.seed, cached)
         with timer.stage("rank"):
             ranker = self._ranker(size, precision, executor, kept).fit(splits, progress=progress)
             ranker.save(store.root)

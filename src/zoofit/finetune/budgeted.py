@@ -165,18 +165,19 @@ class Budget:
         self.planned = 0.0
         self.throughput: Throughput | None = None
 
-    def zoo(self, zoo: Zoo, ranking_images: int, store: RunStore, seed: int) -> list[str]:
+    def zoo(self, zoo: Zoo, ranking_images: int, store: RunStore, seed: int, cached: set[str]) -> list[str]:
         """The ids of the models of ``zoo`` to rank: all, unless ranking them all leaves too little for the
-        smallest plan (trials ``store`` holds cost nothing). Measures the throughput first (on the zoo's first
-        model)."""
+        smallest plan (trials ``store`` holds cost nothing, and so does ranking the ``cached`` models, whose
+        features the cache holds). Measures the throughput first (on the zoo's first model)."""
         self.throughput = throughput = self._probe(zoo)
         size = self.size
         specs = sorted(zoo.models, key=lambda spec: spec.id != throughput.model)  # the probe's model first
         gflops = [scaled_gflops(size, spec) for spec in specs]
         models = [
-            (spec.id, flops, throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
+            (spec.id, flops, 0.0 if spec.id in cached else
+             throughput.overhead + ranking_images * throughput.predict_seconds_per_image * ratio)
             for spec, flops, ratio in zip(specs, gflops, _ratios(gflops), strict=True)
-        ]
+        ]  # fmt: skip
         jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed, size)]
         try:
             result = plan_run(

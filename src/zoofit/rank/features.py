@@ -12,11 +12,13 @@ from zoofit.data import ImageSet
 from zoofit.device import default_batch_size, resolve_device, resolve_precision, to_device
 from zoofit.errors import ModelError
 from zoofit.progress import Progress, SilentProgress
-from zoofit.store import Cache, content_key
-from zoofit.zoo import LoadedModel, Preprocessing
+from zoofit.store import Cache, content_key, write_text
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, pre_logits
 
 FEATURES_VERSION = 2  # bump when extraction changes, so stale cache entries are not reused
+#: The cache's kind of notes that say, before a model is loaded, under which key its ranking's features lie.
+NOTES = "ranked"
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,30 @@ class Features:
     values: np.ndarray  # N x D float32
     seconds: float  # extraction time (0 where it came from the cache)
     cached: bool
+    key: str = ""  # in the cache
 
 
 def feature_key(loaded: LoadedModel, prep: Preprocessing, precision: str, images: ImageSet) -> str:
     return content_key("features", FEATURES_VERSION, loaded.spec.identity(), prep, precision, images.fingerprint)
+
+
+def ranking_note(spec: ModelSpec, image_size: int | None, own_size_if_needed: bool, precision: str,
+                 images: ImageSet) -> str:  # fmt: skip
+    """The key of the note of ``spec``'s features for ``images``, from what is known before loading it (the
+    ranking's resolution and ``precision`` as resolved), which decides its preprocessing and so its features' key."""
+    return content_key(NOTES, FEATURES_VERSION, spec.identity(), image_size, own_size_if_needed, precision,
+                       images.fingerprint)  # fmt: skip
+
+
+def note_features(cache: Cache, note: str, key: str) -> None:
+    """Note in ``cache`` that the features of the ranking ``note`` lie under ``key``."""
+    write_text(cache.path(NOTES, f"{note}.txt"), key)
+
+
+def noted(cache: Cache, note: str) -> bool:
+    """Whether ``cache`` holds the features of the ranking ``note`` (its note, and the features it names)."""
+    path = cache.path(NOTES, f"{note}.txt")
+    return path.is_file() and cache.path("features", f"{path.read_text().strip()}.safetensors").is_file()
 
 
 def extract_features(
@@ -69,4 +91,4 @@ def extract_features(
 
     key = feature_key(loaded, prep, precision, images)
     values = extract() if cache is None else cache.tensors("features", key, extract)
-    return Features(values["features"].numpy(), sum(seconds), not seconds)
+    return Features(values["features"].numpy(), sum(seconds), not seconds, key)

@@ -25,7 +25,7 @@ from zoofit.execute.base import torch_threads
 from zoofit.layout import RANKING, RANKING_CSV
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank.config import RankConfig
-from zoofit.rank.features import extract_features
+from zoofit.rank.features import extract_features, note_features, noted, ranking_note
 from zoofit.rank.models import RankedModel, SkippedModel, inputs_of_size, loaded_for_ranking
 from zoofit.rank.proxies import Proxy
 from zoofit.rank.remote import FeatureJob, ranked_on
@@ -142,6 +142,16 @@ class Ranker(Estimator):
         self.ranking_ = sorted(ranking, key=lambda row: (-row.score, row.model))
         return self
 
+    def cached(self, images: ImageSet) -> set[str]:
+        """The ids of the zoo's models whose features of ``images`` the cache holds, as a ranking in this process
+        noted them (ranking them costs their loading alone)."""
+        cache, device = Cache(Path(self.cache_dir) if self.cache_dir else None), resolve_device(self.device)
+        return {spec.id for spec in self.check().models if noted(cache, self._note(spec, images, device))}
+
+    def _note(self, spec: ModelSpec, images: ImageSet, device: torch.device) -> str:
+        config, precision = self.config, resolve_precision(self.precision, device)
+        return ranking_note(spec, config.image_size, config.own_size_if_needed, precision, images)
+
     def _executor(self) -> Executor:
         return named(self.executor) if isinstance(self.executor, str) else self.executor
 
@@ -171,6 +181,7 @@ class Ranker(Estimator):
                 cache=cache,
                 progress=progress,
             )
+        note_features(cache, self._note(spec, images, device), features.key)
         return RankedModel(
             model=spec.id,
             proxy=proxy.name,
