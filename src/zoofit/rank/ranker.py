@@ -145,11 +145,11 @@ class Ranker(Estimator):
     def cached(self, images: ImageSet) -> set[str]:
         """The ids of the zoo's models whose features of ``images`` the cache holds, as a ranking in this process
         noted them (ranking them costs their loading alone)."""
-        cache, device = Cache(Path(self.cache_dir) if self.cache_dir else None), resolve_device(self.device)
+        cache, device = Cache(self.machine.cache_path), resolve_device(self.machine.device)
         return {spec.id for spec in self.check().models if noted(cache, self._note(spec, images, device))}
 
     def _note(self, spec: ModelSpec, images: ImageSet, device: torch.device) -> str:
-        config, precision = self.config, resolve_precision(self.precision, device)
+        config, precision = self.config, resolve_precision(self.machine.precision, device)
         return ranking_note(spec, config.image_size, config.own_size_if_needed, precision, images)
 
     def _executor(self) -> Executor:
