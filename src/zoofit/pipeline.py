@@ -435,7 +435,7 @@ def evaluate_domains(
         return results
     with progress.task("shifted domains", total=len(domains)) as task:
         for name, domain in domains.items():
-            results[name] = domain_result(domain.data, domain.images, predictions, groups)
+            results[name] = domain_result(domain, predictions, groups)
             task.advance()
     return results
 

@@ -36,27 +36,40 @@ class Labelled:
     trial: str
 
 
-def embedding_member(classifier: EnsembleClassifier) -> int:
-    """The member whose pre-logits place images: the heaviest (the first of equals)."""
-    return int(np.argmax([member.weight for member in classifier.members]))
+def embedding_member(weights: list[float]) -> int:
+    """The member whose pre-logits place images: the heaviest of the ensemble's ``weights`` (the first of equals)."""
+    return int(np.argmax(weights))
 
 
 def record_labelled(root: Path, splits: Splits, *, device: str, precision: str, batch_size: int) -> None:
-    """Write the run folder ``root``'s ``labelled.safetensors`` for ``splits``, its ensemble already written."""
-    trial_keys = ensemble_trials(root)
-    classifier = EnsembleClassifier.load(root, device=device, precision=precision)
-    member = embedding_member(classifier)
-    training = splits.ranking_set
-    features = classifier.features(training.images, member, batch_size=batch_size)
+    """Write the run folder ``root``'s ``labelled.safetensors`` for ``splits``, its ensemble already written; a
+    record of the same ensemble member and images is kept as it is (a rerun rebuilds no model)."""
+    entries = ensemble_entries(root)
+    member = embedding_member([float(entry["weight"]) for entry in entries])
+    trial = entries[member]["trial"]
     digests = np.concatenate([split.digests() for split in (splits.train, splits.val, splits.test) if split])
+    if _recorded(root / LABELLED, trial, digests):
+        return
+    classifier = EnsembleClassifier.load(root, device=device, precision=precision)
+    features = classifier.features(splits.ranking_set.images, member, batch_size=batch_size)
     tensors = {"digests": torch.from_numpy(digests), "features": torch.from_numpy(features.astype(np.float32))}
-    write_tensors(root / LABELLED, tensors, {"member": str(member), "trial": trial_keys[member]})
+    write_tensors(root / LABELLED, tensors, {"member": str(member), "trial": trial})
+
+
+def _recorded(path: Path, trial: str, digests: np.ndarray) -> bool:
+    """Whether ``path`` already records ``trial``'s features of the images whose content ``digests`` are given."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            same_member = (handle.metadata() or {}).get("trial") == trial
+            return same_member and np.array_equal(handle.get_tensor("digests").numpy(), digests)
+    except (SafetensorError, OSError):
+        return False
 
 
 def read_labelled(root: Path) -> Labelled:
     """The record of the run folder ``root``; a one-line error where it is missing (a run of an older zoofit) or
     was written for another ensemble than the folder's."""
-    trial_keys = ensemble_trials(root)
+    trial_keys = [entry["trial"] for entry in ensemble_entries(root)]
     path = Path(root) / LABELLED
     redo = f"run 'zoofit run' into '{root}' again (it resumes: nothing is trained again)"
     if not path.is_file():
@@ -73,7 +86,6 @@ def read_labelled(root: Path) -> Labelled:
     return Labelled(frozenset(bytes(row) for row in digests), features, member, trial)
 
 
-def ensemble_trials(root: Path) -> list[str]:
-    """The trials of the run folder ``root``'s ensemble, in its manifest's order."""
-    manifest = read_json(Path(root) / MANIFEST, f"run folder '{root}'")
-    return [entry["trial"] for entry in manifest["members"]]
+def ensemble_entries(root: Path) -> list[dict]:
+    """The manifest entries of the run folder ``root``'s ensemble, in its manifest's order."""
+    return read_json(Path(root) / MANIFEST, f"run folder '{root}'")["members"]
