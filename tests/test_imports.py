@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("zoofit.rank",),
     ("zoofit.result", "zoofit.replay"),
     ("zoofit.finetune",),
+    ("zoofit.members",),
     ("zoofit.robustness",),
     ("zoofit.labelling",),
     ("zoofit.pipeline",),

@@ -11,7 +11,7 @@ suite's budget across its tasks by calling :func:`plan` per task with its share.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
 
@@ -26,6 +26,9 @@ ROBUSTNESS_CONDITIONS = 6
 
 #: A trial as the plan knows it: ``(model, lr, steps, freeze_stride, refit)``.
 StoredTrial = tuple[str, float, int, int, bool]
+#: The seconds a kind of ensemble member adds to a run (``zoofit.members.Kind.price``), given the ranked models
+#: the run keeps (best first), the cost model and the run's settings.
+Price = Callable[[Sequence["ModelCost"], "CostModel", SweepConfig], float]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class CostModel:
     fixed_seconds: float = 0.0
     stored: frozenset[StoredTrial] = frozenset()
     depth_shares: Mapping[int, float] = field(default_factory=dict)
+    prices: tuple[Price, ...] = ()  # of the pool's kinds of candidate besides the sweep's trials (linear heads)
 
     def depth_share(self, freeze_stride: int) -> float:
         """The training seconds of a trial at ``freeze_stride`` as a share of its model's measured ones."""
@@ -88,8 +92,8 @@ class Plan:
 
 def seconds(sweep: Sweep, costs: CostModel) -> float:
     """The seconds ``sweep`` takes under ``costs``: ranking, trials (stored ones free; each at its depth; refits of
-    every trial, as any may be a member; the extra seeds of the top model), robustness of every model's trial, and
-    the rest."""
+    every trial, as any may be a member; the extra seeds of the top model), the pool's other kinds (their
+    ``prices``), robustness of every model's trial, and the rest."""
     models = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
     total = costs.fixed_seconds + sum(m.rank_seconds for m in models)
     search, evaluation, config = sweep.config.search, sweep.config.evaluation, sweep.config
@@ -100,6 +104,7 @@ def seconds(sweep: Sweep, costs: CostModel) -> float:
         for stride, lr, steps, refit in product(search.freeze_stride, search.lrs, search.steps, refits):
             if (model.model, lr, steps, stride, refit) not in costs.stored:
                 total += seeds * _trial(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
+    total += sum(price(models, costs, config) for price in costs.prices)
     robustness = evaluation.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
     return total + robustness * max((m.predict_seconds_per_image for m in top), default=0.0)
 

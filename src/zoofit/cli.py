@@ -38,6 +38,7 @@ from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
 from zoofit.labelling.strategies import STRATEGIES, check_choice
 from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
+from zoofit.members import KINDS
 from zoofit.rank.config import RankConfig
 from zoofit.rank.proxies import PROXIES
 from zoofit.replay import RunConfig, SuiteSettings, other_versions
@@ -229,7 +230,7 @@ def _grouped(target: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Call
 
 
 #: Settings that name an entry of a registry: their option's help lists the entries with theirs.
-_NAMED_BY = {registry.parameter: registry for registry in (PROXIES, SELECTIONS)}
+_NAMED_BY = {registry.parameter: registry for registry in (PROXIES, SELECTIONS, KINDS)}
 
 
 def _settings_options(
@@ -314,7 +315,7 @@ def _parsed(name: str, kind: Any, value: Any, parse: Callable[[str], Any] | None
         return value
     item = get_args(kind)[0]
     try:
-        values = tuple(item(part) for part in value.split(",") if part.strip())
+        values = tuple(item(part.strip()) for part in value.split(",") if part.strip())
     except ValueError:
         values = ()
     if not values:
@@ -450,8 +451,8 @@ def run(
         units = fit.result_.units
         if failed := fit.result_.failed_trials:
             console.print(
-                f"{len(failed)} trials failed (recorded in {TRIALS} and {SUMMARY}; rerun to retry them): "
-                + "; ".join(f"{f.model} {f.settings.label()}: {f.reason}" for f in failed)
+                f"{len(failed)} candidates failed (recorded in {TRIALS} and {SUMMARY}; rerun to retry them): "
+                + "; ".join(f"{f.model} ({f.kind} {f.settings.label()}): {f.reason}" for f in failed)
             )
         console.print(
             f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "

@@ -25,11 +25,10 @@ from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
 from zoofit.finetune import TrialContext, TrialRecord, TrialRunner, resolve_workers
 from zoofit.finetune.budgeted import Budget
-from zoofit.finetune.refit import refit
-from zoofit.finetune.soup import cook_soup
 from zoofit.finetune.sweep import Job, Placement, placements, plan_trials
 from zoofit.labelling.labelled import record_labelled
 from zoofit.layout import CONFIG, MANIFEST, TRIALS
+from zoofit.members import KINDS, PoolInputs, pool_candidates, refit_pool
 from zoofit.progress import Progress, SilentProgress
 from zoofit.rank import RankConfig, RankedModel, Ranker
 from zoofit.rank.probe import Probe, linear_probe
@@ -51,6 +50,7 @@ from zoofit.result import (
     SoupResult,
     StageTimer,
     Units,
+    WeightByKind,
 )
 from zoofit.robustness import TrialPredictions, classifiers, domain_result, robustness
 from zoofit.store import RunStore
@@ -96,8 +96,11 @@ class ZooFit(Estimator):
         The fitted ranking.
     trials_ : list of TrialRecord
         The sweep's trials.
+    candidates_ : list of TrialRecord
+        The pool the ensemble was chosen from: candidates of every kind the sweep's ``members`` names (the
+        trials among them), refit where the sweep refits.
     selection_ : Selection
-        The greedy selection over ``trials_``.
+        The selection over ``candidates_``.
     result_ : RunResult
         The result written to ``summary.json``.
 
@@ -147,6 +150,8 @@ class ZooFit(Estimator):
         else:
             config = preset(self.sweep or default_preset(gpu=device.type == "cuda"))
         SELECTIONS.get(config.ensemble.selection)
+        for kind in config.ensemble.members:
+            KINDS.get(kind)
         return config
 
     def run_config(self, device: torch.device, data: DataConfig | None, domains: dict[str, Domain]) -> RunConfig:
@@ -219,7 +224,8 @@ class ZooFit(Estimator):
         store.claim_data(splits.fingerprint, splits.describe())
         store.write_text(CONFIG, self.run_config(device, data, domains).text())
         context = trial_context(splits, store, self.machine, device, config)
-        budget = Budget(config, size, context, started) if config.budget.time_limit is not None else None
+        prices = [KINDS[kind].price for kind in config.ensemble.members]
+        budget = Budget(config, size, context, started, prices) if config.budget.time_limit is not None else None
         ranker = self._rank(splits, store, size, context.eval_precision, budget, timer, progress)
         with timer.stage("linear_probe"):
             probe = linear_probe(ranker, splits)
@@ -235,11 +241,10 @@ class ZooFit(Estimator):
         final = budget.robustness(len(pool.members) + 1) if budget is not None else planned  # its robustness, too
         with timer.stage("robustness"):
             shifted, domain_results = evaluate_shift(pool, splits, domains, final, context, store, seed, progress)
-        self.ranker_, self.trials_, self.selection_ = ranker, trials, pool.selection
-        self.result_ = run_result(
-            pool, splits, final, ranker, probe, shifted, domain_results, budget, runner.failed, timer
-        )
-        store.write_csv(TRIALS, [t.row() for t in pool.computed] + [failed.row() for failed in runner.failed])
+        self.ranker_, self.trials_, self.candidates_, self.selection_ = ranker, trials, pool.candidates, pool.selection
+        failed = [*runner.failed, *pool.failed]
+        self.result_ = run_result(pool, splits, final, ranker, probe, shifted, domain_results, budget, failed, timer)
+        store.write_csv(TRIALS, [t.row() for t in pool.computed] + [failure.row() for failure in failed])
         self.result_.write(store.root)
         return self
 
@@ -312,10 +317,11 @@ def fine_tune(
 
 @dataclass(frozen=True)
 class Pool:
-    """What the ensemble was chosen from and what it chose: the ``candidates`` (trials and soups; refit where the
-    sweep refits), the ``selection`` over them, the ``best`` trial and the ``top_ranked`` model's, the seed
-    baseline's ``seeds`` (the best and its other seeds; empty without one), the ``selected`` candidates before any
-    refit, the ``soups``, and every trial this run computed or reused (``computed``)."""
+    """What the ensemble was chosen from and what it chose: the ``candidates`` (of every kind the run's ``members``
+    names; refit where the sweep refits), the ``selection`` over them, the ``best`` trial and the ``top_ranked``
+    model's, the seed baseline's ``seeds`` (the best and its other seeds; empty without one), the ``selected``
+    candidates before any refit, every unit this run computed or reused (``computed``), and the candidates that
+    failed (``failed``; a failed trial is its runner's)."""
 
     candidates: list[TrialRecord]
     selection: Selection
@@ -323,13 +329,18 @@ class Pool:
     top_ranked: TrialRecord
     seeds: list[TrialRecord]
     selected: list[TrialRecord]
-    soups: list[TrialRecord]
     computed: list[TrialRecord]
+    failed: list[FailedTrial]
 
     @property
     def members(self) -> list[tuple[TrialRecord, float]]:
         """The ensemble's members with their weights."""
         return [(self.candidates[i], float(self.selection.weights[i])) for i in self.selection.members]
+
+    @property
+    def soups(self) -> list[TrialRecord]:
+        """The soups among the candidates (before any refit)."""
+        return [candidate for candidate in self.selected if candidate.kind == "soup"]
 
 
 def choose(
@@ -343,28 +354,30 @@ def choose(
     timer: StageTimer,
     progress: Progress,
 ) -> Pool:
-    """The soups (where the sweep asks), the ensemble's selection, its baselines, and the refits of its members."""
-    soups: list[TrialRecord] = []
-    if config.ensemble.soup:
-        with timer.stage("soup"):
-            soups = cook_soups(trials, runner.context, progress)
+    """The pool of candidates of every kind the sweep names, the ensemble's selection over it, its baselines, and
+    the refits of its members."""
+    inputs = PoolInputs(trials, runner, {spec.id: spec for spec, _ in jobs}, ranker, config, seed, progress)
+    with timer.stage("pool"):
+        made = pool_candidates(inputs)
+    if not made.records:
+        raise ZoofitError(f"the pool of {','.join(config.ensemble.members)} holds no candidate; add 'trial' to members")
     with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
-        candidates = trials + soups
+        candidates = made.records
         selection = select_ensemble(candidates, splits.val.labels, config, seed)
         best = best_trial(trials)
         top_model = top_finished(ranker.ranking_, trials)
         top_ranked = best_trial(t for t in trials if t.model == top_model)
         seed_trials = runner.run(seed_jobs(best, jobs, config.evaluation.seed_baseline))
     seeds = [best, *seed_trials] if seed_trials else []
-    pool = Pool(candidates, selection, best, top_ranked, seeds, candidates, soups, trials + seed_trials)
+    computed = list({t.key: t for t in [*trials, *seed_trials, *candidates]}.values())
+    pool = Pool(candidates, selection, best, top_ranked, seeds, candidates, computed, made.failed)
     if not config.ensemble.refit:
         return pool
-    with timer.stage("refit"):  # the members and the seed baseline, trained again on train + validation
-        chosen = [candidates[i] for i in selection.members] + seeds
-        refit_of = refit(chosen, trials + seed_trials, {spec.id: spec for spec, _ in jobs}, runner)
+    with timer.stage("refit"):  # the members and the seed baseline, made again on train + validation
+        refits = refit_pool([candidates[i] for i in selection.members] + seeds, inputs)
     return replace(
-        pool, candidates=[refit_of.get(c.key, c) for c in candidates], seeds=[refit_of.get(t.key, t) for t in seeds],  # a refit that failed: as trained on train
-        computed=pool.computed + [t for t in refit_of.values() if t.result.soup is None],
+        pool, candidates=[refits.of.get(c.key, c) for c in candidates], seeds=[refits.of.get(t.key, t) for t in seeds],  # a refit that failed: as made on train
+        computed=pool.computed + list(refits.of.values()), failed=pool.failed + refits.failed,
     )  # fmt: skip
 
 
@@ -467,25 +480,6 @@ def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
     return max(trials, key=lambda trial: (trial.val.accuracy, -trial.val.nll))
 
 
-def cook_soups(trials: Sequence[TrialRecord], context: TrialContext, progress: Progress) -> list[TrialRecord]:
-    """The greedy soup of each model's trials of one depth (where it has several), stored in the run like a trial
-    and keyed by its candidates, so a rerun reuses it. Trials of other depths are not averaged: their frozen
-    layers are the pre-trained ones, their tuned layers are not."""
-    by_model: dict[tuple[str, int, int], list[TrialRecord]] = {}
-    for trial in trials:
-        group = (trial.model, trial.result.preprocessing.input_size, trial.config.freeze_stride)
-        by_model.setdefault(group, []).append(trial)
-    groups = [sorted(group, key=lambda t: (-t.val.accuracy, t.val.nll)) for group in by_model.values()]
-    if all(len(group) < 2 for group in groups):
-        log.info("no soups: no model has several trials (give several learning rates or step counts)")
-    with progress.task("soups", total=sum(len(group) > 1 for group in groups)) as task:
-        soups = []
-        for group in (group for group in groups if len(group) > 1):
-            soups.append(cook_soup(group, context))
-            task.advance()
-    return soups
-
-
 def ensemble_result(
     trials: Sequence[TrialRecord], selection: Selection, probs: np.ndarray, splits: Splits, zoo: Zoo
 ) -> EnsembleResult:
@@ -494,6 +488,11 @@ def ensemble_result(
     licenses = {spec.id: spec.license for spec in zoo.models}
     labels = splits.test.labels
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
+    members = [
+        Member(trials[i].key, trials[i].model, float(selection.weights[i]), trials[i].config,
+               trials[i].result.ingredients, licenses[trials[i].model], trials[i].kind, trials[i].result.strength)
+        for i in selection.members
+    ]  # fmt: skip
     growth, total = [], np.zeros_like(probs)
     increments = selection.increments or (1.0,) * len(selection.order)
     for step, (index, increment) in enumerate(zip(selection.order, increments, strict=True)):
@@ -501,22 +500,13 @@ def ensemble_result(
         growth.append(GrowthStep(trials[index].key, trials[index].model, float(selection.history[step]),
                                  accuracy(total, labels)))  # fmt: skip
     return EnsembleResult(
-        members=[
-            Member(
-                trials[i].key,
-                trials[i].model,
-                float(selection.weights[i]),
-                trials[i].config,
-                trials[i].result.ingredients,
-                licenses[trials[i].model],
-            )
-            for i in selection.members
-        ],  # fmt: skip
+        members=members,
         val_nll=selection.val_nll,
         test=Scores(**summarize(probs, labels)),
         per_class_accuracy=dict(zip(splits.class_names, per_class, strict=True)),
         gflops_per_image=float(sum(trials[i].gflops for i in selection.members)),
         growth=growth,
+        by_kind=WeightByKind.of(members),
     )
 
 

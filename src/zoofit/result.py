@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import SUMMARY
 from zoofit.sweep_config import SweepConfig, TrialConfig
 
-SCHEMA = 6
+SCHEMA = 7
 
 
 @dataclass(frozen=True)
@@ -35,35 +35,70 @@ class Scores:
 
 @dataclass(frozen=True)
 class Member:
-    """One trial of the ensemble, with its weight, its hyper-parameters and its model's licence."""
+    """One candidate of the ensemble, with its weight, its kind (:data:`zoofit.members.KINDS`), its settings and
+    its model's licence. Seeds of one model are trials of that ``model`` told apart by ``settings.seed``."""
 
     trial: str
     model: str
     weight: float
-    settings: TrialConfig  # of a soup: its best ingredient's
+    settings: TrialConfig  # of a soup: its best ingredient's; of a linear head: no steps, at its size and seed
     ingredients: int = 1  # trials averaged into it (a soup: 2 or more)
     license: str = ""  # of its model's weights
+    kind: str = "trial"
+    strength: float | None = None  # a linear head's C
 
-    def label(self) -> str:
-        refit, depth = ", refit" * self.settings.refit, self.settings.depth()
-        if self.ingredients > 1:
-            return f"{self.model} (soup of {self.ingredients} trials, {depth}{refit})"
-        return f"{self.model} (lr={self.settings.lr:g}, {depth}, seed={self.settings.seed}{refit})"
+
+@dataclass(frozen=True)
+class WeightByKind:
+    """How the ensemble's weight splits (Mustafa et al.'s analysis of upstream and downstream diversity), as shares
+    of its total weight: by kind of member, by upstream model, by fine-tuning depth (``frozen``: a linear head on
+    frozen features), and the share on trials of one model and settings that the ensemble holds in several seeds."""
+
+    kinds: dict[str, float]
+    models: dict[str, float]
+    depths: dict[str, float]
+    seeds: float
+
+    @classmethod
+    def of(cls, members: list[Member]) -> WeightByKind:
+        """The split of ``members``' weights."""
+        total = sum(m.weight for m in members) or 1.0
+        kinds: dict[str, float] = {}
+        models: dict[str, float] = {}
+        depths: dict[str, float] = {}
+        seeds: dict[tuple[str, TrialConfig], set[int]] = {}
+        for m in members:
+            kinds[m.kind] = kinds.get(m.kind, 0.0) + m.weight / total
+            models[m.model] = models.get(m.model, 0.0) + m.weight / total
+            depths[m.settings.depth()] = depths.get(m.settings.depth(), 0.0) + m.weight / total
+            if m.kind == "trial":
+                seeds.setdefault((m.model, replace(m.settings, seed=0)), set()).add(m.settings.seed)
+        seeded = {group for group, found in seeds.items() if len(found) > 1}
+        share = sum(m.weight for m in members if m.kind == "trial" and (m.model, replace(m.settings, seed=0)) in seeded)
+        return cls(kinds, models, depths, share / total)
+
+    def line(self) -> str:
+        """One line: the shares by kind, the number of upstream models, the seeds' share and the depths'."""
+        kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in self.kinds.items())
+        depths = ", ".join(f"{depth} {share:.0%}" for depth, share in self.depths.items())
+        return f"{kinds}; {len(self.models)} upstream model(s); seeds of one model {self.seeds:.0%}; depths {depths}"
 
 
 @dataclass(frozen=True)
 class FailedTrial:
-    """A trial that did not finish (a model that cannot train at the asked size, out of memory): its key, model,
-    settings and why. Nothing of it is stored, so a rerun tries it again."""
+    """A trial, or another candidate of the pool, that did not finish (a model that cannot train at the asked size,
+    out of memory): its key, model, settings, why, and its kind. Nothing of it is stored, so a rerun tries again."""
 
     trial: str
     model: str
     settings: TrialConfig
     reason: str
+    kind: str = "trial"  # the kind of candidate it was to be (a linear head, say)
 
     def row(self) -> dict[str, Any]:
         """Its line of trials.csv: the settings and the reason, no scores."""
-        return {"trial": self.trial, "model": self.model, **asdict(self.settings), "failed": self.reason}
+        return {"trial": self.trial, "kind": self.kind, "model": self.model, **asdict(self.settings),
+                "failed": self.reason}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -134,6 +169,7 @@ class EnsembleResult:
     per_class_accuracy: dict[str, float | None]  # None: a class without test images
     gflops_per_image: float
     growth: list[GrowthStep] = field(default_factory=list)  # one per greedy step, the steps after the best too
+    by_kind: WeightByKind | None = None  # how its weight splits by kind, model, depth and seeds
 
 
 @dataclass(frozen=True)

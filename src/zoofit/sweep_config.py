@@ -47,8 +47,9 @@ class TrialConfig:
         return f"lr={self.lr:g},steps={self.steps},{self.depth()},seed={self.seed}" + ",refit" * self.refit
 
     def depth(self) -> str:
-        """How deep it fine-tunes, in the option's words: ``freeze=8`` (layers up to stride 8 kept), ``freeze=0``."""
-        return f"freeze={self.freeze_stride}"
+        """How deep it fine-tunes, in the option's words: ``freeze=8`` (layers up to stride 8 kept), ``freeze=0``;
+        ``frozen`` where it trains no step (a linear head on frozen features)."""
+        return f"freeze={self.freeze_stride}" if self.steps else "frozen"
 
 
 #: Seconds per unit of a duration.
@@ -118,8 +119,9 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    """How the ensemble is selected from the trials (and soups), and what it may cost. The selection's names are
-    checked against :data:`~zoofit.ensemble.SELECTIONS` where the run starts (:meth:`ZooFit.check`)."""
+    """How the ensemble is selected from its pool of candidates, and what it may cost. The selection's name is
+    checked against :data:`~zoofit.ensemble.SELECTIONS`, and the kinds of ``members`` against
+    :data:`~zoofit.members.KINDS`, where the run starts (:meth:`ZooFit.check`)."""
 
     selection: str = setting("greedy", "How the ensemble is chosen on the validation set.")
     ensemble_steps: int = setting(20, "Greedy selection steps.", *at_least(1))
@@ -130,10 +132,16 @@ class EnsembleSettings:
     max_gflops: float | None = setting(
         None, "At most this many GFLOPs per image for the ensemble.", lambda v: v is None or v > 0, "must be positive"
     )
-    soup: bool = setting(
-        False,
-        "Also average each model's trials greedily into a model soup (one forward pass) for the ensemble to choose.",
+    members: tuple[str, ...] = setting(
+        ("trial", "linear"),
+        "Kinds of candidate the ensemble is chosen from, comma-separated.",
+        lambda v: bool(v) and all(isinstance(x, str) and x for x in v),
+        "must name at least one kind",
     )
+    linear_heads: int | None = setting(
+        None, "Linear heads (kind linear) on the frozen features of this many of the best-ranked models (None: top_k).",
+        *at_least(1, none=True),
+    )  # fmt: skip
     refit: bool = setting(
         False, "Train each ensemble member again on train + validation (its own settings and seed) for the "
         "ensemble that is tested, predicted and exported.",
@@ -247,11 +255,22 @@ def setting_names() -> list[str]:
 #: test accuracy by 1.2 points and lowered NLL by 0.04; ``quick`` does not, as it doubles its fine-tuning time
 #: (``--refit`` adds it). Bagged selection changed neither by more than 0.001, so both keep greedy selection
 #: (``benchmarks/results/budget_refit-variants-cpu.json``).
+#: Both pool fine-tuned trials with linear heads on frozen features (docs/members.md): ``paper`` a head for each of
+#: its top-k models, ``quick`` for the top-ranked one alone, whose test features the logistic-regression baseline
+#: extracts anyway (each further head is one more pass over the test split: on the demo's 10,000 test images about
+#: 35 s per model on 2 cores, from the ranking's images per second, which would take the demo past 1.3x its wall).
 PRESETS: Registry[SweepConfig] = Registry("preset")
 PRESETS.add(
     "quick",
     SweepConfig("quick").override(
-        top_k=3, lrs=(0.01,), steps=(300,), batch_size=32, image_size=112, freeze_stride=(8,), shift_images=500
+        top_k=3,
+        lrs=(0.01,),
+        steps=(300,),
+        batch_size=32,
+        image_size=112,
+        freeze_stride=(8,),
+        shift_images=500,
+        linear_heads=1,
     ),
     help="sized for a CPU, the default there (the Fashion-MNIST demo on 2 cores)",
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, StoredTrial, Sweep, plan
+from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Price, StoredTrial, Sweep, plan
 from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.finetune.sweep import Job, Placement, TrialContext, plan_trials
 from zoofit.finetune.trial import train_trial
@@ -115,17 +115,18 @@ def plan_run(
     stored: frozenset[StoredTrial],
     predicted_images: int,
     started: float,
+    prices: Sequence[Price] = (),
 ) -> Plan:
     """The plan of the run's remaining work within its time limit (counted from ``started``): ``models`` are
     ``(id, GFLOPs per image, seconds to rank it)`` in the order they would be fine-tuned; ``stored`` the trials the
-    run folder holds."""
+    run folder holds; ``prices`` those of the pool's other kinds of member."""
     limit = config.budget.time_limit
     assert limit is not None
     reference = next((gflops for model, gflops, _ in models if model == throughput.model), 0.0)
     costs = CostModel(
         tuple(throughput.scaled(model, gflops / reference if reference > 0 else 1.0, rank)
               for model, gflops, rank in models),
-        predicted_images, throughput.overhead, 0.0, stored, throughput.depth_shares,
+        predicted_images, throughput.overhead, 0.0, stored, throughput.depth_shares, tuple(prices),
     )  # fmt: skip
     return plan(Sweep(config), costs, budget_left(limit, started))
 
@@ -157,9 +158,11 @@ class Budget:
     :meth:`sweep` after it (the sweep that fits), :meth:`robustness` before the last stage; each cut is logged in
     one line and kept for :meth:`result`."""
 
-    def __init__(self, config: SweepConfig, size: int | None, context: TrialContext, started: float) -> None:
+    def __init__(
+        self, config: SweepConfig, size: int | None, context: TrialContext, started: float, prices: Sequence[Price] = ()
+    ) -> None:
         assert config.budget.time_limit is not None
-        self.config, self.size, self.context, self.started = config, size, context, started
+        self.config, self.size, self.context, self.started, self.prices = config, size, context, started, prices
         self.limit = config.budget.time_limit
         self.cuts: list[str] = []
         self.planned = 0.0
@@ -181,7 +184,13 @@ class Budget:
         jobs = [(spec, trial) for spec in zoo.models for trial in self.config.trials(seed, size)]
         try:
             result = plan_run(
-                self.config, throughput, models, self._stored(jobs, store), self.context_images(), self.started
+                self.config,
+                throughput,
+                models,
+                self._stored(jobs, store),
+                self.context_images(),
+                self.started,
+                self.prices,
             )
         except ParameterError:  # features a cache holds rank for free: the plan after the ranking decides
             return [spec.id for spec in zoo.models]
@@ -195,7 +204,9 @@ class Budget:
         assert self.throughput is not None
         models = [(model.spec.id, model.gflops, 0.0) for model in ranked]
         stored = self._stored(plan_trials(ranked, self.config, seed)[0], store)
-        result = plan_run(self.config, self.throughput, models, stored, self.context_images(), self.started)
+        result = plan_run(
+            self.config, self.throughput, models, stored, self.context_images(), self.started, self.prices
+        )
         self.planned = time.perf_counter() - self.started + result.seconds
         log.info(result.describe(self.limit))
         self.cuts += list(result.cuts)

@@ -43,7 +43,9 @@ class TrialResult:
     val: Scores
     test: Scores | None  # None: the data has no test split
     losses: tuple[float, ...]  # training loss per logged step (a soup: none)
-    soup: tuple[str, ...] | None = None  # a soup's ingredients (trial keys); None: a trial
+    soup: tuple[str, ...] | None = None  # a soup's ingredients (trial keys); None: not a soup
+    kind: str = "trial"  # the kind of ensemble member it is (zoofit.members.KINDS)
+    strength: float | None = None  # a linear head's inverse L2 strength (C); None: not a linear head
 
     @property
     def ingredients(self) -> int:
@@ -51,20 +53,24 @@ class TrialResult:
         return len(self.soup) if self.soup else 1
 
     def json(self) -> dict[str, Any]:
-        """The ``result.json`` form (a trial's holds no ``soup`` key)."""
+        """The ``result.json`` form (a trial's holds none of ``soup``, ``kind`` and ``strength``: as before kinds)."""
         data = asdict(self)
-        if self.soup is None:
-            del data["soup"]
+        for name, absent in (("soup", None), ("kind", "trial"), ("strength", None)):
+            if data[name] == absent:
+                del data[name]
         return data
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> TrialResult:
-        """The record of a ``result.json``'s ``data``."""
-        return dacite.from_dict(cls, data, config=dacite.Config(cast=[int, float, tuple]))
+        """The record of a ``result.json``'s ``data`` (a soup written before kinds: kind ``soup``)."""
+        kind = "soup" if data.get("soup") else "trial"
+        return dacite.from_dict(cls, {"kind": kind, **data}, config=dacite.Config(cast=[int, float, tuple]))
 
     def souped(self, key: str, val: Scores, test: Scores | None, seconds: float, ingredients: list[str]) -> TrialResult:
         """The result of a soup cooked from this trial (its best ingredient) and others: its own key and scores."""
-        return replace(self, trial=key, val=val, test=test, seconds=seconds, losses=(), soup=tuple(ingredients))
+        return replace(
+            self, trial=key, val=val, test=test, seconds=seconds, losses=(), soup=tuple(ingredients), kind="soup"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,13 @@ class TrialRecord:
     def gflops(self) -> float:
         return self.result.gflops
 
+    @property
+    def kind(self) -> str:
+        return self.result.kind
+
     def row(self) -> dict[str, Any]:
         """One line of trials.csv."""
-        row: dict[str, Any] = {"trial": self.key, "model": self.model, **asdict(self.config)}
+        row: dict[str, Any] = {"trial": self.key, "kind": self.kind, "model": self.model, **asdict(self.config)}
         row["input_size"] = self.result.preprocessing.input_size
         for split, scores in (("val", self.val), ("test", self.test)):
             for metric, value in (asdict(scores) if scores else {}).items():
