@@ -17,9 +17,9 @@ import dacite
 
 from zoofit.bench.suite import Reference
 from zoofit.errors import ZoofitError, first_line
-from zoofit.result import RunResult
+from zoofit.result import RunResult, WeightByKind
 
-SCHEMA = 1
+SCHEMA = 2
 BENCH = "bench.json"
 BENCH_CSV = "bench.csv"
 BENCH_HTML = "bench.html"
@@ -89,6 +89,7 @@ class TaskResult:
     classifiers: dict[str, Row] = field(default_factory=dict)
     wall_seconds: float | None = None  # of this bench's run of the task (a resumed task: of the resume)
     audit: TaskAudit | None = None
+    weights: WeightByKind | None = None  # how the ensemble's weight splits by kind, model, depth and seeds
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,8 @@ class Bench(Estimator):
             splits = self.splits(task, progress)
             fit.fit(splits, out / task.id, data=task.data_config(), progress=progress, started=start)
             result = RunResult.read(out / task.id)  # the table is built from the run's typed result
-            record = replace(record, status="done", splits=splits.describe(), classifiers=classifiers_of(result))
+            record = replace(record, status="done", splits=splits.describe(), classifiers=classifiers_of(result),
+                             weights=result.ensemble.by_kind)  # fmt: skip
             if self.audit:
                 record = replace(record, audit=self._audit(fit, splits, task, out / task.id / AUDIT, progress))
         except KeyboardInterrupt:

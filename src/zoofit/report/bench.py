@@ -37,12 +37,33 @@ def bench_tables(result: BenchResult) -> Group:
         table.add_row(label, f"{group.tasks} tasks", *(_pair(group.classifiers, c) for c in present), "",
                       style="bold")  # fmt: skip
     parts: list = [table]
+    if weights := weight_rows(result):
+        header, rows = weights
+        parts.append(Table(title="The ensemble's weight by kind", title_justify="left"))
+        for column in header:
+            parts[-1].add_column(column, justify="left" if column == "task" else "right")
+        for row in rows:
+            parts[-1].add_row(*(cell if isinstance(cell, str) else f"{cell:.0%}" for cell in row))
     for task in result.tasks:
         if task.status == "failed":
             parts.append(f"task {task.id} failed: {task.reason}")
     if result.audit:
         parts.append(_audit_table(result))
     return Group(*parts)
+
+
+def weight_rows(result: BenchResult) -> tuple[list[str], list[list]] | None:
+    """Per done task, and their mean, the ensemble's weight by kind of member, its number of upstream models and
+    its share on seeds of one model (None: no task records it)."""
+    tasks = [task for task in result.tasks if task.status == "done" and task.weights is not None]
+    if not tasks:
+        return None
+    kinds = list(dict.fromkeys(kind for task in tasks for kind in task.weights.kinds))
+    rows = [[task.id, *(task.weights.kinds.get(k, 0.0) for k in kinds), str(len(task.weights.models)),
+             task.weights.seeds] for task in tasks]  # fmt: skip
+    means = [sum(row[i] for row in rows) / len(rows) for i in range(1, len(kinds) + 1)]
+    rows.append(["mean", *means, "", sum(task.weights.seeds for task in tasks) / len(tasks)])
+    return ["task", *kinds, "upstream models", "seeds of one model"], rows
 
 
 def _pair(rows: dict, classifier: str) -> str:
@@ -83,6 +104,7 @@ def bench_html(root: str | Path) -> str:
         + (f", at most {result.test_images} test images per task" if result.test_images else "")
         + f"; {result.wall_seconds:.0f} s. Each task's name links to its run's report.</p>",
         _html_table(result),
+        _html_weights(result),
         _references(result),
         *(_group_chart(result, group) for group in result.groups),
         _html_audit(result),
@@ -110,6 +132,17 @@ def _html_table(result: BenchResult) -> str:
             rows.append([_Raw(f"<b>{escape(name)}</b>") if i == 0 else "", "", CLASSIFIERS[classifier],
                          *(getattr(row, f) for f, _ in _METRICS), ""])  # fmt: skip
     return f"<h2>Test results</h2>{html_table(header, rows)}"
+
+
+def _html_weights(result: BenchResult) -> str:
+    if (weights := weight_rows(result)) is None:
+        return ""
+    header, rows = weights
+    return (
+        "<h2>The ensemble's weight by kind</h2><p class='note'>Shares of each task's ensemble weight by kind of "
+        "member, its number of upstream models, and its share on trials of one model in several seeds.</p>"
+        f"{html_table(header, rows)}"
+    )
 
 
 class _Raw(str):

@@ -18,11 +18,13 @@ from zoofit.report.rows import (
     DOMAIN_COLUMNS,
     RESULT_COLUMNS,
     ROBUSTNESS_COLUMNS,
+    WEIGHT_COLUMNS,
     domain_rows,
     per_class_columns,
     per_class_rows,
     result_rows,
     robustness_rows,
+    weight_rows,
 )
 from zoofit.result import DomainResult, RobustnessResult, RunResult
 
@@ -112,6 +114,9 @@ def zoo_table(zoo: Zoo, facts: list[dict[str, Any]]) -> Table:
 def run_tables(result: RunResult) -> Group:
     """The test results of a run, then its robustness where it was measured."""
     tables = [run_table(result)]
+    if result.ensemble.by_kind is not None:
+        title = "The ensemble's weight by kind (upstream and downstream diversity)"
+        tables.append(_table(title, WEIGHT_COLUMNS, weight_rows(result.ensemble.by_kind), bold_row=-1))
     if result.robustness:
         tables.append(robustness_table(result.robustness))
     if result.domains:

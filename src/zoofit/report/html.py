@@ -20,9 +20,11 @@ from zoofit.report.rows import (
     DOMAIN_COLUMNS,
     RESULT_COLUMNS,
     ROBUSTNESS_COLUMNS,
+    WEIGHT_COLUMNS,
     domain_rows,
     result_rows,
     robustness_rows,
+    weight_rows,
 )
 from zoofit.result import DomainResult, GrowthStep, ReliabilityBin, RobustnessResult, RunResult
 
@@ -42,6 +44,7 @@ def html_report(run: str | Path) -> str:
             trials = list(csv.DictReader(handle))
         sections = [
             _overview(result),
+            _weights(result),
             _growth(result.ensemble.growth),
             _reliability(result.reliability),
             _ranking(ranking, result.proxy.label),
@@ -72,6 +75,18 @@ def _overview(result: RunResult) -> str:
     return (
         f"<p>Preset <b>{escape(result.preset)}</b>; {result.wall_seconds:.0f} s ({escape(stages)}).</p>"
         f"<h2>Test results</h2>{html_table(RESULT_COLUMNS, result_rows(result))}"
+    )
+
+
+def _weights(result: RunResult) -> str:
+    """How the ensemble's weight splits by kind of member, upstream model, depth and seeds."""
+    if result.ensemble.by_kind is None:
+        return ""
+    return (
+        "<h2>The ensemble's weight by kind</h2><p class='note'>Shares of the ensemble's weight: by kind of member "
+        "(fine-tuned trials, soups, linear heads on frozen features), by upstream model (diversity of pre-training), "
+        "by fine-tuning depth, and on trials of one model in several seeds (downstream diversity).</p>"
+        f"{html_table(WEIGHT_COLUMNS, weight_rows(result.ensemble.by_kind))}"
     )
 
 
@@ -118,16 +133,28 @@ def _trials(trials: list[dict[str, str]], scores: dict[str, float], label: str) 
         (
             scores[t["model"]],
             float(t["test_accuracy"]),
-            f"{t['model']} lr={float(t['lr']):g} freeze={t['freeze_stride']}",
+            f"{t['model']} {t.get('kind') or 'trial'} lr={float(t['lr']):g} freeze={t['freeze_stride']}",
         )
         for t in trials
         if t["model"] in scores and t.get("test_accuracy")
     ]
     table = html_table(
-        ["model", "lr", "steps", "freeze stride", "seed", "val accuracy", "test accuracy", "test NLL", "seconds"],
+        [
+            "model",
+            "kind",
+            "lr",
+            "steps",
+            "freeze stride",
+            "seed",
+            "val accuracy",
+            "test accuracy",
+            "test NLL",
+            "seconds",
+        ],
         [
             [
                 t["model"],
+                t.get("kind") or "trial",
                 float(t["lr"]),
                 int(t["steps"]),
                 int(t["freeze_stride"]),

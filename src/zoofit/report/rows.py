@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoofit.result import DomainResult, EnsembleResult, RobustnessResult, RunResult
+from zoofit.members import member_label
+from zoofit.result import DomainResult, EnsembleResult, RobustnessResult, RunResult, WeightByKind
 
 RESULT_COLUMNS = ("classifier", "accuracy", "NLL", "ECE", "GFLOPs/image", "members")
 _CLASSIFIERS = ("ensemble", "best_single")
@@ -13,6 +14,7 @@ ROBUSTNESS_COLUMNS = (
     *(f"{m}: {c.replace('_', ' ')}" for m in ("accuracy", "NLL", "ECE") for c in _CLASSIFIERS),
 )
 _CONDITION_LABELS = {"clean": "as they are", "mean": "mean of the corruptions"}
+WEIGHT_COLUMNS = ("split by", "part", "share of the weight")
 DOMAIN_COLUMNS = ("domain", "classifier", "images", "classes", "accuracy", "NLL", "ECE")
 _CLASSIFIER_LABELS = {"ensemble": "greedy ensemble", "best_single": "best single (by val)",
                       "seed_ensemble": "seeds of best single"}  # fmt: skip
@@ -44,7 +46,7 @@ def result_rows(result: RunResult) -> list[list[Any]]:
 
 
 def _members(ensemble: EnsembleResult) -> str:
-    return ", ".join(f"{m.label()} x{m.weight:.2f} [{m.license or 'licence unknown'}]" for m in ensemble.members)
+    return ", ".join(f"{member_label(m)} x{m.weight:.2f} [{m.license or 'licence unknown'}]" for m in ensemble.members)
 
 
 def robustness_rows(report: RobustnessResult) -> list[list[Any]]:
@@ -75,3 +77,10 @@ def per_class_columns(domain: DomainResult) -> tuple[str, ...]:
 def per_class_rows(domain: DomainResult) -> list[list[Any]]:
     """Per class the domain has images of: each classifier's accuracy on them."""
     return [[name, *(by[name] for by in domain.per_class_accuracy.values())] for name in domain.classes]
+
+
+def weight_rows(weights: WeightByKind) -> list[list[Any]]:
+    """The ensemble's weight by kind of member, by upstream model, by depth, and on seeds of one model."""
+    split = [("kind", weights.kinds), ("upstream model", weights.models), ("depth", weights.depths)]
+    rows = [[by, part, share] for by, shares in split for part, share in shares.items()]
+    return [*rows, ["seeds", "trials of one model in several seeds", weights.seeds]]
