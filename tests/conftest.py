@@ -69,7 +69,14 @@ def tiny_zoo() -> Zoo:
 
 
 #: The tiny run's sweep: two learning rates per model, with soups; no robustness (its own tests cover it).
-TINY_SWEEP = {"lrs": (0.01, 0.03), "steps": (12,), "batch_size": 8, "image_size": 32, "shift_images": 0, "soup": True}
+TINY_SWEEP = {
+    "lrs": (0.01, 0.03),
+    "steps": (12,),
+    "batch_size": 8,
+    "image_size": 32,
+    "shift_images": 0,
+    "members": ("trial", "soup", "linear"),
+}
 
 
 @pytest.fixture(scope="session")

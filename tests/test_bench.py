@@ -64,6 +64,7 @@ def test_two_tasks_end_to_end_a_missing_task_recorded_and_the_audit(tmp_path: Pa
         assert task.classifiers["best_single"].nll == run.best_single.test.nll
         assert task.classifiers["linear_probe"].accuracy == run.linear_probe.test.accuracy
         assert set(task.classifiers) == {"ensemble", "best_single", "top_ranked", "linear_probe"}
+        assert task.weights == run.ensemble.by_kind and sum(task.weights.kinds.values()) == pytest.approx(1.0)
         # the audit: both models fine-tuned (top_k was 1), each proxy's tau and regret
         assert set(task.audit.fine_tuned) == {"tiny_resnet", "tiny_effnet"}
         assert set(task.audit.proxies) == {"knn", "logme", "size"}
@@ -87,6 +88,7 @@ def test_two_tasks_end_to_end_a_missing_task_recorded_and_the_audit(tmp_path: Pa
     ElementTree.fromstring(f"<body>{page.split('<body>', 1)[1].split('</body>', 1)[0]}</body>")  # well-formed
     assert page.count('<g id="xtick_1">') == page.count('<g id="ytick_1">') == 2  # real axes: matplotlib's ticks
     assert "<a href='colours/report.html'>colours</a>" in page and page.count("<svg") == 2 and "failed:" in page
+    assert "The ensemble's weight by kind" in page and "seeds of one model" in page
 
 
 def test_every_task_failing_is_an_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from zoofit.ensemble import SELECTIONS, bagged_select, greedy_select
 from zoofit.errors import ParameterError
 from zoofit.evaluate import nll
 from zoofit.finetune import budgeted
+from zoofit.members import KINDS
 from zoofit.sweep_config import SweepConfig, parse_duration, preset
 
 #: The tiny runs' sweep: two models x two learning rates, 6 steps at batch 8, no robustness.
@@ -43,6 +44,14 @@ SWEEP = Sweep(SweepConfig().override(top_k=3, lrs=(0.003, 0.01, 0.03), steps=(10
 def test_the_fake_cost_model_adds_up() -> None:
     # ranking 300; trials 3 lrs x (100 + 1) + 3 lrs x (200 + 1) x 2; robustness 100 x 6 x 4 x 0.01
     assert seconds(SWEEP, COSTS) == pytest.approx(300 + 303 + 1206 + 24)
+
+
+def test_the_pools_kinds_are_priced_a_linear_head_a_pass_over_the_predicted_images_per_head() -> None:
+    linear = KINDS["linear"].price
+    priced = replace(COSTS, prices=(linear, KINDS["trial"].price))
+    assert seconds(SWEEP, priced) - seconds(SWEEP, COSTS) == pytest.approx(3 * 100 * 0.01)  # top_k heads
+    one_head = replace(SWEEP, config=SWEEP.config.override(linear_heads=1))
+    assert seconds(one_head, priced) - seconds(one_head, COSTS) == pytest.approx(100 * 0.01)
 
 
 def test_a_plan_that_fits_cuts_nothing() -> None:

@@ -14,6 +14,7 @@ from zoofit.errors import ParameterError
 from zoofit.estimator import Machine, ZooSelection, clone
 from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
+from zoofit.members import KINDS
 from zoofit.rank.proxies import PROXIES
 from zoofit.registry import Registry
 from zoofit.sweep_config import PRESETS
@@ -72,6 +73,8 @@ def test_an_entry_must_say_what_it_is() -> None:
         (["rank"], EXECUTORS),
         (["run"], SELECTIONS),
         (["bench"], SELECTIONS),
+        (["run"], KINDS),
+        (["bench"], KINDS),
         (["rank"], PROXIES),
         (["run"], PROXIES),
         (["export"], FORMATS),

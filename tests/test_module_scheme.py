@@ -80,7 +80,7 @@ def test_run_predict_and_export_a_module_model(tmp_path: Path, make_image_folder
     data = make_image_folder(per_class=6, layout="split")
     run = tmp_path / "run"
     options = ["--top-k", "1", "--lrs", "0.01,0.03", "--steps", "4", "--batch-size", "8", "--shift-images", "6",
-               "--soup", "--image-size", "32", "--precision", "fp32"]  # fmt: skip
+               "--members", "trial,soup", "--image-size", "32", "--precision", "fp32"]  # fmt: skip
     ran = runner.invoke(app, ["run", "--data", str(data), "--zoo", str(zoo), "--out", str(run), *options])
     assert ran.exit_code == 0, ran.output
     result = RunResult.read(run)

@@ -21,7 +21,7 @@ from zoofit.result import RunResult, Units
 
 @pytest.fixture(scope="module")
 def refit_run(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny run with --refit, --soup, a seed baseline and bagged selection: its folder, splits and fit."""
+    """A tiny run with --refit, soups and linear heads, a seed baseline and bagged selection: its folder, splits and fit."""
     from tests.conftest import tiny_spec, write_image_folder
     from zoofit.zoo import Zoo
 
@@ -29,7 +29,13 @@ def refit_run(tmp_path_factory: pytest.TempPathFactory):
     splits = load_data(str(write_image_folder(root / "images", per_class=8, layout="split")))
     zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"), tiny_spec("tiny_effnet", "test_efficientnet")))
     sweep = quick(
-        refit=True, soup=True, seed_baseline=2, selection="bagged", bags=5, shift_images=0, **{**SWEEP, "steps": (4,)}
+        refit=True,
+        members=("trial", "soup", "linear"),
+        seed_baseline=2,
+        selection="bagged",
+        bags=5,
+        shift_images=0,
+        **{**SWEEP, "steps": (4,)},
     )
     fit = ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=root / "cache").fit(splits, root / "run")
     return root / "run", splits, fit, zoo, sweep

@@ -24,7 +24,8 @@ runner = CliRunner()
 #: A tiny run that sets a setting of every kind: data, ranking, search, training, ensemble, evaluation, seed.
 OPTIONS = ["--lrs", "0.01,0.03", "--steps", "5", "--batch-size", "8", "--image-size", "32", "--val-fraction", "0.25",
            "--proxy", "logme", "--max-members", "2", "--shift-images", "12", "--shift-severity", "2", "--seed", "3",
-           "--no-flip", "--precision", "fp32", "--workers", "1"]  # fmt: skip
+           "--no-flip", "--members", "linear,trial", "--linear-heads", "2", "--precision", "fp32",
+           "--workers", "1"]  # fmt: skip
 
 
 def figures(run: Path) -> dict:
@@ -51,6 +52,8 @@ def test_a_run_replayed_from_its_config_yaml_gives_the_same_figures(make_image_f
                                "seed": 3, "max_side": 512, "test_fraction": None}  # fmt: skip
     assert written["sweep"]["search"]["lrs"] == [0.01, 0.03] and written["sweep"]["training"]["flip"] is False
     assert written["sweep"]["ensemble"]["max_members"] == 2 and written["sweep"]["evaluation"]["shift_images"] == 12
+    assert written["sweep"]["ensemble"]["members"] == ["linear", "trial"]
+    assert written["sweep"]["ensemble"]["linear_heads"] == 2
     assert written["ranking"]["proxy"] == "logme" and written["seed"] == 3 and written["sweep"]["name"] == "quick"
     assert set(written["versions"]) == {"zoofit", "torch", "timm"}
 

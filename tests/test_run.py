@@ -42,22 +42,22 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     first = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
     result = RunResult.read(tmp_path)
     assert result == first.result_  # summary.json holds the whole result, and reads back as it was written
-    assert set(result.stage_seconds) == {"rank", "linear_probe", "fine_tune", "ensemble_evaluate", "robustness"}
+    assert set(result.stage_seconds) == {"rank", "linear_probe", "fine_tune", "pool", "ensemble_evaluate", "robustness"}
     assert result.linear_probe.model == first.ranker_.ranking_[0].model and 0 <= result.linear_probe.test.accuracy <= 1
     assert result.wall_seconds >= sum(result.stage_seconds.values()) - 0.1
     assert 0 <= result.best_single.test.accuracy <= 1 and len(result.best_single.trials) == 1
     assert result.top_ranked.model == first.ranker_.ranking_[0].model
     assert result.proxy == ProxyResult("knn", "kNN accuracy", {"k": 1, "metric": "cosine"})
     assert sum(m.weight for m in result.ensemble.members) == pytest.approx(1.0)
-    assert result.units == Units(computed=2 + 4 + 1, reused=0)  # 2 rankings, 2 models x 2 lrs, 1 extra seed
+    assert result.units == Units(computed=2 + 4 + 1 + 1, reused=0)  # 2 rankings, 2 models x 2 lrs, 1 seed, 1 head
     assert len(result.seed_baseline.trials) == 2
     with (tmp_path / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 5 and {"model", "lr", "seed", "val_accuracy", "test_nll", "seconds"} <= rows[0].keys()
+    assert len(rows) == 6 and {"kind", "model", "lr", "seed", "val_accuracy", "test_nll", "seconds"} <= rows[0].keys()
     assert (tmp_path / "ranking.json").is_file()
 
     second = ZooFit(tiny_zoo, precision="fp32", sweep=quick(seed_baseline=2, **SWEEP)).fit(splits, tmp_path)
-    assert second.result_.units == Units(computed=0, reused=7)
+    assert second.result_.units == Units(computed=0, reused=8)
     assert second.result_.ensemble.test == result.ensemble.test
 
 
@@ -76,7 +76,7 @@ def test_budget_limits_the_ensemble(splits, tiny_zoo, tmp_path: Path) -> None:
 def test_predict_round_trip_matches_the_runs_test_predictions(splits, tiny_zoo, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(classifier_module, "DECODE_CHUNK", 4)  # several chunks, the last one short
     fit = ZooFit(tiny_zoo, precision="fp32", sweep=quick(**SWEEP)).fit(splits, tmp_path)
-    expected = average([t.test_probs for t in fit.trials_], fit.selection_.counts)
+    expected = average([t.test_probs for t in fit.candidates_], fit.selection_.counts)
     classifier = EnsembleClassifier.load(tmp_path, precision="fp32")
     images = list(splits.test.images)  # decoded arrays, one at a time through the predict path
     np.testing.assert_allclose(classifier.predict_proba(images), expected, atol=1e-5)
@@ -108,7 +108,7 @@ def test_sigkill_then_rerun_finishes_without_redoing_work(make_image_folder, tmp
     subprocess.run(run_command(data, zoo, out), check=True, capture_output=True)
     resumed = RunResult.read(out)
     reused_trials = resumed.units.reused - 1  # the ranking's features were cached by the killed run
-    assert reused_trials >= finished_before and reused_trials + resumed.units.computed == 3
+    assert reused_trials >= finished_before and reused_trials + resumed.units.computed == 3 + 1  # the 3 trials, a head
     assert resumed.units.computed >= 1
 
     # Determinism: an uninterrupted run with the same command gives the same trials and ensemble.

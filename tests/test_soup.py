@@ -11,6 +11,7 @@ import torch
 
 from zoofit.ensemble.soup import average_states, greedy_soup
 from zoofit.evaluate import expected_calibration_error, nll, reliability
+from zoofit.members import member_label
 from zoofit.report import html_report
 from zoofit.result import RunResult
 
@@ -58,7 +59,7 @@ def test_a_run_with_soups_stores_them_reports_them_and_lets_the_ensemble_choose_
         trials = list(csv.DictReader(handle))
     assert len(result.soups) == 2 and {s.model for s in result.soups} == {"tiny_resnet", "tiny_effnet"}
     for soup in result.soups:
-        own = [t for t in trials if t["model"] == soup.model]
+        own = [t for t in trials if t["model"] == soup.model and t["kind"] == "trial"]
         best = max(own, key=lambda t: (float(t["val_accuracy"]), -float(t["val_nll"])))
         assert soup.ingredients[0] == best["trial"] and set(soup.ingredients) <= {t["trial"] for t in own}
         assert soup.val_nll <= float(best["val_nll"]) + 1e-12  # never worse than its best ingredient
@@ -97,14 +98,14 @@ def test_depths_are_trials_of_their_own_and_a_soup_takes_one_depth(tmp_path: Pat
 
     splits = load_data(str(write_image_folder(tmp_path / "images", per_class=8, layout="split")))
     zoo = Zoo("tiny", (tiny_spec("tiny_resnet", "test_resnet"),))
-    sweep = preset("quick").override(**TINY_SWEEP, freeze_stride=(8, 0))
+    sweep = preset("quick").override(**{**TINY_SWEEP, "members": ("trial", "soup")}, freeze_stride=(8, 0))
     fit = ZooFit(zoo, sweep=sweep, precision="fp32", workers=1, cache_dir=tmp_path / "cache").fit(
         splits, tmp_path / "r"
     )
     with (tmp_path / "r" / "trials.csv").open() as handle:
-        depth_of = {t["trial"]: int(t["freeze_stride"]) for t in csv.DictReader(handle)}
+        depth_of = {t["trial"]: int(t["freeze_stride"]) for t in csv.DictReader(handle) if t["kind"] == "trial"}
     assert sorted(depth_of.values()) == [0, 0, 8, 8]  # 2 depths x 2 learning rates
     soups = fit.result_.soups
     assert len(soups) == 2 and all(len({depth_of[key] for key in soup.ingredients}) == 1 for soup in soups)
-    assert all("freeze=" in member.label() for member in fit.result_.ensemble.members)
+    assert all("freeze=" in member_label(member) for member in fit.result_.ensemble.members)
     assert "freeze stride" in html_report(tmp_path / "r")
