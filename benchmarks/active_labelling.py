@@ -55,7 +55,7 @@ class Settings:
     top_k: int = 2
     sweep: tuple[tuple[str, Any], ...] = (
         ("image_size", 64), ("lrs", (0.01,)), ("steps", (200,)), ("batch_size", 32), ("shift_images", 0),
-        ("soup", False), ("refit", False), ("seed_baseline", 0),
+        ("members", ("trial",)), ("refit", False), ("seed_baseline", 0),
     )  # fmt: skip
 
 
@@ -63,7 +63,7 @@ class Settings:
 SMOKE = Settings(
     initial_per_class=3, pool=60, rounds=1, per_round=5, seeds=(0,), test_images=40,
     sweep=(("image_size", 32), ("lrs", (0.01,)), ("steps", (3,)), ("batch_size", 8), ("shift_images", 0),
-           ("soup", False), ("refit", False), ("seed_baseline", 0)),
+           ("members", ("trial",)), ("refit", False), ("seed_baseline", 0)),
 )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
-"""The demo with three learning rates per model, its ensemble without and with greedy soups (``--soup``).
+"""The demo with three learning rates per model, its ensemble without and with greedy soups (``--members trial,soup``).
 
 Runs ``zoofit run --data fashion-mnist --zoo demo --lrs 0.003,0.01,0.03 --shift-images 0`` into OUT, then the
-same with ``--soup`` into the same folder (which reuses every trial and adds the soups), and records each
+same with ``--members trial,soup`` into the same folder (which reuses every trial and adds the soups), and records each
 ensemble's test accuracy, NLL, ECE, GFLOPs per image and members, the soups and the best single trial.
 Writes benchmarks/results/soup_demo-<cpu|gpu>.json; OUT keeps the run (for benchmarks/export.py).
 
@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 
+from zoofit.members import member_label  # noqa: E402
 from zoofit.result import RunResult  # noqa: E402
 
 COMMAND = ["run", "--data", "fashion-mnist", "--zoo", "demo", "--lrs", "0.003,0.01,0.03", "--shift-images", "0"]
@@ -32,7 +33,7 @@ def ensemble_figures(result: RunResult) -> dict[str, Any]:
         "test": asdict(ensemble.test),
         "val_nll": ensemble.val_nll,
         "gflops_per_image": ensemble.gflops_per_image,
-        "members": [f"{m.label()} x{m.weight:.2f}" for m in ensemble.members],
+        "members": [f"{member_label(m)} x{m.weight:.2f}" for m in ensemble.members],
         "forward_passes": len(ensemble.members),
     }
 
@@ -41,8 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/soup-demo"))
     out = parser.parse_args().out
-    figures: dict[str, Any] = {"command": " ".join(["zoofit", *COMMAND, "--out", str(out)]) + " [--soup]"}
-    for name, extra in (("without_soup", []), ("with_soup", ["--soup"])):
+    figures: dict[str, Any] = {"command": " ".join(["zoofit", *COMMAND, "--out", str(out)]) + " --members trial[,soup]"}
+    for name, extra in (("without_soup", ["--members", "trial"]), ("with_soup", ["--members", "trial,soup"])):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "zoofit.cli", *COMMAND, *extra, "--out", str(out)], check=True)
         result = RunResult.read(out)
