@@ -12,9 +12,12 @@ import pytest
 from rich.console import Console
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
 
 from tests.conftest import tiny_spec, write_image_folder
+from tests.test_run import error_line
 from zoofit import ZooFit, load_data, preset
+from zoofit.cli import app
 from zoofit.ensemble import EnsembleClassifier
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.export import export_run
@@ -55,6 +58,11 @@ def test_the_kinds_are_a_registry_and_members_names_them(tmp_path: Path) -> None
         ZooFit(zoo, sweep=preset("quick").override(members=("trial", "heads"))).check()
     with pytest.raises(ParameterError, match="members must name at least one kind"):
         preset("quick").override(members=())
+    data = write_image_folder(tmp_path / "images", per_class=2, layout="split")
+    for option, message in ((["--members", "trial,heads"], "--members must be one of trial, soup, linear, not 'heads'"),
+                            (["--linear-heads", "0"], "--linear-heads must be at least 1, not 0")):  # fmt: skip
+        ran = CliRunner().invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "out"), *option])
+        assert error_line(ran) == f"error: {message}" and not (tmp_path / "out").exists()
 
 
 def test_the_weight_by_kind_counts_seeds_of_one_model_from_model_and_seed() -> None:
