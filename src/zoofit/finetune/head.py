@@ -17,6 +17,7 @@ from zoofit.evaluate import summarize
 from zoofit.finetune.sweep import TrialContext, TrialOutput, TrialRecord, TrialResult, load_record
 from zoofit.finetune.trial import new_head
 from zoofit.rank import Ranker
+from zoofit.rank.features import FEATURES_VERSION
 from zoofit.rank.probe import STRENGTHS, FrozenFeatures, LinearHead, fit_head, fit_probe, frozen_features
 from zoofit.result import FailedTrial, Scores
 from zoofit.store import content_key
@@ -43,7 +44,7 @@ def linear_head(
     config = head_config(row.input_size, seed, refit)
     test = splits.test.fingerprint if splits.test is not None else None
     key = content_key(
-        "linear-head", HEAD_VERSION, spec.identity(), row.input_size, ranker.machine.precision,
+        "linear-head", HEAD_VERSION, FEATURES_VERSION, spec.identity(), row.input_size, ranker.machine.precision,
         splits.train.fingerprint, splits.val.fingerprint, test, strength if refit else STRENGTHS,
     )  # fmt: skip
     store = context.store
