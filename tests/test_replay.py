@@ -124,3 +124,14 @@ def test_run_config_routes_each_setting_by_name_and_round_trips(tmp_path: Path) 
         config.changed(colour="red")
     (tmp_path / CONFIG).write_text(config.text())
     assert RunConfig.read(tmp_path / CONFIG) == config.changed(versions=RunConfig.read(tmp_path / CONFIG).versions)
+
+
+@pytest.mark.parametrize("soup, members", [(True, ("trial", "soup")), (False, ("trial",))])
+def test_a_config_from_before_member_kinds_replays_its_pool(tmp_path: Path, soup: bool, members: tuple) -> None:
+    text = RunConfig(sweep=preset("quick")).text().replace("    members:\n", "    soup: SOUP\n    old_members:\n")
+    text = text.replace("SOUP", str(soup).lower())
+    lines = text.splitlines()
+    start = lines.index("    old_members:")  # the list under it goes too
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("    - "))
+    (tmp_path / CONFIG).write_text("\n".join(lines[:start] + lines[end:]) + "\n")
+    assert RunConfig.read(tmp_path / CONFIG).sweep.ensemble.members == members

@@ -97,7 +97,7 @@ class RunConfig:
         if not isinstance(values, dict):
             raise ZoofitError(f"{where} holds no settings; give a config.yaml a run wrote")
         try:
-            config = dacite.from_dict(cls, values, config=dacite.Config(cast=[tuple], strict=True))
+            config = dacite.from_dict(cls, _upgraded(values), config=dacite.Config(cast=[tuple], strict=True))
         except dacite.UnexpectedDataError:
             raise ZoofitError(f"{where}: key '{_unknown(cls, values)}' is not a setting; remove it") from None
         except dacite.DaciteFieldError as error:
@@ -128,6 +128,15 @@ _OWN = {name for name in RunConfig.__dataclass_fields__ if name not in ("data", 
 _DATA = set(DataConfig.__dataclass_fields__) - {"seed"}
 _RANKING = set(RankConfig.__dataclass_fields__) | {name for kind in PROXIES.values() for name, _ in option_fields(kind)}
 _SWEEP = set(setting_names())
+
+
+def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
+    """An older file's settings in today's shape, meaning what they meant: ``sweep.ensemble.soup`` (before the
+    pool had kinds) is ``members`` of fine-tuned trials, with soups where it was true (no linear heads)."""
+    ensemble = values.get("sweep", {}).get("ensemble") if isinstance(values.get("sweep"), dict) else None
+    if isinstance(ensemble, dict) and isinstance(ensemble.get("soup"), bool) and "members" not in ensemble:
+        ensemble["members"] = ["trial", "soup"] if ensemble.pop("soup") else ["trial"]
+    return values
 
 
 def _unknown(kind: type, values: dict[str, Any], prefix: str = "") -> str | None:
