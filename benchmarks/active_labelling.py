@@ -7,12 +7,13 @@ holds 20% out for validation), a pool of 20,000 other training images; each roun
 set. Three rounds per strategy, three seeds (the seed draws the initial images and the pool, and seeds the runs).
 Each run's ensemble is scored on the same seeded 2,000 test images.
 
-To fit a 2-core CPU (at most ~45 minutes on idle cores), every run is a cheap sweep: 64 px, the top 2 models,
-one learning rate (0.01), 200 steps at batch 32, no robustness, soups or seed baseline, the trials one after
-another in this process (no worker processes to start). The first run of each seed
+To fit a 2-core CPU (39 runs and 21 scorings of the 20,000-image pool), every run is a cheap sweep: 32 px (the
+images are 28), the top 2 models, one learning rate (0.01), 100 steps at batch 32, no robustness, soups or seed
+baseline, the trials one after another in this process (no worker processes to start). The first run of each seed
 ranks the whole demo zoo; the later runs rank only its top 2 (the models they fine-tune). The pool is scored by the
 run's ensemble; the first round's scores are shared by the strategies (they start from the same run); ``random``
-draws among the pool's unlabelled images without scoring them (as ``--strategy random`` does, seeded).
+draws among the pool's unlabelled images without scoring them (as ``--strategy random`` does, seeded). The
+default and ``random`` take their turns on every seed before the other strategies (``GROUPS``).
 
     python benchmarks/active_labelling.py            # writes benchmarks/results/active_labelling-cpu.json
     python benchmarks/active_labelling.py --chart    # redraws docs/active_labelling.png from that file
@@ -54,7 +55,7 @@ class Settings:
     test_images: int = 2_000
     top_k: int = 2
     sweep: tuple[tuple[str, Any], ...] = (
-        ("image_size", 64), ("lrs", (0.01,)), ("steps", (200,)), ("batch_size", 32), ("shift_images", 0),
+        ("image_size", 32), ("lrs", (0.01,)), ("steps", (100,)), ("batch_size", 32), ("shift_images", 0),
         ("members", ("trial",)), ("refit", False), ("seed_baseline", 0),
     )  # fmt: skip
 
@@ -74,32 +75,43 @@ def fit(labelled: ImageSet, test: ImageSet, out: Path, seed: int, settings: Sett
     return ZooFit("demo", sweep=sweep, seed=seed, models=models, workers=1).fit(splits, out)
 
 
-#: The order the strategies take their turn in each round: the default and its baseline first, so that a run
-#: stopped early still compares them.
-ORDER = ("diverse", "random", "entropy", "disagreement")
+#: The strategies in turns: every seed of the default and its baseline first, then the others', so that a
+#: benchmark stopped early still compares the two on every seed.
+GROUPS = (("diverse", "random"), ("entropy", "disagreement"))
+ORDER = tuple(strategy for group in GROUPS for strategy in group)
 
 
 def one_seed(
-    seed: int, settings: Settings, train: ImageSet, test: ImageSet, folder: Path, done: Callable[[list], None]
+    seed: int,
+    strategies: tuple[str, ...],
+    settings: Settings,
+    train: ImageSet,
+    test: ImageSet,
+    folder: Path,
+    done: Callable[[list], None],
 ) -> list[dict[str, Any]]:
-    """Every strategy's rounds from one seed's initial images and pool, round by round: a row per run, each handed
-    to ``done`` with the rows before it."""
+    """The rounds of ``strategies`` from one seed's initial images and pool, round by round: a row per run, each
+    handed to ``done`` with the rows before it. The first run (round 0) resumes from ``folder`` where an earlier
+    call trained it; its row comes with the first call only."""
     rng = np.random.default_rng(seed)
     initial = stratified_per_class(train, settings.initial_per_class, rng)
     pool_indices = np.sort(rng.choice(np.setdiff1d(np.arange(len(train)), initial), settings.pool, replace=False))
     pool = train.subset(pool_indices)
+    first_run = folder / f"seed{seed}-round0"
+    resumed = first_run.exists()
     started = time.perf_counter()
-    first = fit(train.subset(initial), test, folder / f"seed{seed}-round0", seed, settings, None)
+    first = fit(train.subset(initial), test, first_run, seed, settings, None)
     models = [row.model for row in first.ranker_.ranking_[: settings.top_k]]
-    rows = [row_of(seed, "all", 0, len(initial), first, time.perf_counter() - started, None)]
+    rows = [] if resumed else [row_of(seed, "all", 0, len(initial), first, time.perf_counter() - started, None)]
     done(rows)
-    shared = score_pool(folder / f"seed{seed}-round0", pool)
-    state = {strategy: (initial, folder / f"seed{seed}-round0") for strategy in ORDER}
+    shared = score_pool(first_run, pool)
+    state = {strategy: (initial, first_run) for strategy in strategies}
     draws = np.random.default_rng(seed)
     for round_ in range(1, settings.rounds + 1):
-        for strategy in ORDER:
+        for strategy in strategies:
             labelled, run = state[strategy]
             started = time.perf_counter()
+            scored = None
             if strategy == "random":
                 taken = np.flatnonzero(~np.isin(pool_indices, labelled))
                 positions = np.sort(draws.choice(taken, settings.per_round, replace=False))
@@ -115,13 +127,13 @@ def one_seed(
             fitted = fit(train.subset(labelled), test, run, seed, settings, models)
             state[strategy] = (labelled, run)
             rows.append(row_of(seed, strategy, round_, len(labelled), fitted, time.perf_counter() - started, chosen,
-                               suggest_seconds))  # fmt: skip
+                               suggest_seconds, scored))  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
             done(rows)
     return rows
 
 
-def row_of(seed, strategy, round_, labels, fitted, seconds, chosen, suggest_seconds=None) -> dict[str, Any]:
+def row_of(seed, strategy, round_, labels, fitted, seconds, chosen, suggest_seconds=None, scored=None) -> dict:
     result = fitted.result_
     return {
         "seed": seed, "strategy": strategy, "round": round_, "labels": labels,
@@ -129,6 +141,8 @@ def row_of(seed, strategy, round_, labels, fitted, seconds, chosen, suggest_seco
         "members": len(result.ensemble.members), "seconds": round(seconds, 1),
         "suggest_seconds": None if suggest_seconds is None else round(suggest_seconds, 1),
         "near_duplicates_skipped": None if chosen is None else chosen.near_duplicates,
+        "pool_scoring_seconds": None if scored is None else round(scored.seconds, 1),
+        "pool_scored": None if scored is None else len(scored.pool),
     }  # fmt: skip
 
 
@@ -210,9 +224,10 @@ def main(settings: Settings = Settings(), *, smoke: bool = False) -> dict[str, A
             save(NAME, figures)
             chart(figures)
 
-    for seed in settings.seeds:
-        with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
-            finished += one_seed(seed, settings, source.train, test, Path(folder), done)
+    with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
+        for group in GROUPS:
+            for seed in settings.seeds:
+                finished += one_seed(seed, group, settings, source.train, test, Path(folder), done)
     return figures
 
 
@@ -222,8 +237,9 @@ if __name__ == "__main__":
     parser.add_argument("--smoke", action="store_true", help="the seconds-long version (nothing saved)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--pool", type=int, default=Settings.pool, help="pool images (default 20,000)")
-    parser.add_argument("--image-size", type=int, default=64, help="the sweep's resolution (default 64)")
-    parser.add_argument("--steps", type=int, default=200, help="training steps of each trial (default 200)")
+    sweep = dict(Settings.sweep)
+    parser.add_argument("--image-size", type=int, default=sweep["image_size"], help="the sweep's resolution")
+    parser.add_argument("--steps", type=int, default=sweep["steps"][0], help="training steps of each trial")
     parser.add_argument("--test-images", type=int, default=Settings.test_images, help="(default 2,000)")
     arguments = parser.parse_args()
     if arguments.chart:

@@ -110,18 +110,20 @@ def test_strategies_order_by_what_they_measure() -> None:
 
 
 def test_diverse_spreads_its_picks_over_the_feature_space() -> None:
-    # six images the members disagree on alike: three near one point, three near another; one labelled image
+    # twenty images the ensemble is unsure of alike: ten near one point, ten near another, the most uncertain
+    # all in the first group; entropy takes both picks from it, diverse one from each
     rng = np.random.default_rng(0)
     centres = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    features = np.repeat(centres, 3, axis=0) + rng.normal(0, 0.01, (6, 3))
-    members = np.array([[[0.9, 0.1]] * 6, [[0.1, 0.9]] * 6]) + rng.uniform(0, 0.01, (2, 6, 2))
-    members /= members.sum(axis=2, keepdims=True)
-    labelled = np.array([[0.0, 0.0, 1.0]])
-    scored = scored_pool(members, features, labelled)
-    picks = list(STRATEGIES["diverse"].candidates(scored, 2, np.random.default_rng(0)))[:2]
-    assert {p[0] // 3 for p in picks} == {0, 1}  # one from each group, whatever the disagreement's order
-    assert "far from every labelled image" in picks[0][2] and "members disagree" in picks[0][2]
-    assert "far from those picked before" in picks[1][2] or "far from every labelled image" in picks[1][2]
+    features = np.repeat(centres, 10, axis=0) + rng.normal(0, 0.01, (20, 3))
+    unsure = np.concatenate([np.linspace(0.5, 0.45, 10), np.linspace(0.4, 0.35, 10)])[:, None]
+    members = np.repeat(np.concatenate([unsure, 1 - unsure], axis=1)[None], 2, axis=0)
+    scored = scored_pool(members, features, np.zeros((0, 3)))
+    picks = list(STRATEGIES["diverse"].candidates(scored, 2, np.random.default_rng(0)))
+    assert {p[0] // 10 for p in picks[:2]} == {0, 1} and {p[0] for p in picks[:2]} == {0, 10}
+    assert "the most uncertain of a cluster of 10" in picks[0][2]
+    assert {p[0] for p in picks} == set(range(20))  # then every other image, should near-duplicates be skipped
+    entropy = list(STRATEGIES["entropy"].candidates(scored, 2, np.random.default_rng(0)))[:2]
+    assert {p[0] // 10 for p in entropy} == {0}
 
 
 def test_with_one_member_the_entropy_stands_in_for_the_disagreement() -> None:

@@ -58,7 +58,7 @@ class Strategy(Protocol):
 
 
 #: The strategies by name; the first is the default (``benchmarks/active_labelling.py`` measures them against
-#: ``random``; its one round so far does not show ``diverse`` ahead: docs/suggest.md).
+#: ``random``: docs/suggest.md).
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
@@ -71,31 +71,37 @@ def register(strategy: type[Strategy]) -> type[Strategy]:
 class Diverse:
     name = "diverse"
     help = (
-        "disagreement, then spread: of the 10 x count images the members disagree on most, each next the one of "
-        "largest disagreement x cosine distance to the labelled images and those picked (entropy for one member)"
+        "unsure, then spread: the 10 x count images the ensemble is least sure of (entropy, the members' "
+        "disagreement included), grouped by k-means into count clusters of the embedding; each cluster's most "
+        "uncertain image, the surest clusters last"
     )
     shortlist = 10  # candidates per image asked for
 
     def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
-        weight, why = _weight(scored)
-        shortlist = np.argsort(-weight, kind="stable")[: self.shortlist * count]
-        features = scored.features[shortlist]
-        # each candidate's cosine distance to its nearest labelled image, then to its nearest one picked too
-        nearest = 1.0 - (features @ scored.labelled.T).max(axis=1, initial=-1.0)
-        from_labelled = np.ones(len(shortlist), dtype=bool)
-        taken = np.zeros(len(shortlist), dtype=bool)
-        while not taken.all():
-            value = np.where(taken, -np.inf, weight[shortlist] * np.maximum(nearest, 0.0))
-            best = int(np.argmax(value))
-            taken[best] = True
-            near = "every labelled image" if from_labelled[best] else "those picked before"
+        # Spread by clusters, not by distance: the image farthest from every labelled one is an outlier, which a
+        # label teaches little at a few hundred labels (Hacohen et al. 2022); a cluster's most uncertain image is
+        # uncertain and typical of what the ensemble is unsure of (the cluster-margin idea, Citovsky et al. 2021).
+        uncertainty = scored.entropy
+        shortlist = np.argsort(-uncertainty, kind="stable")[: self.shortlist * count]
+        clusters = _clusters(scored.features[shortlist], min(count, len(shortlist)), rng)
+        firsts = {}  # each cluster's most uncertain image (the shortlist is sorted)
+        for position, cluster in enumerate(clusters):
+            firsts.setdefault(int(cluster), position)
+        chosen = sorted(firsts.values())
+        sizes = np.bincount(clusters)
+        for position in chosen:
+            index = int(shortlist[position])
+            size = int(sizes[clusters[position]])
             yield (
-                int(shortlist[best]), float(value[best]),
-                f"{why(weight[shortlist[best]])}; far from {near} (cosine distance {nearest[best]:.2f})",
-            )  # fmt: skip
-            closer = 1.0 - features @ features[best]
-            from_labelled &= closer >= nearest
-            nearest = np.minimum(nearest, closer)
+                index,
+                float(uncertainty[index]),
+                f"{_unsure(float(uncertainty[index]))}; the most uncertain of a cluster of {size}",
+            )
+        rest = np.setdiff1d(np.arange(len(uncertainty)), shortlist[chosen], assume_unique=True)
+        for index in rest[
+            np.argsort(-uncertainty[rest], kind="stable")
+        ]:  # near-duplicates skipped: more, by uncertainty
+            yield int(index), float(uncertainty[index]), _unsure(float(uncertainty[index]))
 
 
 @register
@@ -155,6 +161,16 @@ def _ranked(values: np.ndarray, why: Callable[[float], str]) -> Iterator[Candida
     """Every image, largest ``values`` first, with ``why`` its value."""
     for index in np.argsort(-values, kind="stable"):
         yield int(index), float(values[index]), why(float(values[index]))
+
+
+def _clusters(features: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row's cluster of ``count`` k-means clusters (one k-means++ start, seeded by ``rng``)."""
+    from sklearn.cluster import KMeans
+
+    if count <= 1:
+        return np.zeros(len(features), dtype=np.int64)
+    seed = int(rng.integers(2**31))
+    return KMeans(count, n_init=1, random_state=seed).fit_predict(features).astype(np.int64)
 
 
 def _entropy(probs: np.ndarray) -> np.ndarray:
