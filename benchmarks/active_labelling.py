@@ -8,8 +8,9 @@ set. Three rounds per strategy, three seeds (the seed draws the initial images a
 Each run's ensemble is scored on the same seeded 2,000 test images.
 
 To fit a 2-core CPU (39 runs and 21 scorings of the 20,000-image pool), every run is a cheap sweep: 32 px (the
-images are 28), the top 2 models, one learning rate (0.01), 100 steps at batch 32, no robustness, soups, linear heads or seed
-baseline, the trials one after another in this process (no worker processes to start). The first run of each seed
+images are 28), the top 2 models, one learning rate (0.01), 100 steps at batch 32, a pool of fine-tuned trials only
+(no soups, linear heads, robustness or seed baseline), the trials one after another in this process (no worker
+processes to start). The first run of each seed
 ranks the whole demo zoo; the later runs rank only its top 2 (the models they fine-tune). The pool is scored by the
 run's ensemble; the first round's scores are shared by the strategies (they start from the same run); ``random``
 draws among the pool's unlabelled images without scoring them (as ``--strategy random`` does, seeded). The
