@@ -252,7 +252,8 @@ def test_models_whose_features_are_cached_rank_for_free_so_the_zoo_is_not_cut(
     assert ranker.cached(splits.ranking_set) == set()
     ranker.fit(splits)
     assert ranker.cached(splits.ranking_set) == {"tiny_resnet", "tiny_effnet"}
-    assert ranker.cached(splits.train) == set()  # other images: other features
+    assert ranker.cached(splits.train) == {"tiny_resnet", "tiny_effnet"}  # features are kept per image
+    assert ranker.cached(splits.test) == set()  # images never ranked
     slow = budgeted.Throughput("tiny_resnet", 0.001, predict_seconds_per_image=1.0, overhead=1.0)
     monkeypatch.setattr(budgeted, "probe", lambda *args: slow)  # ranking a model afresh: 1 s per image
     ranking, predicted = len(splits.ranking_set), len(splits.val) + len(splits.test)

@@ -94,8 +94,8 @@ def test_processes_started_together_on_an_empty_cache_make_each_entry_once(tmp_p
         assert len(round_reports) == PROCESSES
         assert sum(report["conversions"] for report in round_reports) == 1  # one conversion per round
         assert sum(not report["cached"] for report in round_reports) == 1  # the features extracted once
-        entries = sorted(path.parent.name for path in Path(root).rglob("*.safetensors"))
-        assert entries == ["features", "weights"]  # no temporary file left behind
+        entries = sorted(path.relative_to(root).parts[0] for path in Path(root).rglob("*.safetensors"))
+        assert entries == ["feature-rows", "weights"]  # one shard of rows, no temporary file left behind
     assert len({report["weights"] for report in reports}) == 1
     assert len({report["features"] for report in reports}) == 1
 

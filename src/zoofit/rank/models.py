@@ -28,7 +28,8 @@ class RankedModel:
     score: float  # the proxy's score: higher = better
     feature_dim: int
     seconds: float  # wall time of its features and score (its load came before; on a GPU, shared with other models)
-    images_per_second: float | None  # feature extraction throughput (None where features were cached)
+    images_per_second: float | None  # feature extraction throughput (None where all features were cached)
+    extracted: int  # images whose features were extracted (the others' came from the cache)
     gflops: float  # per image, at input_size
     input_size: int
     arch: str

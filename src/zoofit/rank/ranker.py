@@ -120,11 +120,11 @@ class Ranker(Estimator):
         )  # one bar over the models, not one per model
         lanes = Lanes.on(device, self.config.models_at_once)
         executor = self._executor()
-        outcomes = (
-            loaded_and_ranked(zoo.models, load, rank, lanes, prefetch=prefetch_weights)
-            if isinstance(executor, InProcess)
-            else ranked_on(executor, FeatureJob(self.config, self.machine, images), zoo.models, proxy, cache, progress)
-        )
+        if isinstance(executor, InProcess):
+            outcomes = loaded_and_ranked(zoo.models, load, rank, lanes, prefetch=prefetch_weights)
+        else:
+            job = FeatureJob(self.config, self.machine, images, images.digests())
+            outcomes = ranked_on(executor, job, zoo.models, proxy, cache, progress)
         title = f"ranking {len(zoo)} models"
         with progress.task(title, total=len(zoo)) as bar:
             for spec, ranked in outcomes:
@@ -143,14 +143,14 @@ class Ranker(Estimator):
         return self
 
     def cached(self, images: ImageSet) -> set[str]:
-        """The ids of the zoo's models whose features of ``images`` the cache holds, as a ranking in this process
-        noted them (ranking them costs their loading alone)."""
+        """The ids of the zoo's models whose features of every one of ``images`` the cache holds, as a ranking in
+        this process noted them (ranking them costs their loading alone)."""
         cache, device = Cache(self.machine.cache_path), resolve_device(self.machine.device)
-        return {spec.id for spec in self.check().models if noted(cache, self._note(spec, images, device))}
+        return {spec.id for spec in self.check().models if noted(cache, self._note(spec, device), images)}
 
-    def _note(self, spec: ModelSpec, images: ImageSet, device: torch.device) -> str:
+    def _note(self, spec: ModelSpec, device: torch.device) -> str:
         config, precision = self.config, resolve_precision(self.machine.precision, device)
-        return ranking_note(spec, config.image_size, config.own_size_if_needed, precision, images)
+        return ranking_note(spec, config.image_size, config.own_size_if_needed, precision)
 
     def _executor(self) -> Executor:
         return named(self.executor) if isinstance(self.executor, str) else self.executor
@@ -181,14 +181,15 @@ class Ranker(Estimator):
                 cache=cache,
                 progress=progress,
             )
-        note_features(cache, self._note(spec, images, device), features.key)
+        note_features(cache, self._note(spec, device), features.key)
         return RankedModel(
             model=spec.id,
             proxy=proxy.name,
             score=proxy.score(features.values, images.labels),
             feature_dim=features.values.shape[1],
             seconds=time.perf_counter() - start,
-            images_per_second=None if features.cached else len(images) / max(features.seconds, 1e-9),
+            images_per_second=None if features.cached else features.extracted / max(features.seconds, 1e-9),
+            extracted=features.extracted,
             gflops=loaded.gflops_at(prep.input_size),
             input_size=prep.input_size,
             arch=spec.arch,

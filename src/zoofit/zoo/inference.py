@@ -30,22 +30,37 @@ def forward_batches(
     device: torch.device,
     precision: str,
     batch_size: int,
+    full_batches: bool = False,
     task: TaskHandle | None = None,
 ) -> torch.Tensor:
     """``forward(model, inputs)`` over ``images`` in batches (model already on ``device``, eval mode),
     concatenated on the CPU as float32. Outputs stay on ``device`` until the last batch, so a GPU is never
-    made to wait for the host between batches."""
+    made to wait for the host between batches. Where ``full_batches``, a last batch of fewer than ``batch_size``
+    images is padded with copies of its last image (whose outputs are dropped): the kernels a pass runs, and so
+    its float rounding, depend on the batch's size (on a CPU, a batch of one image rounds differently), which
+    thus no longer depends on how many images there are."""
     outputs: list[torch.Tensor] = []
     with torch.inference_mode():
         for first in range(0, len(images), batch_size):
             take_batch_threads()
             batch = images[first : first + batch_size]
-            inputs = to_input(prepare_batch(batch, prep, device))
+            count = len(batch)
+            inputs = to_input(prepare_batch(padded(batch, batch_size) if full_batches else batch, prep, device))
             with autocast(device, precision):
-                outputs.append(forward(model, inputs).to(torch.float32, copy=True))  # not a view of the batch
+                outputs.append(forward(model, inputs)[:count].to(torch.float32, copy=True))  # not a view of the batch
             if task is not None:
-                task.advance(len(batch))
+                task.advance(count)
     return torch.cat(outputs).cpu()
+
+
+def padded(batch: Images, size: int) -> Images:
+    """``batch`` with copies of its last image added up to ``size`` images."""
+    extra = size - len(batch)
+    if extra <= 0:
+        return batch
+    if isinstance(batch, np.ndarray):
+        return np.concatenate([batch, np.repeat(batch[-1:], extra, axis=0)])
+    return [*batch, *[batch[-1]] * extra]
 
 
 def pre_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
