@@ -37,7 +37,7 @@ def ranked(images: ImageSet, cache: Path, image_size: int) -> dict[str, Any]:
     return {
         "images": len(images),
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "images_extracted": sum(row.extracted for row in ranking),
+        "images_extracted": sum(row.images_extracted for row in ranking),
         "scores": {row.model: row.score for row in ranking},
     }
 

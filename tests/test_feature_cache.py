@@ -144,9 +144,11 @@ def test_ranking_a_grown_set_extracts_its_new_images_alone_and_ranks_as_a_cold_r
     def ranking(images: ImageSet, cache: str):  # one model at a time: the same thread count throughout
         return Ranker(tiny_zoo, precision="fp32", models_at_once=1, cache_dir=tmp_path / cache).fit(images).ranking_
 
-    assert {row.extracted for row in ranking(first, "warm")} == {16}
+    assert {row.images_extracted for row in ranking(first, "warm")} == {16}
     warm, cold = ranking(grown, "warm"), ranking(grown, "cold")
-    assert {row.extracted for row in warm} == {len(grown) - 16} and {row.extracted for row in cold} == {len(grown)}
+    assert {row.images_extracted for row in warm} == {len(grown) - 16} and {row.images_extracted for row in cold} == {
+        len(grown)
+    }
     assert [(row.model, row.score) for row in warm] == [(row.model, row.score) for row in cold]
     ranker = Ranker(tiny_zoo, precision="fp32", cache_dir=tmp_path / "warm")
     assert ranker.cached(grown) == {"tiny_resnet", "tiny_effnet"}
@@ -162,8 +164,8 @@ def test_a_ranking_through_an_executor_extracts_what_the_drivers_cache_lacks(
     proxy, cache = ranker.config.make_proxy(), Cache(tmp_path / "cache")
     there = {spec.id: row.result() for spec, row in ranked_on(InProcess(), job, tiny_zoo.models, proxy, cache,
                                                               SilentProgress())}  # fmt: skip
-    assert {row.extracted for row in there.values()} == {len(labelled) - 10} and set(there) == set(here)
+    assert {row.images_extracted for row in there.values()} == {len(labelled) - 10} and set(there) == set(here)
     again = {spec.id: row.result() for spec, row in ranked_on(InProcess(), job, tiny_zoo.models, proxy, cache,
                                                               SilentProgress())}  # fmt: skip
-    assert {row.extracted for row in again.values()} == {0}
+    assert {row.images_extracted for row in again.values()} == {0}
     assert {row.images_per_second for row in again.values()} == {None}

@@ -29,7 +29,7 @@ class RankedModel:
     feature_dim: int
     seconds: float  # wall time of its features and score (its load came before; on a GPU, shared with other models)
     images_per_second: float | None  # feature extraction throughput (None where all features were cached)
-    extracted: int  # images whose features were extracted (the others' came from the cache)
+    images_extracted: int  # images whose features were extracted (the others' came from the cache)
     gflops: float  # per image, at input_size
     input_size: int
     arch: str

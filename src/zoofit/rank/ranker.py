@@ -189,7 +189,7 @@ class Ranker(Estimator):
             feature_dim=features.values.shape[1],
             seconds=time.perf_counter() - start,
             images_per_second=None if features.cached else features.extracted / max(features.seconds, 1e-9),
-            extracted=features.extracted,
+            images_extracted=features.extracted,
             gflops=loaded.gflops_at(prep.input_size),
             input_size=prep.input_size,
             arch=spec.arch,

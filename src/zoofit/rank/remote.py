@@ -98,7 +98,7 @@ def ranked_on(
                 feature_dim=values.shape[1],
                 seconds=output.seconds + time.perf_counter() - start,
                 images_per_second=extracted / max(output.seconds, 1e-9) if extracted else None,
-                extracted=extracted,
+                images_extracted=extracted,
                 gflops=output.gflops,
                 input_size=output.input_size,
                 arch=spec.arch,
