@@ -18,6 +18,7 @@ default and ``random`` take their turns on every seed before the other strategie
 
     python benchmarks/active_labelling.py            # writes benchmarks/results/active_labelling-cpu.json
     python benchmarks/active_labelling.py --chart    # redraws docs/active_labelling.png from that file
+    python benchmarks/active_labelling.py --linear   # runs of linear heads (LINEAR): ..._linear-cpu.json, .png
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,19 @@ from zoofit.data.protocol import stratified_per_class  # noqa: E402
 from zoofit.labelling.choose import choose, score_pool  # noqa: E402
 
 NAME = "active_labelling"
-CHART = Path(__file__).parents[1] / "docs" / "active_labelling.png"
+DOCS = Path(__file__).parents[1] / "docs"
+
+
+#: The strategies in turns: every seed of the default and its baseline first, then the others', so that a
+#: benchmark stopped early still compares the two on every seed.
+GROUPS = (("diverse", "random"), ("entropy", "disagreement"))
+ORDER = tuple(strategy for group in GROUPS for strategy in group)
 
 
 @dataclass(frozen=True)
 class Settings:
+    name: str = NAME  # of the results file and the chart
+    groups: tuple[tuple[str, ...], ...] = GROUPS
     initial_per_class: int = 100
     pool: int = 20_000
     rounds: int = 3
@@ -61,6 +70,15 @@ class Settings:
     )  # fmt: skip
 
 
+#: The runs' pool is linear heads on the frozen features of the top 2 models (``--members linear``; the one
+#: trial of 1 step that a run makes is not in it): deterministic, so that a strategy's gain is not lost in the
+#: fine-tuning's run-to-run noise, and cheap enough for every strategy on every seed in turn.
+LINEAR = Settings(
+    name=f"{NAME}_linear", groups=(ORDER,),
+    sweep=(("image_size", 32), ("top_k", 1), ("lrs", (0.01,)), ("steps", (1,)), ("batch_size", 32),
+           ("shift_images", 0), ("members", ("linear",)), ("linear_heads", 2), ("refit", False), ("seed_baseline", 0)),
+)  # fmt: skip
+
 #: Seconds, not minutes: what the test runs, so that the benchmark keeps working.
 SMOKE = Settings(
     initial_per_class=3, pool=60, rounds=1, per_round=5, seeds=(0,), test_images=40,
@@ -72,14 +90,8 @@ SMOKE = Settings(
 def fit(labelled: ImageSet, test: ImageSet, out: Path, seed: int, settings: Settings, models: list[str] | None):
     """A run of the cheap sweep on ``labelled`` (20% held out for validation), scored on ``test``."""
     splits = make_splits(SourceData("fashion-mnist", labelled, test=test), DataConfig("fashion-mnist", seed=seed))
-    sweep = preset("quick").override(top_k=settings.top_k, **dict(settings.sweep))
+    sweep = preset("quick").override(**{"top_k": settings.top_k, **dict(settings.sweep)})
     return ZooFit("demo", sweep=sweep, seed=seed, models=models, workers=1).fit(splits, out)
-
-
-#: The strategies in turns: every seed of the default and its baseline first, then the others', so that a
-#: benchmark stopped early still compares the two on every seed.
-GROUPS = (("diverse", "random"), ("entropy", "disagreement"))
-ORDER = tuple(strategy for group in GROUPS for strategy in group)
 
 
 def one_seed(
@@ -176,7 +188,7 @@ def summarise(rows: list[dict[str, Any]], settings: Settings, default: str = "di
     }  # fmt: skip
 
 
-def chart(figures: dict[str, Any], path: Path = CHART) -> None:
+def chart(figures: dict[str, Any], path: Path) -> None:
     """Test accuracy by round, one line per strategy (mean over the seeds, their spread as a band)."""
     import matplotlib
 
@@ -222,11 +234,11 @@ def main(settings: Settings = Settings(), *, smoke: bool = False) -> dict[str, A
             "summary": summarise(finished + rows, settings),
         })  # fmt: skip
         if not smoke:
-            save(NAME, figures)
-            chart(figures)
+            save(settings.name, figures)
+            chart(figures, DOCS / f"{settings.name}.png")
 
     with tempfile.TemporaryDirectory(prefix="zoofit-active-") as folder:
-        for group in GROUPS:
+        for group in settings.groups:
             for seed in settings.seeds:
                 finished += one_seed(seed, group, settings, source.train, test, Path(folder), done)
     return figures
@@ -236,6 +248,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chart", action="store_true", help="only redraw the chart from the saved results")
     parser.add_argument("--smoke", action="store_true", help="the seconds-long version (nothing saved)")
+    parser.add_argument("--linear", action="store_true", help="runs of linear heads on frozen features (LINEAR)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--pool", type=int, default=Settings.pool, help="pool images (default 20,000)")
     sweep = dict(Settings.sweep)
@@ -243,11 +256,13 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=sweep["steps"][0], help="training steps of each trial")
     parser.add_argument("--test-images", type=int, default=Settings.test_images, help="(default 2,000)")
     arguments = parser.parse_args()
+    base = LINEAR if arguments.linear else Settings()
     if arguments.chart:
-        chart(json.loads((RESULTS / f"{NAME}-cpu.json").read_text()))
+        chart(json.loads((RESULTS / f"{base.name}-cpu.json").read_text()), DOCS / f"{base.name}.png")
     elif arguments.smoke:
         print(json.dumps(main(SMOKE, smoke=True)["summary"], indent=2))
     else:
-        sweep = {**dict(Settings.sweep), "image_size": arguments.image_size, "steps": (arguments.steps,)}
-        main(Settings(pool=arguments.pool, seeds=tuple(range(arguments.seeds)), sweep=tuple(sweep.items()),
-                      test_images=arguments.test_images))  # fmt: skip
+        sweep = {**dict(base.sweep), "image_size": arguments.image_size}
+        sweep["steps"] = sweep["steps"] if arguments.linear else (arguments.steps,)
+        main(replace(base, pool=arguments.pool, seeds=tuple(range(arguments.seeds)), sweep=tuple(sweep.items()),
+                     test_images=arguments.test_images))  # fmt: skip
