@@ -5,25 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zoofit.errors import ParameterError, ZoofitError
-from zoofit.evaluate import nll
+from zoofit.evaluate import label_nll, nll
 from zoofit.registry import Registry
+
+if TYPE_CHECKING:
+    from zoofit.ensemble.safeguard import Safeguard
 
 
 @dataclass(frozen=True)
 class Selection:
     """The chosen ensemble: ``counts[i]`` times candidate ``i`` (a bagged selection's counts are fractions);
     ``weights`` are the counts normalised. ``order`` and ``history`` tell how it grew: the candidate added at each
-    step, with ``increments`` of its count (1 where empty), and the validation NLL after it."""
+    step, with ``increments`` of its count (1 where empty), and the validation NLL after it. ``safeguard`` is the
+    decision of :func:`~zoofit.ensemble.safeguard.guarded` where it was asked (None: not asked)."""
 
     counts: np.ndarray
     val_nll: float
     history: tuple[float, ...]  # validation NLL after each step
     order: tuple[int, ...] = ()  # the candidate added at each step
     increments: tuple[float, ...] = ()  # what each step added to its candidate's count (empty: 1 each)
+    safeguard: Safeguard | None = None
 
     @property
     def members(self) -> list[int]:
@@ -63,23 +69,23 @@ def greedy_select(
         raise ParameterError(
             f"no trial fits {{max_gflops}} {max_gflops:g}; the cheapest needs {costs.min():.3g} GFLOPs per image"
         )
+    bounded = max_members is not None or max_gflops is not None
     counts = np.zeros(count, dtype=int)
-    total = np.zeros_like(val_probs[0], dtype=np.float64)
+    rows = np.arange(len(labels))
+    truth = np.stack([p[rows, labels] for p in val_probs]).astype(np.float64)  # the NLL reads the true class alone
+    total = np.zeros(len(labels), dtype=np.float64)
     history: list[float] = []
     order: list[int] = []
     best_counts, best_nll = counts.copy(), np.inf
     for step in range(1, max_steps + 1):
-        chosen, chosen_nll = -1, np.inf
-        for i in range(count):
-            if not _allowed(i, counts, costs, max_members, max_gflops):
-                continue
-            candidate_nll = nll((total + val_probs[i]) / step, labels)
-            if candidate_nll < chosen_nll:
-                chosen, chosen_nll = i, candidate_nll
-        if chosen < 0:
+        allowed = [_allowed(i, counts, costs, max_members, max_gflops) for i in range(count)] if bounded else True
+        if not np.any(allowed):
             break
+        candidate_nll = label_nll((total + truth) / step).mean(axis=1)
+        chosen = int(np.argmin(np.where(allowed, candidate_nll, np.inf)))  # the first of equals: the lower index
+        chosen_nll = float(candidate_nll[chosen])
         counts[chosen] += 1
-        total += val_probs[chosen]
+        total += truth[chosen]
         history.append(chosen_nll)
         order.append(chosen)
         if chosen_nll < best_nll:

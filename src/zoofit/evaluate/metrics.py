@@ -14,7 +14,17 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true labels (probabilities clipped at 1e-12)."""
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], _EPS, None))))
+    return float(np.mean(image_nll(probs, labels)))
+
+
+def image_nll(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each image's negative log-likelihood of its true label (probabilities clipped at 1e-12)."""
+    return label_nll(probs[np.arange(len(labels)), labels])
+
+
+def label_nll(label_probs: np.ndarray) -> np.ndarray:
+    """The negative log of each probability given to a true label (clipped at 1e-12), elementwise."""
+    return -np.log(np.clip(label_probs, _EPS, None))
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
