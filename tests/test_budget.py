@@ -108,7 +108,7 @@ def test_each_depth_is_priced_at_its_share_and_cut_to_the_cheapest() -> None:
     ranked = tuple(replace(m, rank_seconds=0) for m in COSTS.models)  # after the ranking
     costs = replace(COSTS, models=ranked, depth_shares={8: 1.0, 0: 3.0})  # every layer trained: 3x per step
     assert seconds(sweep, costs) == pytest.approx(101 + 301)  # stride 8, stride 0
-    stored = replace(costs, stored=frozenset({("a", 0.01, 10, 0, False)}))  # the deep trial is done: free
+    stored = replace(costs, stored=frozenset({("a", 0.01, 10, 0, False, 0)}))  # the deep trial is done: free
     assert seconds(sweep, stored) == pytest.approx(101)
     result = plan(sweep, costs, 150)
     assert result.cuts == ("depths 8,0 -> 8",) and result.sweep.config.search.freeze_stride == (8,)
@@ -118,11 +118,24 @@ def test_stored_trials_cost_nothing_so_a_resumed_run_keeps_its_plan() -> None:
     small = SWEEP.changed(lrs=(0.01,), shift_images=0)
     fresh = plan(small, COSTS, 800)
     assert fresh.cuts  # 300 ranking + 101 + 2 x 201: too much
-    stored = frozenset((m, 0.01, 10, 0, False) for m in "abc")
+    stored = frozenset((m, 0.01, 10, 0, False, 0) for m in "abc")
     resumed = plan(small, replace(COSTS, stored=stored), 800)
     assert resumed.cuts == () and resumed.seconds == pytest.approx(300)  # only the ranking is left to pay
     refit = plan(small.changed(refit=True), replace(COSTS, stored=stored), 1200)
     assert refit.seconds == pytest.approx(300 + 101 + 2 * 201)  # the refits are still to train
+
+
+def test_the_best_trials_other_seeds_are_priced_once_for_replicas_and_baseline_and_free_when_stored() -> None:
+    sweep = SWEEP.changed(top_k=1, lrs=(0.01,), shift_images=0, freeze_stride=(8, 0))
+    ranked = tuple(replace(m, rank_seconds=0) for m in COSTS.models)
+    costs = replace(COSTS, models=ranked, depth_shares={8: 1.0, 0: 3.0})
+    base = seconds(sweep, costs)  # 101 + 301
+    replicas = sweep.changed(seed_replicas=2)
+    assert seconds(replicas, costs) == pytest.approx(base + 2 * 301)  # each at the dearest depth: the best is unknown
+    assert seconds(replicas.changed(seed_baseline=3), costs) == seconds(replicas, costs)  # the same two seeds
+    assert seconds(replicas.changed(seed_baseline=4), costs) == pytest.approx(base + 3 * 301)
+    stored = replace(costs, stored=frozenset({("a", 0.01, 10, 8, False, 1)}))  # seed + 1 of one trial: done
+    assert seconds(replicas, stored) == pytest.approx(base + 301)
 
 
 @pytest.mark.parametrize(("text", "seconds_"), [("90s", 90), ("20m", 1200), ("2h", 7200), ("1.5h", 5400), ("45", 45)])

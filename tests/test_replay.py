@@ -117,8 +117,11 @@ def test_a_bad_config_file_is_one_line_naming_the_file_and_the_key(tmp_path: Pat
 
 
 def test_run_config_routes_each_setting_by_name_and_round_trips(tmp_path: Path) -> None:
-    config = RunConfig(sweep=preset("quick")).changed(source="fashion-mnist", seed=2, top_k=4, proxy="logme")
+    config = RunConfig(sweep=preset("quick")).changed(
+        source="fashion-mnist", seed=2, top_k=4, proxy="logme", seed_replicas=2, safeguard=False
+    )
     assert (config.data.source, config.data.seed, config.seed) == ("fashion-mnist", 2, 2)
+    assert config.sweep.ensemble.seed_replicas == 2 and config.sweep.ensemble.safeguard is False
     assert config.sweep.search.top_k == 4 and config.ranking.proxy == "logme" and config.sweep.name == "quick"
     with pytest.raises(ParameterError, match="^colour is not a setting of a run$"):
         config.changed(colour="red")

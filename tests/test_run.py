@@ -61,6 +61,32 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
     assert second.result_.ensemble.test == result.ensemble.test
 
 
+def test_seed_replicas_are_candidates_the_seed_baseline_shares_and_a_rerun_trains_none(
+    splits, tiny_zoo, tmp_path
+) -> None:
+    sweep = quick(seed_replicas=1, seed_baseline=2, **{**SWEEP, "lrs": (0.01,)})
+    first = ZooFit(tiny_zoo, precision="fp32", sweep=sweep).fit(splits, tmp_path)
+    result = RunResult.read(tmp_path)
+    [replica] = result.seed_replicas
+    best = next(t for t in first.trials_ if t.key == result.best_single.trials[0])
+    assert (replica.model, replica.seed) == (best.model, best.config.seed + 1)
+    assert result.seed_baseline.trials == [best.key, replica.trial]  # the baseline's second seed is the replica
+    assert result.units == Units(computed=2 + 2 + 1, reused=0)  # 2 rankings, 2 trials, 1 other seed: trained once
+    safeguard = result.ensemble.safeguard  # on by default: its decision is in summary.json
+    assert safeguard.low <= safeguard.high and safeguard.best in {t.key for t in first.trials_} | {replica.trial}
+    assert safeguard.fell_back == (len(result.ensemble.members) == 1 and safeguard.gain <= 0)
+    chosen = {m.trial: m.weight for m in result.ensemble.members}
+    assert replica.weight == chosen.get(replica.trial, 0.0)
+    assert all(m.seed == m.settings.seed for m in result.ensemble.members)
+    with (tmp_path / "trials.csv").open() as handle:
+        rows = {row["trial"]: row for row in csv.DictReader(handle)}
+    assert len(rows) == 3 and rows[replica.trial]["candidate"] == "True" and rows[replica.trial]["seed"] == "1"
+
+    second = ZooFit(tiny_zoo, precision="fp32", sweep=sweep).fit(splits, tmp_path)
+    assert second.result_.units == Units(computed=0, reused=5)
+    assert second.result_.seed_replicas == result.seed_replicas
+
+
 def test_a_model_that_takes_only_its_own_size_runs_at_it_where_the_preset_chose_the_size(splits, tmp_path) -> None:
     zoo = Zoo("mixed", (tiny_spec(), fixed_size_spec()))
     sweep = {"top_k": 2, "lrs": (0.01,), "steps": (2,), "batch_size": 4}
@@ -127,6 +153,7 @@ def test_cli_run_and_predict(make_image_folder, tmp_path: Path) -> None:
                                  "--steps", "5", "--batch-size", "8", "--image-size", "32"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "greedy ensemble" in result.output and "best single" in result.output
+    assert "safeguard: validation NLL gain over the single best, out of bag" in result.output  # one line
     assert (out / "report.html").is_file()
     image = next((data / "test" / "cat").iterdir())
     result = runner.invoke(app, ["predict", "--run", str(out), str(image), "--output", str(tmp_path / "p.json")])

@@ -24,8 +24,9 @@ MIN_STEPS = 50
 ROBUSTNESS_CONDITIONS = 6
 
 
-#: A trial as the plan knows it: ``(model, lr, steps, freeze_stride, refit)``.
-StoredTrial = tuple[str, float, int, int, bool]
+#: A trial as the plan knows it: ``(model, lr, steps, freeze_stride, refit, seed)``, its seed counted from the run's
+#: (0: a trial of the sweep; 1, 2, ...: the best trial's other seeds, its replicas and the seed baseline's).
+StoredTrial = tuple[str, float, int, int, bool, int]
 #: The seconds a kind of ensemble member adds to a run (``zoofit.members.Kind.price``), given the ranked models
 #: the run keeps (best first), the cost model and the run's settings.
 Price = Callable[[Sequence["ModelCost"], "CostModel", SweepConfig], float]
@@ -47,7 +48,7 @@ class CostModel:
     """What a run costs: its models (in ranking order once ranked, else the zoo's), the images each trial
     predicts (validation + test), the seconds each trial takes besides its images (loading the model), the
     seconds the run takes whatever the plan (what is already spent, writing the outputs), the trials the run
-    folder holds: ``(model, lr, steps, freeze_stride, refit)``, and each fine-tuning depth's training seconds as a
+    folder holds (:data:`StoredTrial`), and each fine-tuning depth's training seconds as a
     share of those its models' costs give (a depth not named: 1)."""
 
     models: tuple[ModelCost, ...]
@@ -92,21 +93,39 @@ class Plan:
 
 def seconds(sweep: Sweep, costs: CostModel) -> float:
     """The seconds ``sweep`` takes under ``costs``: ranking, trials (stored ones free; each at its depth; refits of
-    every trial, as any may be a member; the extra seeds of the top model), the pool's other kinds (their
-    ``prices``), robustness of every model's trial, and the rest."""
+    every trial, as any may be a member; the best trial's other seeds), the pool's other kinds (their ``prices``),
+    robustness of every model's trial, and the rest."""
     models = [m for m in costs.models if sweep.ranked is None or m.model in sweep.ranked]
     total = costs.fixed_seconds + sum(m.rank_seconds for m in models)
     search, evaluation, config = sweep.config.search, sweep.config.evaluation, sweep.config
     top = models[: search.top_k]
-    refits = (False, True) if config.ensemble.refit else (False,)
-    for position, model in enumerate(top):
-        seeds = evaluation.seed_baseline if position == 0 and evaluation.seed_baseline else 1
-        for stride, lr, steps, refit in product(search.freeze_stride, search.lrs, search.steps, refits):
-            if (model.model, lr, steps, stride, refit) not in costs.stored:
-                total += seeds * _trial(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
+    for model in top:
+        for stride, lr, steps, refit in product(search.freeze_stride, search.lrs, search.steps, _refits(config)):
+            if (model.model, lr, steps, stride, refit, 0) not in costs.stored:
+                total += _trial(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
+    total += _other_seeds(top[0], config, costs) if top else 0.0
     total += sum(price(models, costs, config) for price in costs.prices)
     robustness = evaluation.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
     return total + robustness * max((m.predict_seconds_per_image for m in top), default=0.0)
+
+
+def _refits(config: SweepConfig) -> tuple[bool, ...]:
+    return (False, True) if config.ensemble.refit else (False,)
+
+
+def _other_seeds(model: ModelCost, config: SweepConfig, costs: CostModel) -> float:
+    """The best trial's other seeds (:meth:`SweepConfig.other_seeds`), the best taken to be a trial of the top
+    ``model``, each priced as its dearest trial of the sweep; a seed the run folder holds of any of its trials
+    costs nothing."""
+    search = config.search
+    trials = list(product(search.freeze_stride, search.lrs, search.steps))
+    dearest = max(_trial(model, n, config.training.batch_size, costs, costs.depth_share(s)) for s, _, n in trials)
+    missing = [
+        (seed, refit)
+        for seed, refit in product(range(1, config.other_seeds() + 1), _refits(config))
+        if not any((model.model, lr, steps, stride, refit, seed) in costs.stored for stride, lr, steps in trials)
+    ]
+    return dearest * len(missing)
 
 
 def _trial(model: ModelCost, steps: int, batch_size: int, costs: CostModel, depth_share: float) -> float:

@@ -447,6 +447,8 @@ def run(
             fit.fit(splits, out, data=settings.data, domains=domains, progress=progress, started=start)
         stdout.print(ranking_table(fit.ranker_.ranking_, fit.ranker_.proxy_))
         stdout.print(run_tables(fit.result_))
+        if (safeguard := fit.result_.ensemble.safeguard) is not None:
+            console.print(safeguard.describe(), highlight=False, soft_wrap=True)
         write_text(out / REPORT, html_report(out))
         units = fit.result_.units
         if failed := fit.result_.failed_trials:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from zoofit.data import DataConfig, Splits
 from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
 from zoofit.ensemble import SELECTIONS, Selection, average, member_entry
+from zoofit.ensemble.safeguard import guarded
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
 from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
@@ -46,7 +48,9 @@ from zoofit.result import (
     ReliabilityBin,
     RobustnessResult,
     RunResult,
+    SafeguardResult,
     Scores,
+    SeedReplica,
     SoupResult,
     StageTimer,
     Units,
@@ -244,7 +248,7 @@ class ZooFit(Estimator):
         self.ranker_, self.trials_, self.candidates_, self.selection_ = ranker, trials, pool.candidates, pool.selection
         failed = [*runner.failed, *pool.failed]
         self.result_ = run_result(pool, splits, final, ranker, probe, shifted, domain_results, budget, failed, timer)
-        store.write_csv(TRIALS, [t.row() for t in pool.computed] + [failure.row() for failure in failed])
+        store.write_csv(TRIALS, pool.rows() + [failure.row() for failure in failed])
         self.result_.write(store.root)
         return self
 
@@ -318,10 +322,10 @@ def fine_tune(
 @dataclass(frozen=True)
 class Pool:
     """What the ensemble was chosen from and what it chose: the ``candidates`` (of every kind the run's ``members``
-    names; refit where the sweep refits), the ``selection`` over them, the ``best`` trial and the ``top_ranked``
-    model's, the seed baseline's ``seeds`` (the best and its other seeds; empty without one), the ``selected``
-    candidates before any refit, every unit this run computed or reused (``computed``), and the candidates that
-    failed (``failed``; a failed trial is its runner's)."""
+    names, the best trial's seed ``replicas`` among the trials; refit where the sweep refits), the ``selection``
+    over them, the ``best`` trial and the ``top_ranked`` model's, the seed baseline's ``seeds`` (the best and its
+    other seeds; empty without one), the ``selected`` candidates before any refit, every unit this run computed or
+    reused (``computed``), and the candidates that failed (``failed``; a failed trial is its runner's)."""
 
     candidates: list[TrialRecord]
     selection: Selection
@@ -331,6 +335,7 @@ class Pool:
     selected: list[TrialRecord]
     computed: list[TrialRecord]
     failed: list[FailedTrial]
+    replicas: list[TrialRecord]
 
     @property
     def members(self) -> list[tuple[TrialRecord, float]]:
@@ -341,6 +346,11 @@ class Pool:
     def soups(self) -> list[TrialRecord]:
         """The soups among the candidates (before any refit)."""
         return [candidate for candidate in self.selected if candidate.kind == "soup"]
+
+    def rows(self) -> list[dict[str, object]]:
+        """The lines of trials.csv: each unit computed or reused, and whether the selection could choose it."""
+        pool = {record.key for record in self.selected}
+        return [{**record.row(), "candidate": record.key in pool} for record in self.computed]
 
 
 def choose(
@@ -354,23 +364,27 @@ def choose(
     timer: StageTimer,
     progress: Progress,
 ) -> Pool:
-    """The pool of candidates of every kind the sweep names, the ensemble's selection over it, its baselines, and
-    the refits of its members."""
-    inputs = PoolInputs(trials, runner, {spec.id: spec for spec, _ in jobs}, ranker, config, seed, progress)
-    with timer.stage("pool"):
+    """The best trial's other seeds (its replicas and the seed baseline's), the pool of candidates of every kind the
+    sweep names (the replicas among the trials), the ensemble's selection over it, its baselines, and the refits of
+    its members."""
+    best = best_trial(trials)
+    with timer.stage("pool"):  # the best trial's other seeds trained first: the kinds take the replicas as trials
+        other_seeds = runner.run(seed_jobs(best, jobs, config.other_seeds()))
+        replicas = seeds_of(best, other_seeds, config.ensemble.seed_replicas)
+        inputs = PoolInputs(trials + replicas, runner, {spec.id: spec for spec, _ in jobs}, ranker, config, seed,
+                            progress)  # fmt: skip
         made = pool_candidates(inputs)
     if not made.records:
         raise ZoofitError(f"the pool of {','.join(config.ensemble.members)} holds no candidate; add 'trial' to members")
-    with timer.stage("ensemble_evaluate"):  # the seed baseline's trials included
+    with timer.stage("ensemble_evaluate"):
         candidates = made.records
         selection = select_ensemble(candidates, splits.val.labels, config, seed)
-        best = best_trial(trials)
         top_model = top_finished(ranker.ranking_, trials)
         top_ranked = best_trial(t for t in trials if t.model == top_model)
-        seed_trials = runner.run(seed_jobs(best, jobs, config.evaluation.seed_baseline))
-    seeds = [best, *seed_trials] if seed_trials else []
-    computed = list({t.key: t for t in [*trials, *seed_trials, *candidates]}.values())
-    pool = Pool(candidates, selection, best, top_ranked, seeds, candidates, computed, made.failed)
+    baseline = seeds_of(best, other_seeds, config.evaluation.seed_baseline - 1)
+    seeds = [best, *baseline] if baseline else []
+    computed = list({t.key: t for t in [*trials, *other_seeds, *candidates]}.values())
+    pool = Pool(candidates, selection, best, top_ranked, seeds, candidates, computed, made.failed, replicas)
     if not config.ensemble.refit:
         return pool
     with timer.stage("refit"):  # the members and the seed baseline, made again on train + validation
@@ -431,12 +445,21 @@ def run_result(
         soups=[soup_result(soup) for soup in pool.soups], reliability=reliability_of(test_probs, pool.best, labels),
         domains=domains, linear_probe=probe_result(probe, labels),
         plan=budget.result() if budget is not None else None, failed_trials=failed,
-        skipped=list(splits.skipped),
+        skipped=list(splits.skipped), seed_replicas=replica_results(pool),
         before_refit=ensemble_result(
             pool.selected, pool.selection, average([t.test_probs for t in pool.selected], pool.selection.counts),
             splits, ranker.zoo_,
         ) if config.ensemble.refit else None,
     )  # fmt: skip
+
+
+def replica_results(pool: Pool) -> list[SeedReplica]:
+    """The pool's seed replicas with their weights in the ensemble (as chosen, before any refit)."""
+    weights = dict.fromkeys((t.key for t in pool.replicas), 0.0)
+    for index in pool.selection.members:
+        if pool.selected[index].key in weights:
+            weights[pool.selected[index].key] = float(pool.selection.weights[index])
+    return [SeedReplica(t.key, t.model, t.config.seed, t.val, t.test, weights[t.key]) for t in pool.replicas]
 
 
 def evaluate_domains(
@@ -460,19 +483,32 @@ def top_finished(ranking: Sequence[RankedModel], trials: Sequence[TrialRecord]) 
 
 
 def seed_jobs(best: TrialRecord, jobs: Sequence[Job], count: int) -> list[Job]:
-    """The ``count - 1`` further seeds of the ``best`` trial, for the seed baseline (none where ``count`` is 0)."""
+    """The ``best`` trial with ``count`` other seeds (its seed + 1, + 2, ...), for its replicas and the seed
+    baseline."""
     spec = next(spec for spec, _ in jobs if spec.id == best.model)
-    return [(spec, replace(best.config, seed=best.config.seed + i)) for i in range(1, count)]
+    return [(spec, replace(best.config, seed=best.config.seed + i)) for i in range(1, count + 1)]
+
+
+def seeds_of(best: TrialRecord, others: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
+    """Those of ``others`` (the ``best`` trial's other seeds that finished) among its first ``count`` other seeds."""
+    return [trial for trial in others if trial.config.seed - best.config.seed <= count]
 
 
 def select_ensemble(trials: Sequence[TrialRecord], labels: np.ndarray, config: SweepConfig, seed: int) -> Selection:
     """The sweep's selection (greedy forward selection with replacement, or its bagged form, whose halves of the
-    validation set are drawn with ``seed``) over ``trials``, within the sweep's budget."""
+    validation set are drawn with ``seed``) over ``trials``, within the sweep's budget; with the safeguard, the
+    single best trial instead where the selection does not beat it out of bag (resamples drawn with ``seed``)."""
     settings = config.ensemble
-    return SELECTIONS[settings.selection](
-        [t.val_probs for t in trials], labels, max_steps=settings.ensemble_steps, max_members=settings.max_members,
-        max_gflops=settings.max_gflops, gflops=[t.gflops for t in trials], bags=settings.bags, seed=seed,
-    )  # fmt: skip
+    budget = {
+        "max_members": settings.max_members,
+        "max_gflops": settings.max_gflops,
+        "gflops": [t.gflops for t in trials],
+    }
+    select = functools.partial(
+        SELECTIONS[settings.selection], max_steps=settings.ensemble_steps, bags=settings.bags, seed=seed, **budget
+    )
+    probs = [t.val_probs for t in trials]
+    return guarded(select, probs, labels, seed=seed, **budget) if settings.safeguard else select(probs, labels)
 
 
 def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord:
@@ -507,6 +543,16 @@ def ensemble_result(
         gflops_per_image=float(sum(trials[i].gflops for i in selection.members)),
         growth=growth,
         by_kind=WeightByKind.of(members),
+        safeguard=safeguard_result(selection, trials),
+    )
+
+
+def safeguard_result(selection: Selection, trials: Sequence[TrialRecord]) -> SafeguardResult | None:
+    """The safeguard's decision on ``selection`` over ``trials``, for ``summary.json`` (None: no safeguard)."""
+    if (decision := selection.safeguard) is None:
+        return None
+    return SafeguardResult(
+        trials[decision.candidate].key, decision.gain, decision.low, decision.high, decision.level, decision.fell_back
     )
 
 

@@ -47,6 +47,12 @@ class Member:
     kind: str = "trial"
     strength: float | None = None  # a linear head's C
 
+    @property
+    def seed(self) -> int:
+        """Its trial's seed (of a soup: its best ingredient's); a seed replica shares all but this with the best
+        trial."""
+        return self.settings.seed
+
 
 @dataclass(frozen=True)
 class WeightByKind:
@@ -148,6 +154,19 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class SeedReplica:
+    """The best trial trained again with another ``seed`` (``--seed-replicas``), a candidate of the ensemble: its
+    trial id, scores, and its ``weight`` in the ensemble (0: not chosen)."""
+
+    trial: str
+    model: str
+    seed: int
+    val: Scores
+    test: Scores | None
+    weight: float
+
+
+@dataclass(frozen=True)
 class LinearProbeResult:
     """The frozen-features baseline: an L2 logistic regression on the top-ranked model's features, its inverse
     strength ``C`` chosen on validation."""
@@ -157,6 +176,26 @@ class LinearProbeResult:
     val_accuracy: float
     test: Scores
     gflops_per_image: float
+
+
+@dataclass(frozen=True)
+class SafeguardResult:
+    """The selection's safeguard (``--safeguard``): the single best candidate (``best``, a trial id), the
+    selection's validation NLL gain over it judged out of bag (positive: the ensemble is better), the range of
+    ``level`` of the resamples' gains, and whether the ensemble ``fell_back`` to the single best alone."""
+
+    best: str
+    gain: float
+    low: float
+    high: float
+    level: float
+    fell_back: bool
+
+    def describe(self) -> str:
+        """One line: the gain, its range and the decision."""
+        gain = f"{self.gain:+.4f} ({self.level:.0%} of resamples in {self.low:+.4f}..{self.high:+.4f})"
+        decision = f"fell back to {self.best} alone" if self.fell_back else "kept the ensemble"
+        return f"safeguard: validation NLL gain over the single best, out of bag, {gain}: {decision}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +209,7 @@ class EnsembleResult:
     gflops_per_image: float
     growth: list[GrowthStep] = field(default_factory=list)  # one per greedy step, the steps after the best too
     by_kind: WeightByKind | None = None  # how its weight splits by kind, model, depth and seeds
+    safeguard: SafeguardResult | None = None  # None: --no-safeguard
 
 
 @dataclass(frozen=True)
@@ -255,6 +295,7 @@ class RunResult:
     plan: PlanResult | None = None  # with --time-limit: what the run planned to fit it
     failed_trials: list[FailedTrial] = field(default_factory=list)  # trials that did not finish (retried on a rerun)
     skipped: list[Skipped] = field(default_factory=list)  # what the data's source and decoding left out
+    seed_replicas: list[SeedReplica] = field(default_factory=list)  # with --seed-replicas: the pool's replicas
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

@@ -240,12 +240,14 @@ class Budget:
         raise ZoofitError("no model of the zoo loads, so the time limit cannot be planned; check the zoo")
 
     def _stored(self, jobs: Sequence[Job], store: RunStore) -> frozenset[StoredTrial]:
-        """Which of ``jobs``, and of their refits, ``store`` holds: ``(model, lr, steps, freeze_stride, refit)``."""
+        """Which of ``jobs``, of their other seeds (:meth:`SweepConfig.other_seeds`) and of the refits of both
+        ``store`` holds, as :data:`~zoofit.budget.StoredTrial`."""
         return frozenset(
-            (spec.id, trial.lr, trial.steps, trial.freeze_stride, refit)
+            (spec.id, trial.lr, trial.steps, trial.freeze_stride, refit, seed)
             for spec, trial in jobs
+            for seed in range(self.config.other_seeds() + 1)
             for refit in (False, True)
-            if store.has_trial(self.context.key(spec, replace(trial, refit=refit)))
+            if store.has_trial(self.context.key(spec, replace(trial, seed=trial.seed + seed, refit=refit)))
         )
 
     def _note(self, cuts: list[str]) -> None:

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PoolInputs:
-    """What the kinds make their candidates from: the sweep's finished ``trials``, the ``runner`` that trained them
-    (its context holds the data, the run folder and the device), the zoo's ``specs`` by id, the fitted ``ranker``
-    (its ranking and cached features), the run's ``config`` and ``seed``, and ``progress``."""
+    """What the kinds make their candidates from: the sweep's finished ``trials`` (with the best trial's seed
+    replicas, ``--seed-replicas``), the ``runner`` that trained them (its context holds the data, the run folder
+    and the device), the zoo's ``specs`` by id, the fitted ``ranker`` (its ranking and cached features), the run's
+    ``config`` and ``seed``, and ``progress``."""
 
     trials: list[TrialRecord]
     runner: TrialRunner
