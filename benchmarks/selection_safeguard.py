@@ -20,6 +20,7 @@ worse than the single best's, and how often the safeguard fell back.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -113,7 +114,9 @@ SELECTIONS: dict[str, Callable[[list[np.ndarray], np.ndarray, int], Selection]] 
         greedy_select(probs, labels), probs, labels, seed
     ),
     "greedy + out-of-bag fallback": lambda probs, labels, seed: guarded(greedy_select, probs, labels, seed=seed),
-    "bagged + out-of-bag fallback": lambda probs, labels, seed: guarded(_bagged, probs, labels, seed=seed),
+    "bagged + out-of-bag fallback": lambda probs, labels, seed: guarded(
+        functools.partial(_bagged, seed=seed), probs, labels, seed=seed
+    ),
 }
 
 

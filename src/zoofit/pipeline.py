@@ -19,8 +19,7 @@ import torch
 from zoofit.data import DataConfig, Splits
 from zoofit.data.domain import Domain
 from zoofit.device import default_batch_size, resolve_device, resolve_precision
-from zoofit.ensemble import SELECTIONS, Selection, average, member_entry
-from zoofit.ensemble.safeguard import guarded
+from zoofit.ensemble import SELECTIONS, Selection, average, guarded, member_entry
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
 from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize

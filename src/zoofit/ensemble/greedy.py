@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,8 +12,20 @@ from zoofit.errors import ParameterError, ZoofitError
 from zoofit.evaluate import label_nll, nll
 from zoofit.registry import Registry
 
-if TYPE_CHECKING:
-    from zoofit.ensemble.safeguard import Safeguard
+
+@dataclass(frozen=True)
+class Safeguard:
+    """The safeguard's decision: the single best ``candidate`` (by validation NLL, within the budget), the
+    selection's out-of-bag validation NLL ``gain`` over it (positive: the ensemble is better) with the range
+    ``[low, high]`` holding ``level`` of the resamples' gains, and whether the selection ``fell_back`` to that
+    candidate alone."""
+
+    candidate: int
+    gain: float
+    low: float
+    high: float
+    level: float
+    fell_back: bool
 
 
 @dataclass(frozen=True)

@@ -12,32 +12,17 @@ bagging and an in-sample bootstrap on cases built to overfit: ``benchmarks/selec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from zoofit.ensemble.greedy import Selection, average, greedy_select
+from zoofit.ensemble.greedy import Safeguard, Selection, average, greedy_select
 from zoofit.evaluate import image_nll
 
 #: The reported interval's coverage (quantiles of the resamples' mean gains).
 LEVEL = 0.9
 #: Resamples of the validation images, each with the selection run again.
 RESAMPLES = 50
-
-
-@dataclass(frozen=True)
-class Safeguard:
-    """The safeguard's decision: the single best ``candidate`` (by validation NLL, within the budget), the
-    selection's out-of-bag validation NLL ``gain`` over it (positive: the ensemble is better) with the range
-    ``[low, high]`` holding ``level`` of the resamples' gains, and whether the selection ``fell_back`` to that
-    candidate alone."""
-
-    candidate: int
-    gain: float
-    low: float
-    high: float
-    level: float
-    fell_back: bool
 
 
 def guarded(
