@@ -305,6 +305,7 @@ def test_cli_help_and_bad_data_answer_without_loading_torch_or_timm(arguments: l
         (["run", "--k", "0"], "--k must be at least 1"),
         (["rank", "--proxy", "logme", "--k", "3"], "--k is neither a ranking setting"),  # not silently ignored
         (["run", "--selection", "vote"], "--selection must be one of greedy, bagged, not 'vote'"),
+        (["run", "--seed-replicas", "-1"], "--seed-replicas must be at least 0, not -1"),
     ],
 )
 def test_cli_settings_are_checked_before_any_image_is_read(make_image_folder, arguments, message) -> None:
