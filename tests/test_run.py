@@ -64,26 +64,29 @@ def test_run_writes_outputs_and_a_rerun_reuses_everything(splits, tiny_zoo, tmp_
 def test_seed_replicas_are_candidates_the_seed_baseline_shares_and_a_rerun_trains_none(
     splits, tiny_zoo, tmp_path
 ) -> None:
-    sweep = quick(seed_replicas=1, seed_baseline=2, **{**SWEEP, "lrs": (0.01,)})
+    sweep = quick(seed_replicas=1, seed_baseline=3, **{**SWEEP, "lrs": (0.01,)})
     first = ZooFit(tiny_zoo, precision="fp32", sweep=sweep).fit(splits, tmp_path)
     result = RunResult.read(tmp_path)
     [replica] = result.seed_replicas
     best = next(t for t in first.trials_ if t.key == result.best_single.trials[0])
     assert (replica.model, replica.seed) == (best.model, best.config.seed + 1)
-    assert result.seed_baseline.trials == [best.key, replica.trial]  # the baseline's second seed is the replica
-    assert result.units == Units(computed=2 + 2 + 1, reused=0)  # 2 rankings, 2 trials, 1 other seed: trained once
+    baseline = result.seed_baseline.trials
+    assert baseline[:2] == [best.key, replica.trial] and len(baseline) == 3  # the baseline's second seed: the replica
+    assert result.units == Units(computed=2 + 2 + 2 + 1, reused=0)  # 2 rankings, 2 trials, 2 other seeds, 1 head
     safeguard = result.ensemble.safeguard  # on by default: its decision is in summary.json
-    assert safeguard.low <= safeguard.high and safeguard.best in {t.key for t in first.trials_} | {replica.trial}
+    assert safeguard.low <= safeguard.high and safeguard.best in {c.key for c in first.candidates_}
+    assert replica.trial in {c.key for c in first.candidates_}
     assert safeguard.fell_back == (len(result.ensemble.members) == 1 and safeguard.gain <= 0)
     chosen = {m.trial: m.weight for m in result.ensemble.members}
     assert replica.weight == chosen.get(replica.trial, 0.0)
     assert all(m.seed == m.settings.seed for m in result.ensemble.members)
     with (tmp_path / "trials.csv").open() as handle:
         rows = {row["trial"]: row for row in csv.DictReader(handle)}
-    assert len(rows) == 3 and rows[replica.trial]["candidate"] == "True" and rows[replica.trial]["seed"] == "1"
+    assert len(rows) == 5 and rows[replica.trial]["candidate"] == "True" and rows[replica.trial]["seed"] == "1"
+    assert rows[baseline[2]]["candidate"] == "False" and rows[baseline[2]]["seed"] == "2"  # the baseline's alone
 
     second = ZooFit(tiny_zoo, precision="fp32", sweep=sweep).fit(splits, tmp_path)
-    assert second.result_.units == Units(computed=0, reused=5)
+    assert second.result_.units == Units(computed=0, reused=7)
     assert second.result_.seed_replicas == result.seed_replicas
 
 
