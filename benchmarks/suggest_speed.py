@@ -38,7 +38,7 @@ def demo_shaped_run(folder: Path) -> list[str]:
     source = load_source("fashion-mnist")
     initial = stratified_per_class(source.train, 100, np.random.default_rng(0))
     data = SourceData("fashion-mnist", source.train.subset(initial), test=source.test.subset(np.arange(500)))
-    sweep = preset("quick").override(steps=(5,), shift_images=0, soup=False)
+    sweep = preset("quick").override(steps=(5,), shift_images=0)
     fitted = ZooFit("demo", sweep=sweep, seed=0, workers=1).fit(make_splits(data, DataConfig("fashion-mnist")), folder)
     return [member.model for member in fitted.result_.ensemble.members]
 
