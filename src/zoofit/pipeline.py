@@ -42,7 +42,6 @@ from zoofit.result import (
     FailedTrial,
     GrowthStep,
     LinearProbeResult,
-    Member,
     ProxyResult,
     ReliabilityBin,
     RobustnessResult,
@@ -523,11 +522,7 @@ def ensemble_result(
     licenses = {spec.id: spec.license for spec in zoo.models}
     labels = splits.test.labels
     per_class = per_class_accuracy(probs, labels, len(splits.class_names))
-    members = [
-        Member(trials[i].key, trials[i].model, float(selection.weights[i]), trials[i].config,
-               trials[i].result.ingredients, licenses[trials[i].model], trials[i].kind, trials[i].result.strength)
-        for i in selection.members
-    ]  # fmt: skip
+    members = [trials[i].member(float(selection.weights[i]), licenses[trials[i].model]) for i in selection.members]
     growth, total = [], np.zeros_like(probs)
     increments = selection.increments or (1.0,) * len(selection.order)
     for step, (index, increment) in enumerate(zip(selection.order, increments, strict=True)):

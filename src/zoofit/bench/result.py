@@ -150,19 +150,20 @@ class BenchResult:
 def classifiers_of(result: RunResult) -> dict[str, Row]:
     """The table's rows of one task, from its run's typed result."""
     rows = {
-        "ensemble": Row(**asdict(result.ensemble.test), gflops_per_image=result.ensemble.gflops_per_image),
-        "best_single": _row(result.best_single),
-        "top_ranked": _row(result.top_ranked),
+        "ensemble": row_of(result.ensemble),
+        "best_single": row_of(result.best_single),
+        "top_ranked": row_of(result.top_ranked),
     }
     if result.seed_baseline is not None:
-        rows["seed_ensemble"] = _row(result.seed_baseline)
+        rows["seed_ensemble"] = row_of(result.seed_baseline)
     if result.linear_probe is not None:
-        rows["linear_probe"] = _row(result.linear_probe)
+        rows["linear_probe"] = row_of(result.linear_probe)
     return rows
 
 
-def _row(baseline: Any) -> Row:
-    return Row(**asdict(baseline.test), gflops_per_image=baseline.gflops_per_image)
+def row_of(classifier: Any) -> Row:
+    """The row of a classifier of a run's result (its ensemble or a baseline: ``test`` and ``gflops_per_image``)."""
+    return Row(**asdict(classifier.test), gflops_per_image=classifier.gflops_per_image)
 
 
 def mean_of(name: str, tasks: list[TaskResult]) -> GroupResult:
@@ -172,8 +173,13 @@ def mean_of(name: str, tasks: list[TaskResult]) -> GroupResult:
     for classifier in CLASSIFIERS:
         rows = [task.classifiers[classifier] for task in done if classifier in task.classifiers]
         if rows:
-            means[classifier] = Row(*(sum(getattr(r, f) for r in rows) / len(rows) for f in Row.__dataclass_fields__))
+            means[classifier] = mean_row(rows)
     return GroupResult(name, len(done), means)
+
+
+def mean_row(rows: list[Row]) -> Row:
+    """The mean of ``rows``, figure by figure."""
+    return Row(*(sum(getattr(r, f) for r in rows) / len(rows) for f in Row.__dataclass_fields__))
 
 
 def csv_rows(result: BenchResult) -> list[dict[str, Any]]:

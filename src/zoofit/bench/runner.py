@@ -16,7 +16,7 @@ import numpy as np
 from zoofit.bench.audit import audit_suite, audit_task
 from zoofit.bench.result import BenchResult, TaskResult, classifiers_of, mean_of
 from zoofit.bench.suite import Suite, Task, load_suite
-from zoofit.data import Splits, load_data
+from zoofit.data import DataConfig, Splits, load_data
 from zoofit.data.protocol import stratified_sample
 from zoofit.errors import ParameterError, ZoofitError, first_line
 from zoofit.estimator import Estimator, clone
@@ -161,12 +161,7 @@ class Bench(Estimator):
 
     def splits(self, task: Task, progress: Progress) -> Splits:
         """The task's splits by its protocol, its test split capped at ``test_images``."""
-        config = task.data_config()
-        splits = load_data(config, progress=progress)
-        if self.test_images is None or splits.test is None or len(splits.test) <= self.test_images:
-            return splits
-        rng = np.random.default_rng(config.seed)
-        return replace(splits, test=splits.test.subset(stratified_sample(splits.test, self.test_images, rng)))
+        return task_splits(task.data_config(), self.test_images, progress)
 
     def _audit(self, fit, splits: Splits, task: Task, folder: Path, progress: Progress):
         """Every zoo model fine-tuned on the task, in its own run folder, and the proxies' agreement with that."""
@@ -197,6 +192,16 @@ class Bench(Estimator):
             mean=mean_of("mean", tasks), references=list(suite.references), audit=audit_suite(tasks),
             executor=str(executor), wall_seconds=round(time.perf_counter() - start, 1),
         )  # fmt: skip
+
+
+def task_splits(config: DataConfig, test_images: int | None, progress: Progress) -> Splits:
+    """The splits ``config`` draws, the test split capped at ``test_images`` (a stratified sample seeded with the
+    data's seed), as a bench's task runs on them."""
+    splits = load_data(config, progress=progress)
+    if test_images is None or splits.test is None or len(splits.test) <= test_images:
+        return splits
+    rng = np.random.default_rng(config.seed)
+    return replace(splits, test=splits.test.subset(stratified_sample(splits.test, test_images, rng)))
 
 
 def sweep_of(fit):

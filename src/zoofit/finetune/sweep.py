@@ -17,7 +17,7 @@ from zoofit.evaluate import summarize
 from zoofit.finetune.trial import train_trial
 from zoofit.progress import Progress
 from zoofit.rank.models import RankedModel
-from zoofit.result import FailedTrial, Scores
+from zoofit.result import FailedTrial, Member, Scores
 from zoofit.store import Cache, RunStore, content_key
 from zoofit.sweep_config import SweepConfig, TrialConfig
 from zoofit.zoo import ModelSpec, Preprocessing, load_model
@@ -100,6 +100,13 @@ class TrialRecord:
     @property
     def kind(self) -> str:
         return self.result.kind
+
+    def member(self, weight: float, license: str = "") -> Member:
+        """This candidate as an ensemble member of ``weight`` (``license``: its model's weights')."""
+        result = self.result
+        return Member(
+            self.key, self.model, weight, self.config, result.ingredients, license, self.kind, result.strength
+        )
 
     def row(self) -> dict[str, Any]:
         """One line of trials.csv."""
@@ -236,9 +243,15 @@ def trained(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
 
 
 def load_record(store: RunStore, key: str, model: str, config: TrialConfig, reused: bool) -> TrialRecord:
-    result, predictions = store.load_trial(key)
-    test_probs = predictions.get("test_probs")
+    return replace(stored_record(store, key), model=model, config=config, reused=reused)
+
+
+def stored_record(store: RunStore, key: str) -> TrialRecord:
+    """The unit ``store`` holds under ``key`` (a trial, or a candidate of another kind), its model and settings
+    as its ``result.json`` records them, as reused."""
+    data, predictions = store.load_trial(key)
+    result, test_probs = TrialResult.of(data), predictions.get("test_probs")
     return TrialRecord(
-        key, model, config, TrialResult.of(result), predictions["val_probs"].numpy(),
-        None if test_probs is None else test_probs.numpy(), reused,
+        key, result.model, result.config, result, predictions["val_probs"].numpy(),
+        None if test_probs is None else test_probs.numpy(), True,
     )  # fmt: skip
