@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,8 +88,9 @@ def test_a_candidate_whose_predictions_disagree_with_its_run_is_refused(run: Pat
         read_pool(copy, splits_of(run))
 
 
-def test_a_bench_folder_measures_each_finished_task_from_its_config(run: Path, tmp_path: Path) -> None:
-    """A bench of the tiny run as its one task, its config.yaml naming the data: the labels are drawn again."""
+@pytest.fixture
+def bench(run: Path, tmp_path: Path) -> Path:
+    """A bench folder of the tiny run as its one finished task (its config.yaml naming the data) and a failed one."""
     bench = tmp_path / "bench"
     task = shutil.copytree(run, bench / "tiny")
     config = RunConfig.read(task / CONFIG)
@@ -99,7 +101,22 @@ def test_a_bench_folder_measures_each_finished_task_from_its_config(run: Path, t
         "tiny", "test", "tiny", "quick", None, [done, failed], [mean_of("natural", [done])], mean_of("mean", [done]),
         [], None, "local", 1.0,
     ).write(bench)  # fmt: skip
+    return bench
+
+
+def test_a_bench_folder_measures_each_finished_task_its_labels_drawn_from_its_config(run: Path, bench: Path) -> None:
     comparisons = compare_bench(bench, [SubPool.parse("trial"), SubPool.parse("trial+soup+linear")])
     assert list(comparisons) == ["tiny"]
     assert comparisons["tiny"].reproduced is True
     assert comparisons["tiny"].pools[1].test == RunResult.read(run).ensemble.test
+
+
+def test_the_benchmark_script_prints_and_returns_each_task_and_the_means(bench: Path, capsys) -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import pool_kinds
+
+    found = pool_kinds.figures(bench, None)
+    assert set(found["mean"]) == {"trial", "trial+soup", "trial+linear", "trial+soup+linear"}
+    assert found["runs"]["tiny"]["reproduced"] is True
+    printed = capsys.readouterr().out
+    assert "pool trial+linear" in printed and "logistic regression on frozen features" in printed
