@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import sys
 from dataclasses import replace
@@ -18,10 +19,10 @@ from zoofit.bench.pools import SubPool, compare_bench, compare_pools, mean_pools
 from zoofit.bench.result import classifiers_of, mean_of
 from zoofit.data import DataConfig
 from zoofit.errors import ParameterError, ZoofitError
-from zoofit.layout import CONFIG
+from zoofit.layout import CONFIG, TRIALS
 from zoofit.replay import RunConfig
 from zoofit.result import RunResult
-from zoofit.store import RunStore, write_tensors
+from zoofit.store import RunStore, write_csv, write_tensors
 
 
 def splits_of(run: Path):
@@ -85,6 +86,15 @@ def test_a_candidate_whose_predictions_disagree_with_its_run_is_refused(run: Pat
         folder / "predictions.safetensors", {"val_probs": torch.ones(3, 3) / 3, "test_probs": torch.ones(6, 3)}
     )
     with pytest.raises(ZoofitError, match=f"{key}' holds 3x3 validation probabilities, not 6x3"):
+        read_pool(copy, splits_of(run))
+
+
+def test_a_trials_csv_that_marks_no_candidate_is_refused(run: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(run, tmp_path / "run")
+    with (copy / TRIALS).open(newline="") as handle:
+        rows = [{name: value for name, value in row.items() if name != "candidate"} for row in csv.DictReader(handle)]
+    write_csv(copy / TRIALS, rows)  # as a trials.csv without the column
+    with pytest.raises(ZoofitError, match="marks no candidate; run 'zoofit run' into"):
         read_pool(copy, splits_of(run))
 
 

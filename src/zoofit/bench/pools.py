@@ -134,7 +134,7 @@ class PoolComparison:
 def read_pool(
     run: str | Path, splits: Splits | None = None, *, test_images: int | None = None, progress: Progress | None = None
 ) -> StoredPool:
-    """The pool of the finished run folder ``run``: its candidates as ``trials.csv`` lists them, read from their
+    """The pool of the finished run folder ``run``: its candidates as ``trials.csv`` marks them, read from their
     stored results and predictions, with the labels of its ``splits`` (default: drawn again from its
     ``config.yaml``, the test split capped at ``test_images`` as a bench caps it), checked against the folder's
     record of its data and each candidate's predictions. A one-line :class:`ZoofitError` where the folder is no
@@ -161,35 +161,19 @@ def read_pool(
 
 
 def candidate_keys(root: Path, result: RunResult) -> list[str]:
-    """The keys of the units ``trials.csv`` lists that the run's selection chose from: where the file has a
-    ``candidate`` column, those it marks; else each that finished, is no refit, is of a kind the run's ``members``
-    names and is not one of the seed baseline's further seeds. In the order the run's pool held them."""
+    """The keys of the units ``trials.csv`` marks as candidates (those the run's selection chose from), in the
+    order of the run's pool: by kind as its ``members`` lists them."""
     try:
         with (root / TRIALS).open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = [row for row in csv.DictReader(handle) if row.get("candidate") == "True"]
     except OSError as error:
         raise ZoofitError(f"run folder '{root}' has no readable {TRIALS} ({first_line(error)}); "
                           "run 'zoofit run' into it again") from None  # fmt: skip
-    members = result.sweep.ensemble.members
-    seeds = set(result.seed_baseline.trials[1:]) if result.seed_baseline else set()
-
-    def chosen_from(row: dict[str, str]) -> bool:
-        if "candidate" in row:
-            return row["candidate"] == "True"
-        return (
-            not row.get("failed")
-            and row.get("refit") != "True"
-            and row["kind"] in members
-            and row["trial"] not in seeds
-        )
-
-    chosen = sorted(
-        (row for row in rows if chosen_from(row)),
-        key=lambda row: list(members).index(row["kind"]) if row["kind"] in members else len(members),
-    )
-    if not chosen:
-        raise ZoofitError(f"'{root / TRIALS}' lists no candidate of {', '.join(members)}; give a finished run's folder")
-    return list(dict.fromkeys(row["trial"] for row in chosen))  # in the pool's order: by kind as members lists them
+    members = list(result.sweep.ensemble.members)
+    if not rows:
+        raise ZoofitError(f"'{root / TRIALS}' marks no candidate; run 'zoofit run' into '{root}' again")
+    rows.sort(key=lambda row: members.index(row["kind"]) if row["kind"] in members else len(members))
+    return [row["trial"] for row in rows]
 
 
 def _check_predictions(candidate: TrialRecord, store: RunStore, val: int, test: int, classes: int) -> None:
