@@ -2,9 +2,9 @@
 sub-pools of its stored candidates chosen by kind, beside the baselines it reports (``zoofit.bench.pools``).
 
 Given a run folder, that run; given a bench folder, each finished task's run and each sub-pool's mean over them.
-The default sub-pools: the trials alone (the pool before other kinds), the trials with each other kind the run
-holds, and every kind at once; ``--pools`` names others (``trial+linear:1``: the linear head of the best-ranked
-model alone). Nothing is trained or loaded but the stored predictions and the labels (drawn again from the run's
+The default sub-pools: the trials alone (the pool before other kinds), the trials with each other part the run
+holds (a kind of member, or ``replica``: the best trial's seed replicas), and every part at once; ``--pools``
+names others (``trial+linear:1``: the linear head of the best-ranked model alone). Nothing is trained or loaded but the stored predictions and the labels (drawn again from the run's
 config.yaml). Writes benchmarks/results/pool_kinds-<name>-<cpu|gpu>.json (name: the folder's, or ``--name``).
 
     zoofit run --data fashion-mnist --zoo demo --members trial,soup,linear --linear-heads 3 --out /tmp/pk-demo

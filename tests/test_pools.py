@@ -53,6 +53,19 @@ def test_a_sub_pool_of_the_best_ranked_models_takes_their_candidates_alone(run: 
     assert all(member.startswith(pool.ranking[0]) for member in top.members)
 
 
+def test_the_best_trials_seed_replicas_are_a_part_apart_from_the_sweeps_trials(run: Path) -> None:
+    """A trial of another seed than the run's (a replica, --seed-replicas) is measured apart from the sweep's."""
+    pool = read_pool(run, splits_of(run))
+    replica = replace(pool.candidates[0], config=replace(pool.candidates[0].config, seed=pool.seed + 1))
+    pool = replace(pool, candidates=[replica, *pool.candidates[1:]])
+    assert pool.parts == ["trial", "soup", "linear", "replica"]
+    measured = {p.pool: p for p in compare_pools(pool).pools}
+    assert list(measured) == ["trial", "trial+soup", "trial+linear", "trial+replica", "trial+soup+linear+replica"]
+    assert measured["trial"].candidates == 3 and measured["trial+replica"].candidates == 4
+    (alone,) = compare_pools(pool, [SubPool.parse("replica")]).pools
+    assert alone.trials == [replica.key]
+
+
 @pytest.mark.parametrize("text", ["trial+bogus", "trial:0", "linear:x", ""])
 def test_a_bad_sub_pool_is_one_line_naming_pools(text: str) -> None:
     with pytest.raises(ParameterError, match="pools") as caught:

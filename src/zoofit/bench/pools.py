@@ -3,8 +3,9 @@ seed) again over sub-pools of its stored candidates chosen by kind, from their s
 probabilities (no model is loaded, nothing is trained), beside the baselines the run reports. So one run shows a
 kind of member against the pool without it, from the same candidates (``benchmarks/pool_kinds.py``).
 
-A sub-pool is written ``trial+linear:1``: kinds joined by ``+``, each optionally with ``:N``, its candidates of
-the N best-ranked models only.
+A sub-pool is written ``trial+linear:1``: parts joined by ``+``, each optionally with ``:N``, its candidates of
+the N best-ranked models only. The parts are the kinds of member, with the best trial's seed replicas
+(``--seed-replicas``, of kind ``trial``) a part of their own, ``replica``, apart from the sweep's trials.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from zoofit.result import RunResult, Scores, WeightByKind
 from zoofit.robustness import read_json
 from zoofit.store import RunStore
 
+REPLICA = "replica"
+#: What a sub-pool is made of: the kinds of member, and the seed replicas apart from the sweep's trials.
+PARTS = (*KINDS.names(), REPLICA)
+
 
 @dataclass(frozen=True)
 class StoredPool:
@@ -48,61 +53,66 @@ class StoredPool:
     test_labels: np.ndarray
 
     @property
-    def kinds(self) -> list[str]:
-        """The kinds of its candidates, in the order of :data:`~zoofit.members.KINDS`."""
-        held = {candidate.kind for candidate in self.candidates}
-        return [name for name in KINDS.names() if name in held]
+    def parts(self) -> list[str]:
+        """The parts its candidates are of, in the order of :data:`PARTS`."""
+        held = {self.part(candidate) for candidate in self.candidates}
+        return [name for name in PARTS if name in held]
+
+    def part(self, candidate: TrialRecord) -> str:
+        """The part ``candidate`` is of: its kind, or ``replica`` for a trial of another seed than the run's (the
+        sweep trains every trial with the run's seed)."""
+        return REPLICA if candidate.kind == "trial" and candidate.config.seed != self.seed else candidate.kind
 
 
 @dataclass(frozen=True)
 class SubPool:
-    """The candidates of some kinds: ``kinds[kind]`` is how many of the best-ranked models' candidates of that kind
-    it takes (None: every model's)."""
+    """The candidates of some parts (:data:`PARTS`): ``parts[part]`` is how many of the best-ranked models'
+    candidates of that part it takes (None: every model's)."""
 
-    kinds: dict[str, int | None]
+    parts: dict[str, int | None]
 
     @classmethod
     def parse(cls, text: str) -> SubPool:
         """The sub-pool ``text`` names (``trial+linear:1``); a :class:`ParameterError` naming ``pools`` where a
-        kind is unknown or a count is not a whole number of at least 1."""
-        kinds: dict[str, int | None] = {}
+        part is unknown or a count is not a whole number of at least 1."""
+        parts: dict[str, int | None] = {}
         for part in text.split("+"):
             name, colon, count = part.strip().partition(":")
-            if name not in KINDS.names() or (colon and not (count.isdigit() and int(count) >= 1)):
+            if name not in PARTS or (colon and not (count.isdigit() and int(count) >= 1)):
                 raise ParameterError.of(
-                    "pools", f"'{text}' is no sub-pool: give kinds of {', '.join(KINDS.names())} joined by '+', "
+                    "pools", f"'{text}' is no sub-pool: give parts of {', '.join(PARTS)} joined by '+', "
                     "each with ':N' (its N best-ranked models) or without",
                 )  # fmt: skip
-            kinds[name] = int(count) if colon else None
-        return cls(kinds)
+            parts[name] = int(count) if colon else None
+        return cls(parts)
 
     @property
     def name(self) -> str:
-        return "+".join(kind + ("" if count is None else f":{count}") for kind, count in self.kinds.items())
+        return "+".join(part + ("" if count is None else f":{count}") for part, count in self.parts.items())
 
-    def takes(self, candidate: TrialRecord, ranking: Sequence[str]) -> bool:
-        """Whether ``candidate`` belongs to this sub-pool of a run whose models rank as ``ranking``."""
-        if candidate.kind not in self.kinds:
+    def takes(self, candidate: TrialRecord, pool: StoredPool) -> bool:
+        """Whether ``candidate`` of ``pool`` belongs to this sub-pool."""
+        part = pool.part(candidate)
+        if part not in self.parts:
             return False
-        count = self.kinds[candidate.kind]
-        return count is None or candidate.model in ranking[:count]
+        count = self.parts[part]
+        return count is None or candidate.model in pool.ranking[:count]
 
 
-def default_pools(kinds: Sequence[str]) -> list[SubPool]:
-    """The sub-pools a run holding candidates of ``kinds`` is measured on: its trials alone (the pool before other
-    kinds), the trials with each other kind, and every kind at once (where that is another)."""
-    others = [kind for kind in kinds if kind != "trial"]
-    pools = [["trial"], *(["trial", kind] for kind in others)] if "trial" in kinds else [[kind] for kind in kinds]
-    if len(others) > 1 or ("trial" not in kinds and len(kinds) > 1):
-        pools.append(list(kinds))
+def default_pools(parts: Sequence[str]) -> list[SubPool]:
+    """The sub-pools a run holding candidates of ``parts`` is measured on: its trials alone (the pool before other
+    kinds), the trials with each other part, and every part at once (where that is another)."""
+    trials = ["trial"] if "trial" in parts else []
+    others = [part for part in parts if part != "trial"]
+    pools = [trials] * bool(trials) + [trials + [part] for part in others] + [list(parts)] * (len(others) > 1)
     return [SubPool(dict.fromkeys(pool)) for pool in pools]
 
 
 @dataclass(frozen=True)
 class PoolResult:
     """The run's selection over one sub-pool: its candidates, the chosen ensemble's validation NLL, test scores,
-    GFLOPs per image, members (each with its weight, and their trial ids) and how the weight splits by kind, and the seconds its
-    candidates took to make (each unit's own, as stored: training, cooking or fitting)."""
+    GFLOPs per image, members (labels with weights, and trial ids) and how the weight splits by kind, and the
+    seconds its candidates took to make (each unit's own, as stored: training, cooking or fitting)."""
 
     pool: str
     candidates: int
@@ -118,9 +128,9 @@ class PoolResult:
 @dataclass(frozen=True)
 class PoolComparison:
     """One run's sub-pools side by side with what the run reports (``reported``: its ensemble and baselines, as
-    the bench table has them). ``refit``: the run refit its members, so its ensemble row is after refit while
-    the sub-pools are as chosen (compare ``before_refit``). ``reproduced``: the pool of every kind the run held
-    chose the run's own members (None: that pool was not measured)."""
+    the bench table has them). ``before_refit``: where the run refit its members, its ensemble as chosen, which
+    the sub-pools compare with (they are as chosen too; ``reported``'s ensemble is refit). ``reproduced``: whether
+    the pool of every kind the run held chose the run's own members (None: that pool was not measured)."""
 
     run: str
     data: str
@@ -188,10 +198,10 @@ def _check_predictions(candidate: TrialRecord, store: RunStore, val: int, test: 
 
 def select_pool(pool: StoredPool, sub: SubPool) -> PoolResult:
     """The run's own selection over the candidates of ``sub``, scored on the test images."""
-    chosen = [c for c in pool.candidates if sub.takes(c, pool.ranking)]
+    chosen = [c for c in pool.candidates if sub.takes(c, pool)]
     if not chosen:
-        raise ParameterError.of("pools", f"'{sub.name}' holds none of the run's candidates (its kinds: "
-                                f"{', '.join(pool.kinds)})")  # fmt: skip
+        raise ParameterError.of("pools", f"'{sub.name}' holds none of the run's candidates (its parts: "
+                                f"{', '.join(pool.parts)})")  # fmt: skip
     selection = select_ensemble(chosen, pool.val_labels, pool.result.sweep, pool.seed)
     probs = average([c.test_probs for c in chosen], selection.counts)
     members = [chosen[i].member(float(selection.weights[i])) for i in selection.members]
@@ -206,11 +216,11 @@ def select_pool(pool: StoredPool, sub: SubPool) -> PoolResult:
 
 
 def compare_pools(pool: StoredPool, subs: Sequence[SubPool] | None = None) -> PoolComparison:
-    """Each of ``subs`` (default: :func:`default_pools` of the kinds the run holds) beside what the run reports."""
+    """Each of ``subs`` (default: :func:`default_pools` of the parts the run holds) beside what the run reports."""
     result = pool.result
-    measured = [select_pool(pool, sub) for sub in (subs or default_pools(pool.kinds))]
+    measured = [select_pool(pool, sub) for sub in (subs or default_pools(pool.parts))]
     chosen = (result.before_refit or result.ensemble).members
-    whole = SubPool(dict.fromkeys(pool.kinds)).name
+    whole = SubPool(dict.fromkeys(pool.parts)).name
     return PoolComparison(
         run=str(pool.root), data=result.data, pools=measured, reported=classifiers_of(result),
         before_refit=row_of(result.before_refit) if result.before_refit is not None else None,
