@@ -25,7 +25,7 @@ from common import describe, save  # noqa: E402
 
 from zoofit.bench import BENCH, CLASSIFIERS  # noqa: E402
 from zoofit.bench.pools import PoolComparison, SubPool, compare_bench, compare_pools, mean_pools, read_pool  # noqa: E402
-from zoofit.errors import ZoofitError  # noqa: E402
+from zoofit.errors import ParameterError, ZoofitError  # noqa: E402
 
 
 def figures(folder: Path, pools: list[SubPool] | None) -> dict[str, Any]:
@@ -67,8 +67,10 @@ def main() -> None:
     args = parser.parse_args()
     try:
         found = figures(args.folder, [SubPool.parse(text) for text in args.pools] if args.pools else None)
-    except ZoofitError as error:
-        sys.exit(f"error: {error}")
+    except ZoofitError as error:  # one line, each parameter named as its option
+        message = error.spelled(lambda name: f"--{name}") if isinstance(error, ParameterError) else str(error)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
     save(f"pool_kinds-{args.name or args.folder.name}", {**found, "pools": args.pools, "machine": describe()})
 
 

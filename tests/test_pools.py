@@ -143,3 +143,20 @@ def test_the_benchmark_script_prints_and_returns_each_task_and_the_means(bench: 
     assert found["runs"]["tiny"]["reproduced"] is True
     printed = capsys.readouterr().out
     assert "pool trial+linear" in printed and "logistic regression on frozen features" in printed
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [(["--pools", "trial+bogus"], "error: --pools 'trial+bogus' is no sub-pool"), ([], "holds no finished run")],
+)
+def test_the_benchmark_scripts_bad_input_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys, arguments,
+                                                                 message) -> None:  # fmt: skip
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import pool_kinds
+
+    monkeypatch.setattr(sys, "argv", ["pool_kinds.py", str(tmp_path), *arguments])
+    with pytest.raises(SystemExit) as exited:
+        pool_kinds.main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
