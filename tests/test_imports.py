@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("zoofit.members",),
     ("zoofit.robustness",),
     ("zoofit.labelling",),
+    ("zoofit.distillation",),
     ("zoofit.pipeline",),
     ("zoofit.bench",),
     ("zoofit.export", "zoofit.export_formats", "zoofit.report"),

@@ -30,6 +30,7 @@ _HOMES = {
     "ModelError": "zoofit.errors",
     "ZoofitError": "zoofit.errors",
     "ZooFit": "zoofit.pipeline",
+    "distill": "zoofit.distillation",
     "RunConfig": "zoofit.replay",
     "RunResult": "zoofit.result",
     "SweepConfig": "zoofit.sweep_config",
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from zoofit.bench.result import BenchResult  # noqa: F401
     from zoofit.bench.runner import Bench  # noqa: F401
     from zoofit.data import DataConfig, ImageSet, Splits, load_data  # noqa: F401
+    from zoofit.distillation import distill  # noqa: F401
     from zoofit.ensemble import EnsembleClassifier  # noqa: F401
     from zoofit.errors import ModelError, ZoofitError  # noqa: F401
     from zoofit.estimator import Machine, ZooSelection, clone  # noqa: F401

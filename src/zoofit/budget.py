@@ -102,7 +102,7 @@ def seconds(sweep: Sweep, costs: CostModel) -> float:
     for model in top:
         for stride, lr, steps, refit in product(search.freeze_stride, search.lrs, search.steps, _refits(config)):
             if (model.model, lr, steps, stride, refit, 0) not in costs.stored:
-                total += _trial(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
+                total += trial_seconds(model, steps, config.training.batch_size, costs, costs.depth_share(stride))
     total += _other_seeds(top[0], config, costs) if top else 0.0
     total += sum(price(models, costs, config) for price in costs.prices)
     robustness = evaluation.shift_images * ROBUSTNESS_CONDITIONS * (1 + len(top))  # the members and the best single
@@ -119,7 +119,9 @@ def _other_seeds(model: ModelCost, config: SweepConfig, costs: CostModel) -> flo
     costs nothing."""
     search = config.search
     trials = list(product(search.freeze_stride, search.lrs, search.steps))
-    dearest = max(_trial(model, n, config.training.batch_size, costs, costs.depth_share(s)) for s, _, n in trials)
+    dearest = max(
+        trial_seconds(model, n, config.training.batch_size, costs, costs.depth_share(s)) for s, _, n in trials
+    )
     missing = [
         (seed, refit)
         for seed, refit in product(range(1, config.other_seeds() + 1), _refits(config))
@@ -128,7 +130,9 @@ def _other_seeds(model: ModelCost, config: SweepConfig, costs: CostModel) -> flo
     return dearest * len(missing)
 
 
-def _trial(model: ModelCost, steps: int, batch_size: int, costs: CostModel, depth_share: float) -> float:
+def trial_seconds(model: ModelCost, steps: int, batch_size: int, costs: CostModel, depth_share: float = 1.0) -> float:
+    """The seconds of one trial (or any unit trained as one, a distilled student) of ``model``: its overhead,
+    ``steps`` of ``batch_size`` images at its depth's share, and its predictions of ``costs.predicted_images``."""
     return (
         costs.trial_overhead
         + steps * batch_size * model.train_seconds_per_image * depth_share
@@ -167,7 +171,7 @@ def _lrs(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
     lrs = sweep.config.search.lrs
     if len(lrs) < 2:
         return None
-    return sweep.changed(lrs=(sorted(lrs)[(len(lrs) - 1) // 2],))
+    return sweep.changed(lrs=(sweep.config.search.centre_lr,))
 
 
 def _depths(sweep: Sweep, costs: CostModel, budget: float) -> Sweep | None:
@@ -223,14 +227,20 @@ def plan(sweep: Sweep, costs: CostModel, limit: float) -> Plan:
             cuts.append(_said(name, sweep, smaller))
             sweep = smaller
     needed = seconds(sweep, costs)
-    if needed > limit and needed > 0:  # where nothing is left to do (all stored), there is nothing to refuse
+    check_fits(needed, limit, f"the smallest plan ({_size(sweep)})")
+    return Plan(sweep, needed, tuple(cuts))
+
+
+def check_fits(needed: float, limit: float, what: str, instead: str = "") -> None:
+    """A :class:`ParameterError` naming ``time_limit`` where ``what`` needs more than the ``limit`` seconds left
+    (nothing to refuse where it needs nothing: all stored); ``instead`` says what else the user may give."""
+    if needed > limit and needed > 0:
         raise ParameterError.of(
             "time_limit",
             (f"leaves {limit:.0f} s for the work still to do" if limit > 0 else "was spent before the work began")
-            + f", and the smallest plan ({_size(sweep)}) needs about {needed:.0f} s; give a limit "
-            f"{max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least",
+            + f", and {what} needs about {needed:.0f} s; give a limit "
+            f"{max(1, round(needed - limit + 0.5)) * 1.1:.0f} s longer at least{instead}",
         )
-    return Plan(sweep, needed, tuple(cuts))
 
 
 def _said(name: str, before: Sweep, after: Sweep) -> str:

@@ -4,6 +4,7 @@ uses them before torch loads)."""
 SUMMARY = "summary.json"  # the run's results and settings
 TRIALS = "trials.csv"  # one line per trial
 MANIFEST = "ensemble.json"  # what rebuilding the ensemble needs
+STUDENT = "student.json"  # what rebuilding the distilled student needs (the manifest of an ensemble of one)
 RANKING = "ranking.json"  # {"ranked": the zoo, best first; "failed": models that failed, and why}
 RANKING_CSV = "ranking.csv"
 REPORT = "report.html"

@@ -18,7 +18,8 @@ import torch
 
 from zoofit.data import DataConfig, Splits
 from zoofit.data.domain import Domain
-from zoofit.device import default_batch_size, resolve_device, resolve_precision
+from zoofit.device import resolve_device
+from zoofit.distillation.student import distil_into, student_spec
 from zoofit.ensemble import SELECTIONS, Selection, average, guarded, member_entry
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.estimator import Estimator, Machine, ZooSelection, shared_settings
@@ -26,7 +27,7 @@ from zoofit.evaluate import accuracy, per_class_accuracy, reliability, summarize
 from zoofit.execute import Executor, named
 from zoofit.finetune import TrialContext, TrialRecord, TrialRunner, resolve_workers
 from zoofit.finetune.budgeted import Budget
-from zoofit.finetune.sweep import Job, Placement, placements, plan_trials
+from zoofit.finetune.sweep import Job, Placement, placements, plan_trials, trial_context
 from zoofit.labelling.labelled import record_labelled
 from zoofit.layout import CONFIG, MANIFEST, TRIALS
 from zoofit.members import KINDS, PoolInputs, pool_candidates, refit_pool
@@ -51,6 +52,7 @@ from zoofit.result import (
     SeedReplica,
     SoupResult,
     StageTimer,
+    StudentResult,
     Units,
     WeightByKind,
 )
@@ -137,12 +139,14 @@ class ZooFit(Estimator):
         self.executor = executor
 
     def check(self) -> None:
-        """Check every setting (the sweep, workers, device, precision, the zoo and its models) before any data
-        is read."""
+        """Check every setting (the sweep, workers, device, precision, the zoo and its models, the student's
+        model) before any data is read."""
         device = resolve_device(self.machine.device)
         resolve_workers(self.workers, device)
         config = self.sweep_config(device)
-        self._ranker(config.search.image_size, self.machine.precision, self.unit_executor()).check()
+        zoo = self._ranker(config.search.image_size, self.machine.precision, self.unit_executor()).check()
+        if config.distill.distill and config.distill.student is not None:
+            student_spec(config.distill.student, zoo.models, ())
 
     def sweep_config(self, device: torch.device) -> SweepConfig:
         """The sweep, validated (its selection among :data:`~zoofit.ensemble.SELECTIONS`): as given, the named
@@ -243,9 +247,16 @@ class ZooFit(Estimator):
         final = budget.robustness(len(pool.members) + 1) if budget is not None else planned  # its robustness, too
         with timer.stage("robustness"):
             shifted, domain_results = evaluate_shift(pool, splits, domains, final, context, store, seed, progress)
+        student = None
+        if final.distill.distill:
+            with timer.stage("distill"):
+                student = distil_stage(store, splits, ranker, final, context, budget, executor, seed, started, progress)
         self.ranker_, self.trials_, self.candidates_, self.selection_ = ranker, trials, pool.candidates, pool.selection
         failed = [*runner.failed, *pool.failed]
-        self.result_ = run_result(pool, splits, final, ranker, probe, shifted, domain_results, budget, failed, timer)
+        self.result_ = replace(
+            run_result(pool, splits, final, ranker, probe, shifted, domain_results, budget, failed, timer),
+            student=student,
+        )
         store.write_csv(TRIALS, pool.rows() + [failure.row() for failure in failed])
         self.result_.write(store.root)
         return self
@@ -285,16 +296,6 @@ def resolution(search: SearchSettings, splits: Splits) -> int | None:
     if size != search.image_size:
         log.info("images smaller than 96x96: ranking and fine-tuning at %d px", size)
     return size
-
-
-def trial_context(
-    splits: Splits, store: RunStore, machine: Machine, device: torch.device, config: SweepConfig
-) -> TrialContext:
-    """What every trial of the run shares: the data, the folders, the device and its precisions."""
-    return TrialContext(
-        splits, store.root, machine.cache_path, str(device), resolve_precision(machine.precision, device, training=True),
-        resolve_precision(machine.precision, device), config.training.eval_batch_size or default_batch_size(device),
-    )  # fmt: skip
 
 
 def fine_tune(
@@ -458,6 +459,31 @@ def replica_results(pool: Pool) -> list[SeedReplica]:
         if pool.selected[index].key in weights:
             weights[pool.selected[index].key] = float(pool.selection.weights[index])
     return [SeedReplica(t.key, t.model, t.config.seed, t.val, t.test, weights[t.key]) for t in pool.replicas]
+
+
+def distil_stage(
+    store: RunStore,
+    splits: Splits,
+    ranker: Ranker,
+    config: SweepConfig,
+    context: TrialContext,
+    budget: Budget | None,
+    executor: Executor | None,
+    seed: int,
+    started: float,
+    progress: Progress,
+) -> StudentResult | None:
+    """The ensemble distilled into one student (``run --distill``; see :func:`~zoofit.distillation.distil_into`);
+    under a time limit, none where it does not fit the time left (noted as a cut of the plan)."""
+    ranking = [(row.model, row.input_size) for row in ranker.ranking_]
+    try:
+        return distil_into(store, splits, ranker.zoo_.models, ranking, config, context, executor=executor or "local",
+                           seed=seed, started=started, progress=progress)  # fmt: skip
+    except ParameterError as error:
+        if budget is None or error.parameters != ["time_limit"]:
+            raise
+        budget.note([f"student ({error})"])
+        return None
 
 
 def evaluate_domains(

@@ -21,7 +21,7 @@ from zoofit.errors import ZoofitError, first_line
 from zoofit.layout import SUMMARY
 from zoofit.sweep_config import SweepConfig, TrialConfig
 
-SCHEMA = 7
+SCHEMA = 8
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,25 @@ class EnsembleResult:
 
 
 @dataclass(frozen=True)
+class StudentResult:
+    """One network distilled from the ensemble (``zoofit distill``, ``run --distill``): its scores on the test
+    split, its cost, how often its top class is the ensemble's there (``agreement``), its training (``steps``, the
+    ``unlabelled_images`` it saw beside the run's train + validation images), its wall ``seconds`` and the share
+    of them the teacher's forward passes took (``teacher_seconds``), and what the unlabelled data left out."""
+
+    trial: str  # its id in the run folder's trials/
+    model: str
+    test: Scores
+    gflops_per_image: float
+    agreement: float
+    steps: int
+    unlabelled_images: int
+    seconds: float
+    teacher_seconds: float
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RobustnessResult:
     """Scores under distribution shift: ``conditions[condition][classifier]``, where the conditions are
     ``clean``, each corruption and their ``mean``, and the classifiers ``ensemble`` and ``best_single``."""
@@ -226,7 +245,8 @@ class RobustnessResult:
 class DomainResult:
     """Scores on the labelled images of a shifted domain (``zoofit run --shift-data``, ``zoofit evaluate``):
     ``scores[classifier]`` and ``per_class_accuracy[classifier][class]`` (None: a class without images there),
-    where the classifiers are ``ensemble``, ``best_single`` and, where the run has one, ``seed_ensemble``."""
+    where the classifiers are ``ensemble``, ``best_single`` and, where the run has them, ``seed_ensemble`` and
+    ``student``."""
 
     data: str  # the domain's data, as given
     images: int
@@ -296,6 +316,7 @@ class RunResult:
     failed_trials: list[FailedTrial] = field(default_factory=list)  # trials that did not finish (retried on a rerun)
     skipped: list[Skipped] = field(default_factory=list)  # what the data's source and decoding left out
     seed_replicas: list[SeedReplica] = field(default_factory=list)  # with --seed-replicas: the pool's replicas
+    student: StudentResult | None = None  # with run --distill or after zoofit distill: the distilled student
     schema: int = SCHEMA
 
     def write(self, root: Path) -> Path:

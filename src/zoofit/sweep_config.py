@@ -1,7 +1,8 @@
 """The method's settings after the ranking, grouped by what they mean, each declared once with
 :func:`~zoofit.settings.setting`: what is searched (:class:`SearchSettings`), how a trial trains
 (:class:`TrainingSettings`), how the ensemble is selected (:class:`EnsembleSettings`), what is evaluated
-(:class:`EvaluationSettings`) and the run's budget (:class:`BudgetSettings`). A :class:`SweepConfig` bundles one of
+(:class:`EvaluationSettings`), the student distilled from the ensemble (:class:`DistillSettings`) and the run's
+budget (:class:`BudgetSettings`). A :class:`SweepConfig` bundles one of
 each; the presets are named bundles. One trial's hyper-parameters are a :class:`TrialConfig`.
 
 Torch-free and below every stage: the results (:mod:`zoofit.result`) and the CLI import it before torch loads.
@@ -98,6 +99,11 @@ class SearchSettings:
         *each_at_least(0),
     )
 
+    @property
+    def centre_lr(self) -> float:
+        """The middle of the learning rates (the lower of the two middle ones): the one a single trial takes."""
+        return sorted(self.lrs)[(len(self.lrs) - 1) // 2]
+
     def resolution(self, largest_area: int) -> int | None:
         """The resolution of every model for data whose largest image has ``largest_area`` pixels (``None``: each
         model's own): ``image_size``, else ``small_image_size`` where every image is smaller than 96 x 96."""
@@ -175,6 +181,25 @@ class EvaluationSettings:
 
 
 @dataclass(frozen=True)
+class DistillSettings:
+    """The one network that may ship instead of the ensemble: the ensemble distilled into a student at the end of
+    the run (see :mod:`zoofit.distillation`). Off in both presets until measured (``benchmarks/distill.py``)."""
+
+    distill: bool = setting(
+        False, "Distil the ensemble into one student network at the end of the run (zoofit distill does it later)."
+    )
+    distill_steps: int = setting(1000, "Training steps of the student.", *at_least(1))
+    student: str | None = setting(
+        None, "The student's model, an id of the zoo (default: the top-ranked model).", lambda v: v is None or
+        (isinstance(v, str) and bool(v.strip())), "must name a model of the zoo",
+    )  # fmt: skip
+    unlabelled: str | None = setting(
+        None, "Unlabelled images the student also learns from (any --data form; labels ignored).",
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())), "must be a folder or any --data form",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class BudgetSettings:
     """The run's budget (see :mod:`zoofit.budget`)."""
 
@@ -190,6 +215,7 @@ GROUPS: dict[str, tuple[type, str]] = {
     "training": (TrainingSettings, "How a trial trains"),
     "ensemble": (EnsembleSettings, "How the ensemble is selected"),
     "evaluation": (EvaluationSettings, "What is evaluated"),
+    "distill": (DistillSettings, "The distilled student"),
     "budget": (BudgetSettings, "The run's budget"),
 }
 
@@ -204,6 +230,7 @@ class SweepConfig:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     def trials(self, seed: int = 0, image_size: int | None = None) -> list[TrialConfig]:

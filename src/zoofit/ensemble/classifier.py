@@ -16,7 +16,7 @@ from zoofit.data.decode import UnreadableImage, decode_image
 from zoofit.device import resolve_device, resolve_precision, to_device, upload
 from zoofit.ensemble.module import EnsembleModule, MemberModule
 from zoofit.errors import ModelError, ZoofitError, first_line
-from zoofit.layout import MANIFEST
+from zoofit.layout import MANIFEST, STUDENT
 from zoofit.progress import Progress, SilentProgress
 from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.inference import fold_batch_norms
@@ -58,20 +58,28 @@ class EnsembleClassifier:
         self.module = EnsembleModule(modules, [member.weight for member in members]).to(self.device).eval()
 
     @classmethod
-    def load(cls, run: str | Path, *, device: str = "auto", precision: str = "auto") -> EnsembleClassifier:
-        """The ensemble of the run folder ``run`` (written by ``zoofit run``)."""
+    def load(
+        cls, run: str | Path, *, student: bool = False, device: str = "auto", precision: str = "auto"
+    ) -> EnsembleClassifier:
+        """The ensemble of the run folder ``run`` (written by ``zoofit run``); with ``student``, the one network
+        distilled from it (written by ``zoofit distill`` or ``run --distill``), as an ensemble of one."""
         root = Path(run)
         if not root.is_dir():
             state = "is a file" if root.exists() else "does not exist"
             raise ZoofitError(f"run folder '{root}' {state}; give the folder a 'zoofit run' wrote")
-        manifest = root / MANIFEST
+        name = STUDENT if student else MANIFEST
+        manifest = root / name
         if not manifest.is_file():
-            raise ZoofitError(f"run folder '{root}' has no {MANIFEST}: the run has not finished; rerun 'zoofit run'")
+            raise ZoofitError(
+                f"run folder '{root}' has no {name}: "
+                + (f"distil a student first with 'zoofit distill --run {root}'" if student else
+                   "the run has not finished; rerun 'zoofit run'")
+            )  # fmt: skip
         try:
             content = json.loads(manifest.read_text(encoding="utf-8"))
             entries, class_names = content["members"], content["class_names"]
         except (ValueError, KeyError, TypeError) as error:
-            raise _damaged(root, f"{MANIFEST} is unreadable ({first_line(error)})") from error
+            raise _damaged(root, f"{name} is unreadable ({first_line(error)})") from error
         return cls.from_entries(root, entries, class_names, device=device, precision=precision)
 
     @classmethod

@@ -37,7 +37,7 @@ class MemberModule(nn.Module):
         self.register_buffer("std", std, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        inputs = self._inputs(images)
+        inputs = self.inputs(images)
         with autocast(inputs.device, self.precision):
             logits = self.network(inputs)
         return logits.float().softmax(dim=1)
@@ -45,14 +45,16 @@ class MemberModule(nn.Module):
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's pre-logit features (the classifier's input, as timm defines it) and probabilities, from
         one pass."""
-        inputs = self._inputs(images)
+        inputs = self.inputs(images)
         with autocast(inputs.device, self.precision):
             pooled = self.network.forward_features(inputs)
             features = self.network.forward_head(pooled, pre_logits=True).flatten(1)
             logits = self.network.forward_head(pooled)
         return features.float(), logits.float().softmax(dim=1)
 
-    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's input for ``N x H x W x C`` images (uint8, or float 0..255): resized, cropped and
+        normalised as the member was trained."""
         pixels = resize_crop(images.permute(0, 3, 1, 2), self.preprocessing)
         return to_input(normalise(pixels, self.mean, self.std))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -20,6 +20,7 @@ from zoofit.budget import ROBUSTNESS_CONDITIONS, CostModel, ModelCost, Plan, Pri
 from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.finetune.sweep import Job, Placement, TrialContext, plan_trials
 from zoofit.finetune.trial import train_trial
+from zoofit.progress import Progress
 from zoofit.result import PlanResult
 from zoofit.store import Cache, RunStore
 from zoofit.sweep_config import SweepConfig, TrialConfig
@@ -86,19 +87,32 @@ def probe(spec: ModelSpec, config: SweepConfig, size: int | None, context: Trial
 
 def _probed(spec: ModelSpec, trial: TrialConfig, context: TrialContext) -> Throughput:
     """The throughput of ``trial`` (a few steps) of ``spec`` loaded afresh, as :func:`probe` measures it."""
+
+    def train(small: TrialContext, clock: Progress) -> None:
+        train_trial(
+            load_model(spec, Cache(small.cache_root)), small.splits, trial, device=torch.device(small.device),
+            precision=small.precision, eval_precision=small.eval_precision, eval_batch_size=small.eval_batch_size,
+            progress=clock,
+        )  # fmt: skip
+
+    return measured(spec.id, train, context, trial.batch_size)
+
+
+def measured(
+    model: str, train: Callable[[TrialContext, Progress], object], context: TrialContext, batch_size: int
+) -> Throughput:
+    """The throughput of ``train``, a unit that loads ``model``, trains a few steps of ``batch_size`` images
+    (reporting each to its progress) and predicts the validation split: run on ``context`` with
+    :data:`PROBE_IMAGES` validation images and no test split, timed (nothing is stored)."""
     start = time.perf_counter()
-    loaded = load_model(spec, Cache(context.cache_root))
     val = context.splits.val
     splits = replace(context.splits, val=val.subset(range(min(PROBE_IMAGES, len(val)))), test=None)
     clock = _Clock()
-    train_trial(
-        loaded, splits, trial, device=torch.device(context.device), precision=context.precision,
-        eval_precision=context.eval_precision, eval_batch_size=context.eval_batch_size, progress=clock,
-    )  # fmt: skip
+    train(replace(context, splits=splits), clock)
     end = time.perf_counter()
     step = (clock.times[-1] - clock.times[0]) / (len(clock.times) - 1)
     return Throughput(
-        spec.id, train_seconds_per_image=step / trial.batch_size,
+        model, train_seconds_per_image=step / batch_size,
         predict_seconds_per_image=(end - clock.times[-1]) / len(splits.val), overhead=clock.times[0] - start,
     )  # fmt: skip
 
@@ -195,7 +209,7 @@ class Budget:
         except ParameterError:  # features a cache holds rank for free: the plan after the ranking decides
             return [spec.id for spec in zoo.models]
         kept = list(result.sweep.ranked) if result.sweep.ranked is not None else [spec.id for spec in zoo.models]
-        self._note([cut for cut in result.cuts if cut.startswith("zoo")])
+        self.note([cut for cut in result.cuts if cut.startswith("zoo")])
         return kept
 
     def sweep(self, ranked: Sequence[Placement], store: RunStore, seed: int) -> SweepConfig:
@@ -218,7 +232,7 @@ class Budget:
         assert self.throughput is not None
         images = affordable_shift_images(self.config, self.throughput, classifiers, self.started)
         if images < (before := self.config.evaluation.shift_images):
-            self._note([f"robustness images {before} -> {images} (the time left)"])
+            self.note([f"robustness images {before} -> {images} (the time left)"])
             self.config = self.config.override(shift_images=images)
         return self.config
 
@@ -250,7 +264,8 @@ class Budget:
             if store.has_trial(self.context.key(spec, replace(trial, seed=trial.seed + seed, refit=refit)))
         )
 
-    def _note(self, cuts: list[str]) -> None:
+    def note(self, cuts: list[str]) -> None:
+        """Record ``cuts`` made to fit the limit (each logged)."""
         if cuts:
             log.info("time limit %.0f s: cut %s", self.limit, ", ".join(cuts))
             self.cuts += cuts

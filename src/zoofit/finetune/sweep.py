@@ -12,15 +12,17 @@ import numpy as np
 import torch
 
 from zoofit.data import Splits
+from zoofit.device import default_batch_size, resolve_precision
 from zoofit.errors import ModelError
+from zoofit.estimator import Machine
 from zoofit.evaluate import summarize
-from zoofit.finetune.trial import train_trial
+from zoofit.finetune.trial import TrainedTrial, train_trial
 from zoofit.progress import Progress
 from zoofit.rank.models import RankedModel
 from zoofit.result import FailedTrial, Member, Scores
 from zoofit.store import Cache, RunStore, content_key
 from zoofit.sweep_config import SweepConfig, TrialConfig
-from zoofit.zoo import ModelSpec, Preprocessing, load_model
+from zoofit.zoo import LoadedModel, ModelSpec, Preprocessing, load_model
 from zoofit.zoo.load import count_gflops
 
 TRIAL_VERSION = 2  # bump when training changes, so old trials are not reused
@@ -156,6 +158,16 @@ class TrialContext:
         return trial_key(spec, config, self.splits, self.precision, self.eval_precision)
 
 
+def trial_context(
+    splits: Splits, store: RunStore, machine: Machine, device: torch.device, config: SweepConfig
+) -> TrialContext:
+    """What every trial of the run shares: the data, the folders, the device and its precisions."""
+    return TrialContext(
+        splits, store.root, machine.cache_path, str(device), resolve_precision(machine.precision, device, training=True),
+        resolve_precision(machine.precision, device), config.training.eval_batch_size or default_batch_size(device),
+    )  # fmt: skip
+
+
 Job = tuple[ModelSpec, TrialConfig]
 
 
@@ -214,7 +226,6 @@ def train(context: TrialContext, job: Job, progress: Progress) -> TrialOutput | 
 def trained(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
     """``job``'s model fine-tuned with its config: its result, predictions and checkpoint."""
     spec, config = job
-    key = context.key(spec, config)
     splits = training_splits(context.splits, config)
     loaded = load_model(spec, Cache(context.cache_root))
     trained = train_trial(
@@ -222,6 +233,15 @@ def trained(context: TrialContext, job: Job, progress: Progress) -> TrialOutput:
         eval_precision=context.eval_precision, eval_batch_size=context.eval_batch_size,
         progress=progress, description=f"{spec.id} {config.label()}",
     )  # fmt: skip
+    return trial_output(context.key(spec, config), loaded, splits, config, trained)
+
+
+def trial_output(
+    key: str, loaded: LoadedModel, splits: Splits, config: TrialConfig, trained: TrainedTrial
+) -> TrialOutput:
+    """What a unit that trained ``loaded`` with ``config`` hands back under ``key``: its result (scored on the
+    validation and test ``splits``), predictions and checkpoint."""
+    spec = loaded.spec
     result = TrialResult(
         trial=key,
         model=spec.id,

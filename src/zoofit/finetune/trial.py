@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -24,6 +25,14 @@ from zoofit.zoo import LoadedModel, Preprocessing, prepare_batch
 from zoofit.zoo.inference import fold_batch_norms, forward_batches, frozen_batch_norms_folded, probabilities
 
 log = logging.getLogger("zoofit")
+
+#: Endless training batches (inputs, targets) on a device, made for a model's preprocessing from a seeded numpy
+#: and torch generator: ``batches(prep, rng, generator, device)``.
+Batches = Callable[
+    [Preprocessing, np.random.Generator, torch.Generator, torch.device], Iterator[tuple[torch.Tensor, torch.Tensor]]
+]
+#: A training loss of the logits (float) and the targets: ``loss(logits, targets)``.
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -100,12 +109,15 @@ def train_trial(
     progress: Progress | None = None,
     description: str = "trial",
     cuda_graphs: bool = True,
+    batches: Batches | None = None,
+    loss: Loss = F.cross_entropy,
 ) -> TrainedTrial:
     """Fine-tune ``loaded`` on ``splits.train`` (SGD, momentum 0.9, warm-up + cosine; the layers up to
     ``config.freeze_stride`` stay as pre-trained), then predict the validation and test splits (in
     ``eval_precision``, default ``precision``). Deterministic on the CPU for a given seed. On a GPU the
     forward and backward passes are replayed from CUDA graphs (see :func:`cuda_graphs_of`;
-    ``cuda_graphs=False`` runs them eagerly)."""
+    ``cuda_graphs=False`` runs them eagerly). ``batches`` and ``loss`` replace the augmented labelled training
+    images and the cross-entropy (a distilled student's views and its teacher's probabilities, say)."""
     eval_precision = eval_precision or precision
     start = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -120,10 +132,11 @@ def train_trial(
             "%s: no stage up to stride %d to keep; the whole network is fine-tuned", description, config.freeze_stride
         )
     model = to_device(model, device)  # the same module, its training flags kept
-    batches = _batches(splits.train, prep, config, rng, generator, device)
+    make = batches or functools.partial(_batches, splits.train, config=config)
     losses = train_steps(
-        model, batches, config, frozen=frozen, input_size=prep.input_size, device=device, precision=precision,
-        progress=progress or SilentProgress(), description=description, cuda_graphs=cuda_graphs,
+        model, make(prep, rng, generator, device), config, frozen=frozen, input_size=prep.input_size,
+        device=device, precision=precision, progress=progress or SilentProgress(), description=description,
+        cuda_graphs=cuda_graphs, loss=loss,
     )  # fmt: skip
     model.eval()
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -139,10 +152,11 @@ def train_trial(
 def _batches(
     train: ImageSet,
     prep: Preprocessing,
-    config: TrialConfig,
     rng: np.random.Generator,
     generator: torch.Generator,
     device: torch.device,
+    *,
+    config: TrialConfig,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless augmented training batches on ``device``: the inputs and their labels."""
     for indices in batch_indices(len(train), config.batch_size, rng):
@@ -162,10 +176,11 @@ def train_steps(
     progress: Progress,
     description: str,
     cuda_graphs: bool,
+    loss: Loss = F.cross_entropy,
 ) -> list[torch.Tensor]:
-    """Each step's loss, ``config.steps`` steps of SGD (momentum 0.9, warm-up then cosine decay) on ``batches``,
-    the ``frozen`` layers' batch norms folded; the first batch is also the example the CUDA graphs are captured
-    for."""
+    """Each step's ``loss``, ``config.steps`` steps of SGD (momentum 0.9, warm-up then cosine decay) on
+    ``batches`` (inputs, targets), the ``frozen`` layers' batch norms folded; the first batch is also the example
+    the CUDA graphs are captured for."""
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, momentum=0.9,
         weight_decay=config.weight_decay,
@@ -178,14 +193,14 @@ def train_steps(
             frozen_batch_norms_folded(model, frozen, input_size),
             cuda_graphs_of(model, first[0], precision, description, enabled=cuda_graphs),
         ):
-            for inputs, labels in itertools.chain([first], itertools.islice(batches, config.steps - 1)):
+            for inputs, targets in itertools.chain([first], itertools.islice(batches, config.steps - 1)):
                 with autocast(device, precision):
-                    loss = F.cross_entropy(model(inputs).float(), labels)
+                    value = loss(model(inputs).float(), targets)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 optimizer.step()
                 schedule.step()
-                losses.append(loss.detach())
+                losses.append(value.detach())
                 task.advance()
     return losses
 
