@@ -37,7 +37,7 @@ from zoofit.estimator import Machine, ZooSelection
 from zoofit.execute import EXECUTORS
 from zoofit.export_formats import FORMATS
 from zoofit.labelling.strategies import STRATEGIES, check_choice
-from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, SUMMARY, TRIALS
+from zoofit.layout import MANIFEST, RANKING, RANKING_CSV, REPORT, STUDENT, SUMMARY, TRIALS
 from zoofit.members import KINDS
 from zoofit.rank.config import RankConfig
 from zoofit.rank.proxies import PROXIES
@@ -52,8 +52,9 @@ from zoofit.report import (
     suggestions_table,
     zoo_table,
 )
+from zoofit.result import RunResult
 from zoofit.settings import option_fields
-from zoofit.sweep_config import GROUPS, PRESETS, default_preset, setting_names
+from zoofit.sweep_config import GROUPS, PRESETS, DistillSettings, default_preset, parse_duration, setting_names
 from zoofit.sweep_config import preset as sweep_preset
 
 app = typer.Typer(
@@ -456,8 +457,9 @@ def run(
                 f"{len(failed)} candidates failed (recorded in {TRIALS} and {SUMMARY}; rerun to retry them): "
                 + "; ".join(f"{f.model} ({f.kind} {f.settings.label()}): {f.reason}" for f in failed)
             )
+        student = f", {STUDENT}" if fit.result_.student else ""
         console.print(
-            f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}, {REPORT} in {time.perf_counter() - start:.1f} s "
+            f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}{student}, {REPORT} in {time.perf_counter() - start:.1f} s "
             f"({units.computed} units computed, {units.reused} reused)"
         )
 
@@ -486,6 +488,9 @@ def _method_values(
         **_sweep_settings(sweep_changes),
     }  # fmt: skip
 
+
+#: The help of predict's and export's --student.
+_STUDENT_HELP = "{what} with the run's distilled student (zoofit distill) instead of its ensemble."
 
 #: Options whose setting has another name in a :class:`RunConfig`.
 _SETTING_OF = {"data": "source"}
@@ -639,10 +644,11 @@ def predict(
     run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
     top: Annotated[int, _option("Show this many classes per image, most probable first.", "--classes")] = 3,
     output: Annotated[Path | None, _option("Also write the predictions to this .csv or .json file.")] = None,
+    student: Annotated[bool, _option(_STUDENT_HELP.format(what="Classify"))] = False,
     device: Device = "auto",
     precision: Precision = "auto",
 ) -> None:
-    """Classify images with a finished run's ensemble (no zoo or data needed)."""
+    """Classify images with a finished run's ensemble, or its distilled student (no zoo or data needed)."""
     from zoofit.ensemble import EnsembleClassifier
     from zoofit.store import write_csv, write_json
 
@@ -654,8 +660,13 @@ def predict(
         if output is not None:  # checked before predicting, so that no prediction is lost
             _check_writable(output, "--output", folder=False)
         files = image_files(images)
-        classifier = EnsembleClassifier.load(run_dir, device=device, precision=precision)
-        console.print(f"ensemble of {len(classifier.members)} members, {classifier.gflops:.2f} GFLOPs per image")
+        classifier = EnsembleClassifier.load(run_dir, student=student, device=device, precision=precision)
+        who = (
+            f"student {classifier.members[0].model.spec.id}"
+            if student
+            else f"ensemble of {len(classifier.members)} members"
+        )
+        console.print(f"{who}, {classifier.gflops:.2f} GFLOPs per image")
         with RichProgress(console) as progress:
             probs = classifier.predict_proba(files, progress=progress, skip_unreadable=True)
         readable = ~np.isnan(probs).any(axis=1)  # the others were skipped with a warning naming them
@@ -735,6 +746,46 @@ def evaluate(
 
 
 @app.command()
+@_with_cluster_options
+def distill(
+    run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")],
+    student: Annotated[str | None, _option(_help(DistillSettings, "student"))] = None,
+    unlabelled: Annotated[str | None, _option(_help(DistillSettings, "unlabelled"))] = None,
+    distill_steps: Annotated[
+        int | None, _option("Training steps of the student (default: the run's --distill-steps).", "--steps")
+    ] = None,
+    time_limit: Annotated[
+        str | None, _option("Refuse the student where it would not be done within this time (90s, 20m, 2h).")
+    ] = None,
+    device: Annotated[str | None, _option(_help(Machine, "device") + " (Default: the run's.)")] = None,
+    precision: Annotated[str | None, _option(_help(Machine, "precision") + " (Default: the run's.)")] = None,
+    *,
+    cluster: dict[str, Any],
+) -> None:
+    """Distil a finished run's ensemble into one student network (function matching on the run's train +
+    validation images and any unlabelled ones), stored in the run folder: predict and export take it with
+    --student. Rerunning it trains nothing."""
+    with command():
+        limit = _parsed("time_limit", float, time_limit, parse_duration)
+        from zoofit.distillation import distill as distil_run
+        from zoofit.store import write_text
+
+        with RichProgress(console) as progress:
+            result = distil_run(
+                run_dir, student=student, unlabelled=unlabelled, steps=distill_steps, time_limit=limit,
+                device=device, precision=precision, executor=_executor(cluster), progress=progress,
+            )  # fmt: skip
+        _print_skipped(result.skipped)
+        stdout.print(run_tables(RunResult.read(run_dir)))
+        write_text(run_dir / REPORT, html_report(run_dir))
+        console.print(
+            f"wrote {run_dir}/{STUDENT}, {SUMMARY}, {REPORT}: student {result.model}, {result.gflops_per_image:.2f} "
+            f"GFLOPs per image, agreeing with the ensemble on {result.agreement:.1%} of the test images; "
+            f"{result.seconds:.0f} s, {result.teacher_seconds:.0f} s of them the teacher's"
+        )
+
+
+@app.command()
 def report(run_dir: Annotated[Path, _option("Folder of a finished 'zoofit run'.", "--run")]) -> None:
     """Write the run's report.html again (tables and charts of its ranking, trials, ensemble and robustness)."""
     from zoofit.store import write_text
@@ -756,19 +807,21 @@ def export(
             "size, where they had one). The file takes any size."
         ),
     ] = None,
+    student: Annotated[bool, _option(_STUDENT_HELP.format(what="Export"))] = False,
 ) -> None:
-    """Export a finished run's ensemble (resize, networks, average) to one file that runs without zoofit on uint8
-    images of any size."""
+    """Export a finished run's ensemble (resize, networks, average), or its distilled student, to one file that runs
+    without zoofit on uint8 images of any size."""
     with command():
         FORMATS.get(format).check()  # before the path and the models: a missing extra is one line at once
         _check_writable(out, "--out", folder=False)
         start = time.perf_counter()
         from zoofit.export import export_run
 
-        exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_shape))
+        exported = export_run(run_dir, out, format=format, image_shape=_image_shape(image_shape), student=student)
         sizes = ", ".join(f"{height}x{width}" for height, width in exported.checked_shapes)
+        what = "the student" if student else f"{exported.members} members"
         console.print(
-            f"wrote {out}: {exported.members} members, uint8 N x H x W x 3 images of any size in, probabilities "
+            f"wrote {out}: {what}, uint8 N x H x W x 3 images of any size in, probabilities "
             f"out, within {exported.max_difference:.1g} of zoofit's at {sizes}, in {time.perf_counter() - start:.1f} s"
         )
 

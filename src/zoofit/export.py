@@ -44,15 +44,20 @@ class Exported:
 
 
 def export_run(
-    run: str | Path, out: str | Path, *, format: str = "onnx", image_shape: tuple[int, int] | None = None
+    run: str | Path,
+    out: str | Path,
+    *,
+    format: str = "onnx",
+    image_shape: tuple[int, int] | None = None,
+    student: bool = False,
 ) -> Exported:
-    """Export the ensemble of the run folder ``run`` to ``out``: uint8 ``N x H x W x 3`` images of any number,
-    height and width in, ``N x classes`` probabilities out. It is checked at the sizes :func:`check_shapes` makes
-    of ``image_shape`` (height, width; default the run's images' own size where they all have one, else the
-    largest member's input size)."""
+    """Export the ensemble of the run folder ``run`` (with ``student``, its distilled student, an ensemble of one)
+    to ``out``: uint8 ``N x H x W x 3`` images of any number, height and width in, ``N x classes`` probabilities
+    out. It is checked at the sizes :func:`check_shapes` makes of ``image_shape`` (height, width; default the run's
+    images' own size where they all have one, else the largest member's input size)."""
     exporter = format_of(format)
     exporter.check()
-    classifier = EnsembleClassifier.load(run, device="cpu", precision="fp32")
+    classifier = EnsembleClassifier.load(run, student=student, device="cpu", precision="fp32")
     largest = max(member.model.preprocessing.input_size for member in classifier.members)
     shapes = check_shapes(*(image_shape or _run_image_shape(Path(run)) or (largest, largest)))
     rng = np.random.default_rng(0)

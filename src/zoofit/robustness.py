@@ -78,15 +78,20 @@ class TrialPredictions:
 Classifier = tuple[list[str], list[float]]
 
 
-def classifiers(members: Sequence[dict[str, Any]], best: str, seeds: Sequence[str]) -> dict[str, Classifier]:
+def classifiers(
+    members: Sequence[dict[str, Any]], best: str, seeds: Sequence[str], student: str | None = None
+) -> dict[str, Classifier]:
     """The ensemble (its ``members``' manifest entries), the ``best`` single trial and, where there are ``seeds``
-    (the best trial's, itself first), the seed ensemble, each as its trials and weights."""
+    (the best trial's, itself first), the seed ensemble, and the distilled ``student`` where there is one, each
+    as its trials and weights."""
     groups = {
         "ensemble": ([entry["trial"] for entry in members], [entry["weight"] for entry in members]),
         "best_single": ([best], [1.0]),
     }
     if len(seeds) > 1:
         groups["seed_ensemble"] = (list(seeds), [1.0] * len(seeds))
+    if student is not None:
+        groups["student"] = ([student], [1.0])
     return groups
 
 
@@ -137,8 +142,8 @@ def evaluate_run(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> DomainResult:
-    """The finished run folder ``run``'s ensemble, best single trial and (where it has one) seed ensemble on the
-    labelled images of ``source`` (any ``--data`` form; its test split, or all of it where it has none), their
+    """The finished run folder ``run``'s ensemble, best single trial and (where it has them) seed ensemble and
+    distilled student on the labelled images of ``source`` (any ``--data`` form; its test split, or all of it where it has none), their
     classes matched to the run's by name. No zoo or training data is needed; the predictions are stored in the
     run folder, so evaluating it on the same images again predicts nothing."""
     root = Path(run)
@@ -152,14 +157,15 @@ def evaluate_run(
 
     best = summary.best_single.trials[0]
     seeds = summary.seed_baseline.trials if summary.seed_baseline else []
+    student = [summary.student.trial] if summary.student else []
     domain = load_domain(source, manifest["class_names"], progress=progress)
     torch_device = resolve_device(device)
     predictions = TrialPredictions(
-        root, [*manifest["members"], *(trial_entry(key) for key in dict.fromkeys([best, *seeds]))],
+        root, [*manifest["members"], *(trial_entry(key) for key in dict.fromkeys([best, *seeds, *student]))],
         manifest["class_names"], device=str(torch_device), precision=resolve_precision(precision, torch_device),
         batch_size=batch_size or default_batch_size(torch_device),
     )  # fmt: skip
-    return domain_result(domain, predictions, classifiers(manifest["members"], best, seeds))
+    return domain_result(domain, predictions, classifiers(manifest["members"], best, seeds, *student))
 
 
 def read_json(path: Path, where: str) -> Any:

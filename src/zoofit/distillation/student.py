@@ -52,7 +52,9 @@ def distill(
     time_limit: float | None = None,
     splits: Splits | None = None,
     zoo: str | Path | Zoo | None = None,
-    machine: Machine | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    cache_dir: str | Path | None = None,
     executor: str | Executor = "local",
     progress: Progress | None = None,
 ) -> StudentResult:
@@ -61,8 +63,9 @@ def distill(
     train + validation images and the ``unlabelled`` images (a folder, any ``--data`` form or an
     :class:`ImageSet`; labels ignored; any size); refused in one line where it does not fit ``time_limit``
     seconds. The run's images are read again from its ``config.yaml`` (checked against its ``data.json``) unless
-    ``splits`` are given, its models from its zoo unless ``zoo`` is. The student is stored in the run folder and
-    its result added to ``summary.json``; a rerun finds it there and trains nothing.
+    ``splits`` are given, its models from its zoo unless ``zoo`` is; ``device`` and ``precision`` are the run's
+    unless given. The student is stored in the run folder and its result added to ``summary.json``; a rerun
+    finds it there and trains nothing.
 
     Examples
     --------
@@ -71,12 +74,14 @@ def distill(
     """
     started, root = time.perf_counter(), Path(run)
     summary = RunResult.read(root)  # one line where the folder holds no finished run
+    _read(root / MANIFEST, root)  # nor its ensemble
     settings = _run_config(root)
     given = {"student": student, "distill_steps": steps, "time_limit": time_limit}
     config = summary.sweep.override(**{name: value for name, value in given.items() if value is not None})
-    machine = machine or Machine(settings.device, settings.precision)
-    splits = splits or _run_splits(root, settings.data, progress)
     specs = (zoo if isinstance(zoo, Zoo) else load_zoo(zoo or settings.zoo)).models
+    student_spec(config.distill.student, specs, _ranking(root))  # a bad student before any image is read
+    machine = Machine(device or settings.device, precision or settings.precision, cache_dir)
+    splits = splits or _run_splits(root, settings.data, progress)
     with RunStore(root).writer() as store:
         context = trial_context(splits, store, machine, resolve_device(machine.device), config)
         result = distil_into(

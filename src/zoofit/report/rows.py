@@ -17,17 +17,21 @@ _CONDITION_LABELS = {"clean": "as they are", "mean": "mean of the corruptions"}
 WEIGHT_COLUMNS = ("split by", "part", "share of the weight")
 DOMAIN_COLUMNS = ("domain", "classifier", "images", "classes", "accuracy", "NLL", "ECE")
 _CLASSIFIER_LABELS = {"ensemble": "greedy ensemble", "best_single": "best single (by val)",
-                      "seed_ensemble": "seeds of best single"}  # fmt: skip
+                      "seed_ensemble": "seeds of best single", "student": "distilled student"}  # fmt: skip
 
 
 def result_rows(result: RunResult) -> list[list[Any]]:
-    """The ensemble, then the single-trial baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per
-    image, members."""
+    """The ensemble (and its distilled student), then the single-trial baselines, then the soups: name, test
+    accuracy, NLL, ECE, GFLOPs per image, members."""
     ensemble, before = result.ensemble, result.before_refit
     name = f"{result.sweep.ensemble.selection} ensemble"
     named = [(name + " (refit)" * (before is not None), ensemble.test, ensemble.gflops_per_image, _members(ensemble))]
     if before is not None:
         named.append((f"{name} before refit", before.test, before.gflops_per_image, _members(before)))
+    if student := result.student:
+        named.append((_CLASSIFIER_LABELS["student"], student.test, student.gflops_per_image,
+                      f"{student.model} ({student.steps} steps, {student.unlabelled_images} unlabelled images; agrees "
+                      f"with the ensemble on {student.agreement:.1%} of test images)"))  # fmt: skip
     named += [
         ("best single (by val)", result.best_single.test, result.best_single.gflops_per_image, result.best_single.model),
         (f"best of {result.proxy.name}-top model", result.top_ranked.test, result.top_ranked.gflops_per_image,
