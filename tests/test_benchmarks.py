@@ -27,3 +27,16 @@ def test_gpu_suite_smoke_runs_every_section_on_the_cpu(capsys) -> None:
     for section in ("features", "fine_tuning", "zoo_ranking", "paper_run", "scaling"):
         assert f"{section}: " in printed
     assert "naive_seconds" in printed and "fixed_seconds_per_model" in printed
+
+
+def test_distill_smoke_compares_the_ensemble_the_best_single_and_both_students(capsys) -> None:
+    import distill
+
+    figures = distill.main(smoke=True)
+    assert figures["student"]["steps"] == 3 and figures["student"]["unlabelled_images"] == 0
+    assert figures["student_unlabelled"]["unlabelled_images"] == 40 == min(40, figures["unused_training_images"])
+    for name in ("ensemble", "best_single", "student", "student_unlabelled"):
+        assert {"accuracy", "nll", "ece", "gflops_per_image", "wall_seconds", "predict_ms_per_image"} <= set(
+            figures[name]
+        )
+    assert '"goal"' in capsys.readouterr().out

@@ -21,11 +21,12 @@ from zoofit.replay import RunConfig
 from zoofit.sweep_config import preset
 
 runner = CliRunner()
-#: A tiny run that sets a setting of every kind: data, ranking, search, training, ensemble, evaluation, seed.
+#: A tiny run that sets a setting of every kind: data, ranking, search, training, ensemble, evaluation, the
+#: student's (recorded; distilling is tests/test_distill.py's), seed.
 OPTIONS = ["--lrs", "0.01,0.03", "--steps", "5", "--batch-size", "8", "--image-size", "32", "--val-fraction", "0.25",
            "--proxy", "logme", "--max-members", "2", "--shift-images", "12", "--shift-severity", "2", "--seed", "3",
            "--no-flip", "--members", "linear,trial", "--linear-heads", "2", "--precision", "fp32",
-           "--workers", "1"]  # fmt: skip
+           "--workers", "1", "--distill-steps", "7", "--student", "tiny_resnet"]  # fmt: skip
 
 
 def figures(run: Path) -> dict:
@@ -55,6 +56,8 @@ def test_a_run_replayed_from_its_config_yaml_gives_the_same_figures(make_image_f
     assert written["sweep"]["ensemble"]["members"] == ["linear", "trial"]
     assert written["sweep"]["ensemble"]["linear_heads"] == 2
     assert written["ranking"]["proxy"] == "logme" and written["seed"] == 3 and written["sweep"]["name"] == "quick"
+    assert written["sweep"]["distill"] == {"distill": False, "distill_steps": 7, "student": "tiny_resnet",
+                                           "unlabelled": None}  # fmt: skip
     assert set(written["versions"]) == {"zoofit", "torch", "timm"}
 
     again = tmp_path / "y"
