@@ -128,7 +128,7 @@ def test_a_bad_student_or_a_run_folder_without_an_ensemble_is_one_line(run: Path
     assert "--student 'nope' is not a model of the run's zoo (tiny_resnet); 'zoofit zoo list ZOO'" in line
     (run / MANIFEST).unlink()
     line = error_line(runner.invoke(app, ["distill", "--run", str(run)]))
-    assert f"run folder '{run}' has no readable {MANIFEST}" in line and "run 'zoofit run' into it first" in line
+    assert f"run folder '{run}' has no readable {MANIFEST}" in line and "run 'zoofit run' into it again" in line
     assert "holds no finished run" in error_line(runner.invoke(app, ["distill", "--run", str(tmp_path)]))
     assert "distil a student first" in error_line(
         runner.invoke(app, ["predict", "--run", str(tmp_path), "--student", str(next(images_of(run).rglob("*.png")))])

@@ -6,7 +6,6 @@ result (:class:`~zoofit.result.StudentResult`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from zoofit.data.skips import Skipped, happened
 from zoofit.device import resolve_device
 from zoofit.distillation.unit import StudentJob, check_time, train_student
 from zoofit.ensemble import average, member_entry
-from zoofit.errors import ModelError, ParameterError, ZoofitError, first_line
+from zoofit.errors import ModelError, ParameterError, ZoofitError
 from zoofit.estimator import Machine
 from zoofit.execute import Executor, named
 from zoofit.finetune.sweep import TrialContext, TrialResult, trial_context
@@ -32,6 +31,7 @@ from zoofit.layout import CONFIG, DATA, MANIFEST, RANKING, STUDENT
 from zoofit.progress import Progress, SilentProgress
 from zoofit.replay import RunConfig
 from zoofit.result import RunResult, StudentResult
+from zoofit.robustness import read_json
 from zoofit.store import RunStore
 from zoofit.sweep_config import SweepConfig, TrialConfig
 from zoofit.zoo import ModelSpec, Zoo, load_zoo
@@ -74,7 +74,7 @@ def distill(
     """
     started, root = time.perf_counter(), Path(run)
     summary = RunResult.read(root)  # one line where the folder holds no finished run
-    _read(root / MANIFEST, root)  # nor its ensemble
+    read_json(root / MANIFEST, f"run folder '{root}'")  # nor its ensemble
     settings = _run_config(root)
     given = {"student": student, "distill_steps": steps, "time_limit": time_limit}
     config = summary.sweep.override(**{name: value for name, value in given.items() if value is not None})
@@ -109,7 +109,7 @@ def distil_into(
     """The student of the run in ``store`` (whose one writer the caller is), as ``config``'s ``distill``
     settings ask, trained on ``executor`` where the store does not hold it (within ``config``'s time limit,
     counted from ``started``); ``unlabelled`` (default ``config``'s) as :func:`distill` takes it."""
-    manifest = _read(store.root / MANIFEST, store.root)
+    manifest = read_json(store.root / MANIFEST, f"run folder '{store.root}'")
     pool = unlabelled if unlabelled is not None else config.distill.unlabelled
     images, skipped = unlabelled_images(pool, splits)
     spec = student_spec(config.distill.student, specs, ranking)
@@ -214,17 +214,6 @@ def record_student(
     )  # fmt: skip
 
 
-def _read(path: Path, root: Path) -> Any:
-    """The JSON file ``path`` of the run folder ``root``; one line where it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ZoofitError(
-            f"run folder '{root}' has no readable {path.name} ({first_line(error)}): it holds no finished run's "
-            "ensemble to distil; run 'zoofit run' into it first"
-        ) from error
-
-
 def _run_config(root: Path) -> RunConfig:
     """The run's settings (its config.yaml); the defaults for a folder without one."""
     return RunConfig.read(root / CONFIG) if (root / CONFIG).is_file() else RunConfig()
@@ -238,7 +227,7 @@ def _run_splits(root: Path, data: DataConfig | None, progress: Progress | None) 
             "run's splits to zoofit.distill(splits=...)"
         )
     splits = load_data(data, progress=progress)
-    recorded = _read(root / DATA, root).get("fingerprint")
+    recorded = read_json(root / DATA, f"run folder '{root}'").get("fingerprint")
     if splits.fingerprint != recorded:
         raise ZoofitError(
             f"the data of run folder '{root}' ({data.source}) reads differently now (fingerprint "
@@ -249,4 +238,6 @@ def _run_splits(root: Path, data: DataConfig | None, progress: Progress | None) 
 
 def _ranking(root: Path) -> list[tuple[str, int]]:
     """The run's ranking (its ranking.json): each model and the size it was ranked at, best first."""
-    return [(row["model"], int(row["input_size"])) for row in _read(root / RANKING, root)["ranked"]]
+    return [
+        (row["model"], int(row["input_size"])) for row in read_json(root / RANKING, f"run folder '{root}'")["ranked"]
+    ]
