@@ -76,8 +76,8 @@ def distill(
     summary = RunResult.read(root)  # one line where the folder holds no finished run
     read_json(root / MANIFEST, f"run folder '{root}'")  # nor its ensemble
     settings = _run_config(root)
-    given = {"student": student, "distill_steps": steps, "time_limit": time_limit}
-    config = summary.sweep.override(**{name: value for name, value in given.items() if value is not None})
+    given = {name: value for name, value in (("student", student), ("distill_steps", steps)) if value is not None}
+    config = summary.sweep.override(time_limit=time_limit, **given)  # the run's own limit is spent
     specs = (zoo if isinstance(zoo, Zoo) else load_zoo(zoo or settings.zoo)).models
     student_spec(config.distill.student, specs, _ranking(root))  # a bad student before any image is read
     machine = Machine(device or settings.device, precision or settings.precision, cache_dir)
