@@ -126,6 +126,10 @@ def test_a_student_that_does_not_fit_the_time_limit_is_refused_in_one_line(run: 
 def test_a_bad_student_or_a_run_folder_without_an_ensemble_is_one_line(run: Path, tmp_path: Path) -> None:
     line = error_line(runner.invoke(app, ["distill", "--run", str(run), "--student", "nope"]))
     assert "--student 'nope' is not a model of the run's zoo (tiny_resnet); 'zoofit zoo list ZOO'" in line
+    zoo = write_tiny_zoo_file(tmp_path)  # run --distill checks the student before any image is read
+    line = error_line(runner.invoke(app, ["run", "--data", str(images_of(run)), "--zoo", str(zoo), "--out",
+                                          str(tmp_path / "new"), "--distill", "--student", "nope"]))  # fmt: skip
+    assert "--student 'nope' is not a model" in line and not (tmp_path / "new").exists()
     (run / MANIFEST).unlink()
     line = error_line(runner.invoke(app, ["distill", "--run", str(run)]))
     assert f"run folder '{run}' has no readable {MANIFEST}" in line and "run 'zoofit run' into it again" in line
