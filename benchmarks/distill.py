@@ -12,10 +12,13 @@ agreement with the ensemble. The goal figure of each student: (best single NLL -
 NLL - ensemble NLL), at least 0.6 on the demo and on the suite's mean.
 
 Writes benchmarks/results/distill-<cpu|gpu>.json (the figures so far after each task). ``--smoke`` runs a tiny
-version in seconds (digits, a random-init model, a few steps) and writes nothing.
+version in seconds (digits, a random-init model, a few steps) and writes nothing. ``--step-cost N`` measures
+only what the teacher costs a step, on the demo's settings (quick: 112 px, batch 32, stride 8 kept), side by side:
+the demo ensemble's three models (pre-trained, new heads) as the teacher, its top-ranked model as the student, N
+steps of function matching on Fashion-MNIST images; it writes benchmarks/results/distill-step-cost-<cpu|gpu>.json.
 
     python benchmarks/distill.py [--out runs/distill] [--steps 1000] [--unlabelled N] [--suite offline]
-        [--student MODEL] [--smoke]
+        [--student MODEL] [--smoke] [--step-cost N]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
@@ -39,9 +43,17 @@ from zoofit.bench import Task, load_suite  # noqa: E402
 from zoofit.data import ImageSet, Splits, load_source  # noqa: E402
 from zoofit.data.dataset import pixel_digest  # noqa: E402
 from zoofit.data.decode import DEFAULT_MAX_SIDE  # noqa: E402
+from zoofit.distillation.views import TeacherClock, kl_divergence, matched_batches  # noqa: E402
 from zoofit.ensemble import member_entry  # noqa: E402
+from zoofit.ensemble.module import EnsembleModule, MemberModule  # noqa: E402
+from zoofit.finetune.freeze import freeze_early_layers  # noqa: E402
+from zoofit.finetune.trial import new_head, train_steps  # noqa: E402
+from zoofit.progress import SilentProgress  # noqa: E402
 from zoofit.result import Scores  # noqa: E402
 from zoofit.store import RunStore  # noqa: E402
+from zoofit.sweep_config import TrialConfig  # noqa: E402
+from zoofit.zoo import load_model, load_zoo  # noqa: E402
+from zoofit.zoo.inference import fold_batch_norms  # noqa: E402
 
 DEMO = Task("fashion-mnist", "fashion-mnist", "natural")  # zoofit run --data fashion-mnist's protocol
 PREDICTED_IMAGES = 256  # test images each classifier predicts for its speed
@@ -129,9 +141,15 @@ def main(smoke: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--suite", default=None, help="also every task of this suite (offline)")
     parser.add_argument("--student", default=None, help="the student's model (default: the top-ranked)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run in seconds; writes nothing")
+    parser.add_argument("--step-cost", type=int, default=None, help="only time N steps: the teacher's share")
     options = parser.parse_args(argv)
     if options.smoke:
         return _smoke()
+    if options.step_cost:
+        figures = step_cost(options.step_cost)
+        save("distill-step-cost", {**figures, "machine": describe()})
+        print(json.dumps(figures, indent=1))
+        return figures
     tasks = [DEMO] + ([t for t in load_suite(options.suite).tasks if t.id != DEMO.id] if options.suite else [])
     fit = ZooFit("demo", sweep=preset("quick").override(shift_images=0), precision="fp32")
     figures: dict[str, Any] = {"steps": options.steps, "unlabelled_at_most": options.unlabelled, "tasks": []}
@@ -142,6 +160,44 @@ def main(smoke: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
         save("distill", {**figures, "machine": describe()})
         print(json.dumps(figures["tasks"][-1], indent=1))
     return figures
+
+
+#: The demo's ensemble (results/demo_run-quick-cpu.json); the first, its top-ranked model, is the default student.
+DEMO_MEMBERS = ("mobilenetv2_dogs", "mobilenetv2_imagenet", "efficientnet_lite0")
+
+
+def step_cost(steps: int) -> dict[str, Any]:
+    """Seconds per step of function matching on the demo's settings, and the teacher's share of them (see the
+    module's docstring)."""
+    config, device = preset("quick"), torch.device("cpu")
+    specs = {spec.id: spec for spec in load_zoo("demo").models}
+    images = list(load_data("fashion-mnist").ranking_set.images)
+    size = config.search.image_size
+
+    def with_head(model: str) -> Any:
+        loaded = load_model(specs[model])
+        new_head(loaded.model, 10)
+        return loaded, loaded.preprocessing.with_size(size)
+
+    members = [MemberModule(fold_batch_norms(loaded.model.eval(), prep.input_size), prep, loaded.spec.id)
+               for loaded, prep in map(with_head, DEMO_MEMBERS)]  # fmt: skip
+    student, prep = with_head(DEMO_MEMBERS[0])
+    frozen = freeze_early_layers(student.model.train(), config.search.freeze_stride[0], size)
+    trial = TrialConfig(
+        config.search.centre_lr, steps, config.training.batch_size, size, freeze_stride=config.search.freeze_stride[0]
+    )
+    clock = TeacherClock()
+    batches = matched_batches(images, EnsembleModule(members, [1.0] * len(members)).eval(), trial.batch_size, prep,
+                              np.random.default_rng(0), torch.Generator().manual_seed(0), device, clock=clock)  # fmt: skip
+    start = time.perf_counter()
+    train_steps(student.model, batches, trial, frozen=frozen, input_size=size, device=device, precision="fp32",
+                progress=SilentProgress(), description="student", cuda_graphs=False, loss=kl_divergence)  # fmt: skip
+    wall = time.perf_counter() - start
+    return {
+        "teacher": list(DEMO_MEMBERS), "student": DEMO_MEMBERS[0], "steps": steps, "batch_size": trial.batch_size,
+        "image_size": size, "torch_threads": torch.get_num_threads(), "seconds_per_step": round(wall / steps, 4),
+        "teacher_seconds_per_step": round(clock.seconds / steps, 4), "teacher_share": round(clock.seconds / wall, 3),
+    }  # fmt: skip
 
 
 def _mean_goals(tasks: list[dict[str, Any]]) -> dict[str, float | None]:
