@@ -26,9 +26,10 @@ from zoofit.layout import CONFIG, MANIFEST, STUDENT
 from zoofit.zoo import Preprocessing
 
 runner = CliRunner()
-#: The tiny run's sweep: one learning rate, a few steps; the student distilled at its end (run --distill).
+#: The tiny run's sweep: one learning rate, a few steps; the student distilled at its end (run --distill), priced
+#: within the run's time limit.
 SWEEP = {"lrs": (0.03,), "steps": (6,), "batch_size": 8, "image_size": 32, "shift_images": 0, "distill": True,
-         "distill_steps": 4}  # fmt: skip
+         "distill_steps": 4, "time_limit": 600}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,9 @@ def run(distilled_run: Path, tmp_path: Path) -> Path:
 
 
 def test_run_distill_stores_a_student_that_predict_export_and_evaluate_take_and_a_rerun_finds(run: Path) -> None:
-    first = RunResult.read(run).student
+    summary = RunResult.read(run)
+    first = summary.student
+    assert summary.plan is not None and not any(cut.startswith("student") for cut in summary.plan.cuts)
     assert first is not None and first.model == "tiny_resnet" and first.steps == 4 and first.unlabelled_images == 0
     assert 0 <= first.agreement <= 1 and 0 < first.teacher_seconds < first.seconds
     assert json.loads((run / STUDENT).read_text())["members"][0]["trial"] == first.trial
@@ -121,6 +124,16 @@ def test_a_student_that_does_not_fit_the_time_limit_is_refused_in_one_line(run: 
     line = error_line(runner.invoke(app, ["distill", "--run", str(run), "--steps", "100000", "--time-limit", "2m"]))
     assert "--time-limit leaves" in line and "the student (100000 steps of tiny_resnet) needs about" in line
     assert "or fewer steps for the student" in line
+
+
+def test_run_distill_under_a_time_limit_ends_without_a_student_that_does_not_fit_and_says_so(tmp_path: Path) -> None:
+    data = DataConfig(str(write_image_folder(tmp_path / "images", per_class=4, layout="split")))
+    sweep = preset("quick").override(**{**SWEEP, "distill_steps": 10**6})
+    fit = ZooFit(str(write_tiny_zoo_file(tmp_path)), sweep=sweep, precision="fp32", workers=1)
+    result = fit.fit(load_data(data), tmp_path / "run", data=data).result_
+    (cut,) = [cut for cut in result.plan.cuts if cut.startswith("student")]
+    assert "the student (1000000 steps of tiny_resnet) needs about" in cut and result.student is None
+    assert not (tmp_path / "run" / STUDENT).exists() and result.ensemble.members
 
 
 def test_a_bad_student_or_a_run_folder_without_an_ensemble_is_one_line(run: Path, tmp_path: Path) -> None:
