@@ -48,6 +48,7 @@ from zoofit.ensemble import member_entry  # noqa: E402
 from zoofit.ensemble.module import EnsembleModule, MemberModule  # noqa: E402
 from zoofit.finetune.freeze import freeze_early_layers  # noqa: E402
 from zoofit.finetune.trial import new_head, train_steps  # noqa: E402
+from zoofit.members import member_label  # noqa: E402
 from zoofit.progress import SilentProgress  # noqa: E402
 from zoofit.result import Scores  # noqa: E402
 from zoofit.store import RunStore  # noqa: E402
@@ -111,7 +112,7 @@ def task_figures(task: Task, out: Path, fit: ZooFit, steps: int, unlabelled: int
     rows: dict[str, Any] = {
         "ensemble": {**row(result.ensemble.test, result.ensemble.gflops_per_image, run_wall,
                            EnsembleClassifier.load(out, precision="fp32"), splits),
-                     "members": [m.label() for m in result.ensemble.members]},
+                     "members": [member_label(m) for m in result.ensemble.members]},
         "best_single": {**row(result.best_single.test, result.best_single.gflops_per_image, best_trial["seconds"],
                               best, splits), "model": result.best_single.model},
     }  # fmt: skip
