@@ -457,11 +457,15 @@ def run(
                 f"{len(failed)} candidates failed (recorded in {TRIALS} and {SUMMARY}; rerun to retry them): "
                 + "; ".join(f"{f.model} ({f.kind} {f.settings.label()}): {f.reason}" for f in failed)
             )
-        student = f", {STUDENT}" if fit.result_.student else ""
         console.print(
-            f"wrote {out}/{SUMMARY}, {TRIALS}, {MANIFEST}{student}, {REPORT} in {time.perf_counter() - start:.1f} s "
+            f"wrote {out}/{_written(fit.result_)} in {time.perf_counter() - start:.1f} s "
             f"({units.computed} units computed, {units.reused} reused)"
         )
+
+
+def _written(result: RunResult) -> str:
+    """The files a run wrote into its folder, as its last line names them."""
+    return ", ".join([SUMMARY, TRIALS, MANIFEST, *[STUDENT] * (result.student is not None), REPORT])
 
 
 def _print_skipped(skipped: Sequence[Skipped]) -> None:
