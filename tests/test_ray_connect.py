@@ -118,7 +118,7 @@ models:
 """
 #: One trial per model, long enough on one CPU that the head is killed while one runs.
 SWEEP = ["--lrs", "0.01", "--top-k", "2", "--steps", "150", "--batch-size", "8", "--image-size", "32",
-         "--shift-images", "0", "--precision", "fp32", "--no-soup", "--seed-baseline", "0"]  # fmt: skip
+         "--shift-images", "0", "--precision", "fp32", "--members", "trial", "--seed-baseline", "0"]  # fmt: skip
 #: A line of Ray's own (its C++ log format: "[2026-12-02 13:22:58,665 E 13327 13343] file.cc:1545: ...").
 RAY_LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\]")
 
