@@ -57,14 +57,26 @@ class Strategy(Protocol):
         """The pool's images, best first, ``count`` of them to be taken."""
 
 
-#: The strategies by name; the first is the default (``benchmarks/active_labelling.py`` measures them against
-#: ``random``: docs/suggest.md).
+#: The strategies by name; the first is the default, chosen by ``benchmarks/active_labelling.py``: the one strategy
+#: ahead of ``random`` at every round (docs/suggest.md).
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
 def register(strategy: type[Strategy]) -> type[Strategy]:
     STRATEGIES.add(strategy.name, strategy())
     return strategy
+
+
+@register
+class Disagreement:
+    name = "disagreement"
+    help = (
+        "the images the ensemble's members disagree on most (mutual information between the members; entropy for "
+        "one member)"
+    )
+
+    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
+        yield from _ranked(*_weight(scored))
 
 
 @register
@@ -102,18 +114,6 @@ class Diverse:
             np.argsort(-uncertainty[rest], kind="stable")
         ]:  # near-duplicates skipped: more, by uncertainty
             yield int(index), float(uncertainty[index]), _unsure(float(uncertainty[index]))
-
-
-@register
-class Disagreement:
-    name = "disagreement"
-    help = (
-        "the images the ensemble's members disagree on most (mutual information between the members; entropy for "
-        "one member)"
-    )
-
-    def candidates(self, scored: Scored, count: int, rng: np.random.Generator) -> Iterator[Candidate]:
-        yield from _ranked(*_weight(scored))
 
 
 @register
