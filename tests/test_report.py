@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from xml.etree import ElementTree
 
 from zoofit.report.charts import bar_chart, growth_chart, reliability_chart, scatter_chart
+from zoofit.report.rows import result_rows
+from zoofit.result import RunResult, SafeguardResult
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -35,3 +38,11 @@ def test_charts_have_ticks_values_and_no_outside_references() -> None:
     for svg in (reliability, bars, scatter):
         assert not re.search(r"""(?:href|src)=["'](?!#)""", svg)  # only references inside the svg itself
     assert growth_chart(["a"], [0.5], [0.8]) == growth_chart(["a"], [0.5], [0.8])  # the same page every time
+
+
+def test_an_ensemble_the_safeguard_replaced_is_named_for_what_was_delivered(run) -> None:
+    result = RunResult.read(run)
+    assert result_rows(result)[0][0] == f"{result.sweep.ensemble.selection} ensemble"
+    fell_back = SafeguardResult(best="t", gain=-0.01, low=-0.05, high=0.02, level=0.9, fell_back=True)
+    replaced = replace(result, ensemble=replace(result.ensemble, safeguard=fell_back))
+    assert result_rows(replaced)[0][0] == "single best candidate (safeguard)"

@@ -21,10 +21,11 @@ _CLASSIFIER_LABELS = {"ensemble": "greedy ensemble", "best_single": "best single
 
 
 def result_rows(result: RunResult) -> list[list[Any]]:
-    """The ensemble (and its distilled student), then the single-trial baselines, then the soups: name, test
-    accuracy, NLL, ECE, GFLOPs per image, members."""
+    """The ensemble (named for what the safeguard delivered) and its distilled student, then the single-trial
+    baselines, then the soups: name, test accuracy, NLL, ECE, GFLOPs per image, members."""
     ensemble, before = result.ensemble, result.before_refit
-    name = f"{result.sweep.ensemble.selection} ensemble"
+    fell_back = ensemble.safeguard is not None and ensemble.safeguard.fell_back
+    name = "single best candidate (safeguard)" if fell_back else f"{result.sweep.ensemble.selection} ensemble"
     named = [(name + " (refit)" * (before is not None), ensemble.test, ensemble.gflops_per_image, _members(ensemble))]
     if before is not None:
         named.append((f"{name} before refit", before.test, before.gflops_per_image, _members(before)))
