@@ -25,6 +25,7 @@ from tests.conftest import tiny_spec
 from zoofit.data import load_data
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.execute import InProcess, LocalProcesses
+from zoofit.execute.base import cpu_cores
 from zoofit.finetune import TrialContext, TrialRunner, resolve_workers
 from zoofit.finetune.runner import longest_first_makespan
 from zoofit.store import cache_root
@@ -110,16 +111,26 @@ def test_a_failing_trial_is_recorded_the_others_go_on_and_a_rerun_retries_it(con
 def test_resolve_workers(monkeypatch) -> None:
     assert resolve_workers(3, torch.device("cpu")) == 3
     assert 1 <= resolve_workers(None, torch.device("cpu")) <= 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 1  # the demo: one lane would idle
     assert resolve_workers(None, torch.device("cpu"), [0.21] * 3 + [0.16] * 6) == 2  # 3 lrs: they split evenly
     assert resolve_workers(None, torch.device("cpu"), [0.16, 0.16]) == 2
     assert longest_first_makespan([3, 2, 2, 1], 2) == 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
     assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16]) == 4  # measured on 2 cores only
     assert resolve_workers(None, torch.device("cpu"), [0.21, 0.16, 0.16], efficiency={4: 0.9}) == 1  # measured there
     with pytest.raises(ParameterError, match="workers must be at least 1, not 0"):
         resolve_workers(0, torch.device("cpu"))
+
+
+def test_the_cores_a_shared_machine_gives_are_honoured(monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert cpu_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # another job has the other cores
+    assert cpu_cores() == 1 and resolve_workers(None, torch.device("cpu")) == 1
+    assert LocalProcesses(2).threads == 1 and LocalProcesses(1).threads == 1
 
 
 class RecordingExecutor(InProcess):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from zoofit.execute.base import cpu_cores
 from zoofit.progress import Progress, SilentProgress
 
 log = logging.getLogger("zoofit")
@@ -105,7 +105,7 @@ def decode_many(
             return None
 
     results: list[np.ndarray | None] = []
-    workers = min(8, os.cpu_count() or 1)
+    workers = min(8, cpu_cores())
     with progress.task(description, total=len(paths)) as task, ThreadPoolExecutor(workers) as pool:
         for result in pool.map(decode_or_none, paths):
             results.append(result)

@@ -9,7 +9,6 @@ grid, so the corruption is the only difference between conditions.
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from PIL import Image, ImageFilter
 from zoofit.data import ImageSet
 from zoofit.data.dataset import stack_if_uniform
 from zoofit.evaluate.metrics import summarize
+from zoofit.execute.base import cpu_cores
 
 SEVERITIES = (1, 2, 3, 4, 5)
 REFERENCE_SIZE = 224  # ImageNet-C's image size, to which its parameters refer
@@ -119,7 +119,7 @@ def shift_report(
 
 def _map(images: ImageSet, function: Callable[[np.ndarray], np.ndarray]) -> ImageSet:
     """``function(image)`` of every image, in threads (PIL's filters and codecs release the GIL)."""
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(min(8, cpu_cores())) as pool:
         mapped = list(pool.map(function, images.images))
     return ImageSet(stack_if_uniform(mapped), images.labels, images.class_names)
 

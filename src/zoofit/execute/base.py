@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -63,6 +64,16 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         set_torch_threads(saved)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process should use: ``OMP_NUM_THREADS`` where it is set (how a machine shared by several
+    jobs gives each its part: two processes each on all cores run several times slower than each on its own),
+    else the cores its CPU affinity allows."""
+    told = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if told.isdigit() and int(told) >= 1:
+        return int(told)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def set_torch_threads(count: int) -> None:

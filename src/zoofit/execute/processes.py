@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from zoofit.errors import ZoofitError
-from zoofit.execute.base import Failed, I, R, S, Unit, set_torch_threads, windowed
+from zoofit.execute.base import Failed, I, R, S, Unit, cpu_cores, set_torch_threads, windowed
 from zoofit.execute.relay import QueueProgress, replay
 from zoofit.progress import Progress
 
@@ -38,7 +38,7 @@ class LocalProcesses:
 
     def __init__(self, workers: int, threads: int | None = None) -> None:
         self.workers = workers
-        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.threads = threads or max(1, cpu_cores() // workers)
 
     def check(self) -> None:
         """Nothing to check: the workers start with each map."""

@@ -6,13 +6,13 @@ CPU, single-threaded trials side by side finish sooner than one after the other 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.execute import Executor, WorkerDied, check_workers, named
+from zoofit.execute.base import cpu_cores
 from zoofit.finetune.sweep import Job, TrialContext, TrialRecord, load_record, train
 from zoofit.progress import Progress, SilentProgress
 from zoofit.result import FailedTrial
@@ -41,7 +41,7 @@ def resolve_workers(
         return check_workers(workers)
     if device.type == "cuda":
         return MAX_AUTO_WORKERS
-    lanes = max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+    lanes = max(1, min(MAX_AUTO_WORKERS, cpu_cores()))
     if lanes not in efficiency or not costs:
         return lanes
     one_at_a_time = sum(costs) / (lanes * efficiency[lanes])
