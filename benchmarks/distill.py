@@ -11,14 +11,16 @@ milliseconds per image to predict 256 test images; each student its teacher's sh
 agreement with the ensemble. The goal figure of each student: (best single NLL - student NLL) / (best single
 NLL - ensemble NLL), at least 0.6 on the demo and on the suite's mean.
 
-Writes benchmarks/results/distill-<cpu|gpu>.json (the figures so far after each task). ``--smoke`` runs a tiny
+Writes benchmarks/results/distill-<cpu|gpu>.json (the figures so far after each task). ``--bench DIR`` distils
+the runs a finished ``zoofit bench --suite offline --out DIR`` made instead (each task's run folder, not run
+again; ``--tasks`` picks some) and writes distill-offline-<cpu|gpu>.json. ``--smoke`` runs a tiny
 version in seconds (digits, a random-init model, a few steps) and writes nothing. ``--step-cost N`` measures
 only what the teacher costs a step, on the demo's settings (quick: 112 px, batch 32, stride 8 kept), side by side:
 the demo ensemble's three models (pre-trained, new heads) as the teacher, its top-ranked model as the student, N
 steps of function matching on Fashion-MNIST images; it writes benchmarks/results/distill-step-cost-<cpu|gpu>.json.
 
     python benchmarks/distill.py [--out runs/distill] [--steps 1000] [--unlabelled N] [--suite offline]
-        [--student MODEL] [--smoke] [--step-cost N]
+        [--student MODEL] [--bench DIR [--tasks a,b]] [--smoke] [--step-cost N]
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from zoofit.finetune.freeze import freeze_early_layers  # noqa: E402
 from zoofit.finetune.trial import new_head, train_steps  # noqa: E402
 from zoofit.members import member_label  # noqa: E402
 from zoofit.progress import SilentProgress  # noqa: E402
-from zoofit.result import Scores  # noqa: E402
+from zoofit.result import RunResult, Scores  # noqa: E402
 from zoofit.store import RunStore  # noqa: E402
 from zoofit.sweep_config import TrialConfig  # noqa: E402
 from zoofit.zoo import load_model, load_zoo  # noqa: E402
@@ -99,13 +101,20 @@ def goal(best: dict[str, Any], student: dict[str, Any] | None, ensemble: dict[st
     return None if student is None or gain <= 0 else round((best["nll"] - student["nll"]) / gain, 3)
 
 
-def task_figures(task: Task, out: Path, fit: ZooFit, steps: int, unlabelled: int | None, student: str | None) -> dict:
-    """One task: its run, its ensemble and best single trial, and its two students, each a row."""
+def task_figures(
+    task: Task, out: Path, fit: ZooFit | None, steps: int, unlabelled: int | None, student: str | None
+) -> dict:
+    """One task: its run (``fit`` into ``out``; None: the finished run there, as a bench made it), its ensemble
+    and best single trial, and its two students, each a row."""
     config = task.data_config()
     splits = load_data(config)
-    started = time.perf_counter()
-    result = fit.fit(splits, out, data=config).result_
-    run_wall = time.perf_counter() - started
+    if fit is None:
+        result = RunResult.read(out)
+        run_wall = result.wall_seconds
+    else:
+        started = time.perf_counter()
+        result = fit.fit(splits, out, data=config).result_
+        run_wall = time.perf_counter() - started
     best_trial = json.loads((RunStore(out).trial_dir(result.best_single.trials[0]) / "result.json").read_text())
     best = EnsembleClassifier.from_entries(out, [member_entry(best_trial, 1.0, RunStore(out).checkpoint_name(
         best_trial["trial"]))], splits.class_names, precision="fp32")  # fmt: skip
@@ -141,6 +150,13 @@ def main(smoke: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--unlabelled", type=int, default=None, help="unused training images at most (all)")
     parser.add_argument("--suite", default=None, help="also every task of this suite (offline)")
     parser.add_argument("--student", default=None, help="the student's model (default: the top-ranked)")
+    parser.add_argument(
+        "--bench",
+        type=Path,
+        default=None,
+        help="distil the runs of this finished `zoofit bench --suite offline` folder instead",
+    )
+    parser.add_argument("--tasks", default=None, help="with --bench: comma-separated task ids (default: all)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run in seconds; writes nothing")
     parser.add_argument("--step-cost", type=int, default=None, help="only time N steps: the teacher's share")
     options = parser.parse_args(argv)
@@ -151,14 +167,23 @@ def main(smoke: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
         save("distill-step-cost", {**figures, "machine": describe()})
         print(json.dumps(figures, indent=1))
         return figures
-    tasks = [DEMO] + ([t for t in load_suite(options.suite).tasks if t.id != DEMO.id] if options.suite else [])
-    fit = ZooFit("demo", sweep=preset("quick").override(shift_images=0), precision="fp32")
-    figures: dict[str, Any] = {"steps": options.steps, "unlabelled_at_most": options.unlabelled, "tasks": []}
+    if options.bench:
+        ids = options.tasks.split(",") if options.tasks else None
+        tasks, fit, out, name = load_suite("offline").select(ids).tasks, None, options.bench, "distill-offline"
+    else:
+        tasks = [DEMO] + ([t for t in load_suite(options.suite).tasks if t.id != DEMO.id] if options.suite else [])
+        fit, out, name = (
+            ZooFit("demo", sweep=preset("quick").override(shift_images=0), precision="fp32"),
+            options.out,
+            "distill",
+        )
+    figures: dict[str, Any] = {"steps": options.steps, "unlabelled_at_most": options.unlabelled,
+                               "runs": str(options.bench) if options.bench else None, "tasks": []}  # fmt: skip
     for task in tasks:
-        figures["tasks"].append(task_figures(task, options.out / task.id, fit, options.steps, options.unlabelled,
+        figures["tasks"].append(task_figures(task, out / task.id, fit, options.steps, options.unlabelled,
                                              options.student))  # fmt: skip
         figures["suite_mean_goal"] = _mean_goals(figures["tasks"])
-        save("distill", {**figures, "machine": describe()})
+        save(name, {**figures, "machine": describe()})
         print(json.dumps(figures["tasks"][-1], indent=1))
     return figures
 

@@ -4,7 +4,9 @@ sub-pools of its stored candidates chosen by kind, beside the baselines it repor
 Given a run folder, that run; given a bench folder, each finished task's run and each sub-pool's mean over them.
 The default sub-pools: the trials alone (the pool before other kinds), the trials with each other part the run
 holds (a kind of member, or ``replica``: the best trial's seed replicas), and every part at once; ``--pools``
-names others (``trial+linear:1``: the linear head of the best-ranked model alone). Nothing is trained or loaded but the stored predictions and the labels (drawn again from the run's
+names others (``trial+linear:1``: the linear head of the best-ranked model alone). For a bench, each sub-pool is
+also judged as issue #32 asks: on every task and on the mean, test NLL at most every baseline's and accuracy at
+least every baseline's minus half a point. Nothing is trained or loaded but the stored predictions and the labels (drawn again from the run's
 config.yaml). Writes benchmarks/results/pool_kinds-<name>-<cpu|gpu>.json (name: the folder's, or ``--name``).
 
     zoofit run --data fashion-mnist --zoo demo --members trial,soup,linear --linear-heads 3 --out /tmp/pk-demo
@@ -23,17 +25,49 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe, save  # noqa: E402
 
-from zoofit.bench import BENCH, CLASSIFIERS  # noqa: E402
+from zoofit.bench import BENCH, CLASSIFIERS, BenchResult  # noqa: E402
 from zoofit.bench.pools import PoolComparison, SubPool, compare_bench, compare_pools, mean_pools, read_pool  # noqa: E402
+from zoofit.bench.result import Row, row_of  # noqa: E402
 from zoofit.errors import ParameterError, ZoofitError  # noqa: E402
+
+#: Where a pool's ensemble may trail a baseline's test accuracy and still be counted as at least as good.
+ACCURACY_SLACK = 0.005
+
+
+def never_worse(ensemble: Row, baselines: dict[str, Row]) -> dict[str, Any]:
+    """Is ``ensemble`` at least every baseline: test NLL at most each one's, accuracy at least each one's minus
+    :data:`ACCURACY_SLACK`? With the baselines it is not, by name."""
+    worse_nll = [name for name, row in baselines.items() if ensemble.nll > row.nll]
+    worse_accuracy = [name for name, row in baselines.items() if ensemble.accuracy < row.accuracy - ACCURACY_SLACK]
+    return {"never_worse": not worse_nll and not worse_accuracy, "higher_nll_than": worse_nll,
+            "lower_accuracy_than": worse_accuracy}  # fmt: skip
+
+
+def verdicts(runs: dict[str, PoolComparison], means: dict[str, Row], bench: BenchResult) -> dict[str, Any]:
+    """Per sub-pool: :func:`never_worse` against the run's baselines on each task, and of its mean against the
+    baselines' means over the same tasks."""
+    found: dict[str, Any] = {}
+    baseline_means = {name: row for name, row in bench.mean.classifiers.items() if name != "ensemble"}
+    for pool, mean in means.items():
+        tasks = {task: never_worse(row_of(measured), {n: r for n, r in c.reported.items() if n != "ensemble"})
+                 for task, c in runs.items() for measured in c.pools if measured.pool == pool}  # fmt: skip
+        found[pool] = {"tasks": tasks, "every_task": all(t["never_worse"] for t in tasks.values()),
+                       "mean": never_worse(mean, baseline_means)}  # fmt: skip
+    return found
 
 
 def figures(folder: Path, pools: list[SubPool] | None) -> dict[str, Any]:
-    """Each run's comparison (a bench: each finished task's, by task id, and each sub-pool's mean over them)."""
+    """Each run's comparison (a bench: each finished task's, by task id, each sub-pool's mean over them, and
+    whether each sub-pool is never worse than the baselines)."""
     if (folder / BENCH).is_file():
         runs = compare_bench(folder, pools)
         found: dict[str, Any] = {"bench": str(folder), "runs": {task: asdict(c) for task, c in runs.items()}}
-        found["mean"] = {pool: asdict(row) for pool, row in mean_pools(list(runs.values())).items()}
+        means = mean_pools(list(runs.values()))
+        found["mean"] = {pool: asdict(row) for pool, row in means.items()}
+        found["never_worse"] = verdicts(runs, means, BenchResult.read(folder))
+        for pool, verdict in found["never_worse"].items():
+            print(f"pool {pool}: never worse than a baseline on every task: {verdict['every_task']}; "
+                  f"on the mean: {verdict['mean']['never_worse']}")  # fmt: skip
     else:
         runs = {folder.name: compare_pools(read_pool(folder), pools)}
         found = {"run": str(folder), "runs": {name: asdict(c) for name, c in runs.items()}}

@@ -16,7 +16,7 @@ from tests.conftest import write_image_folder
 from zoofit import load_data
 from zoofit.bench import BenchResult, TaskResult
 from zoofit.bench.pools import SubPool, compare_bench, compare_pools, mean_pools, read_pool
-from zoofit.bench.result import classifiers_of, mean_of
+from zoofit.bench.result import Row, classifiers_of, mean_of
 from zoofit.data import DataConfig
 from zoofit.errors import ParameterError, ZoofitError
 from zoofit.layout import CONFIG, TRIALS
@@ -143,6 +143,23 @@ def test_the_benchmark_script_prints_and_returns_each_task_and_the_means(bench: 
     assert found["runs"]["tiny"]["reproduced"] is True
     printed = capsys.readouterr().out
     assert "pool trial+linear" in printed and "logistic regression on frozen features" in printed
+    whole = found["never_worse"]["trial+soup+linear"]  # the run's own pool: judged against the run's baselines
+    reported = found["runs"]["tiny"]["reported"]
+    assert whole["every_task"] == whole["tasks"]["tiny"]["never_worse"]
+    assert whole["tasks"]["tiny"]["higher_nll_than"] == [
+        name for name, row in reported.items() if name != "ensemble" and reported["ensemble"]["nll"] > row["nll"]
+    ]
+    assert "never worse than a baseline on every task" in printed
+
+
+def test_never_worse_allows_half_a_point_of_accuracy_and_no_nll() -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import pool_kinds
+
+    ensemble = Row(0.800, 0.50, 0.01, 1.0)
+    assert pool_kinds.never_worse(ensemble, {"a": Row(0.804, 0.51, 0.0, 1.0)})["never_worse"] is True
+    judged = pool_kinds.never_worse(ensemble, {"a": Row(0.806, 0.51, 0.0, 1.0), "b": Row(0.7, 0.49, 0.0, 1.0)})
+    assert judged == {"never_worse": False, "higher_nll_than": ["b"], "lower_accuracy_than": ["a"]}
 
 
 @pytest.mark.parametrize(
