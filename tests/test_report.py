@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from html import unescape
 from xml.etree import ElementTree
 
 from zoofit.report.charts import bar_chart, growth_chart, reliability_chart, scatter_chart
+from zoofit.report.html import _overview
 from zoofit.report.rows import result_rows
 from zoofit.result import RunResult, SafeguardResult
 
@@ -46,3 +48,5 @@ def test_an_ensemble_the_safeguard_replaced_is_named_for_what_was_delivered(run)
     fell_back = SafeguardResult(best="t", gain=-0.01, low=-0.05, high=0.02, level=0.9, fell_back=True)
     replaced = replace(result, ensemble=replace(result.ensemble, safeguard=fell_back))
     assert result_rows(replaced)[0][0] == "single best candidate (safeguard)"
+    assert fell_back.describe() in unescape(_overview(replaced))  # the page says it, as the console does
+    assert "safeguard" not in _overview(replace(result, ensemble=replace(result.ensemble, safeguard=None)))

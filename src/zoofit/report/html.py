@@ -74,8 +74,14 @@ def _overview(result: RunResult) -> str:
     stages = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in result.stage_seconds.items())
     return (
         f"<p>Preset <b>{escape(result.preset)}</b>; {result.wall_seconds:.0f} s ({escape(stages)}).</p>"
-        f"<h2>Test results</h2>{html_table(RESULT_COLUMNS, result_rows(result))}"
+        f"<h2>Test results</h2>{html_table(RESULT_COLUMNS, result_rows(result))}{_safeguard(result)}"
     )
+
+
+def _safeguard(result: RunResult) -> str:
+    """The selection safeguard's decision, as the console gives it (nothing where it was off)."""
+    safeguard = result.ensemble.safeguard
+    return "" if safeguard is None else f"<p class='note'>{escape(safeguard.describe())}</p>"
 
 
 def _weights(result: RunResult) -> str:
