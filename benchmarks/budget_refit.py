@@ -31,6 +31,11 @@ import torch  # noqa: E402
 from common import RESULTS, describe  # noqa: E402
 
 DEMO = ["run", "--data", "fashion-mnist", "--zoo", "demo"]
+
+
+def command(extra: list[str]) -> list[str]:
+    """``zoofit run`` on the demo with the ``extra`` options, which may name other ``--data``."""
+    return [*(["run", "--zoo", "demo"] if "--data" in extra else DEMO), *extra]
 VARIANTS = {
     "greedy": ["--selection", "greedy", "--no-refit"],
     "bagged": ["--selection", "bagged", "--no-refit"],
@@ -94,25 +99,23 @@ def variants(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
     out = work / "variants"
     rows = figures.setdefault("variants", {})
     for name, options in VARIANTS.items():
-        rows[name] = zoofit([*DEMO, *extra, *options, "--out", str(out)])
+        rows[name] = zoofit([*command(extra), *options, "--out", str(out)])
         if rows[name]["exit_code"] == 0:
             rows[name].update(scores(out))
         save(figures)
 
 
 def limits(work: Path, extra: list[str], figures: dict[str, Any], given: list[int] | None = None) -> None:
-    """Runs under time limits: ``given`` seconds, else a third, two thirds and the whole of the default run's."""
+    """The default run (no limit), then runs under time limits: ``given`` seconds, else a third, two thirds and the
+    whole of the default run's. The default run fills the feature cache the others find."""
     rows = figures.setdefault("limits", {})
-    if given:
-        seconds = given
-    else:
-        rows["default"] = zoofit([*DEMO, *extra, "--out", str(work / "default")])
-        rows["default"].update(scores(work / "default"))
-        save(figures)
-        seconds = [round(rows["default"]["wall_seconds"] * fraction) for fraction in FRACTIONS]
+    rows["default"] = zoofit([*command(extra), "--out", str(work / "default")])
+    rows["default"].update(scores(work / "default"))
+    save(figures)
+    seconds = given or [round(rows["default"]["wall_seconds"] * fraction) for fraction in FRACTIONS]
     for limit in seconds:
         out = work / f"limit-{limit}"
-        row = rows[f"{limit}s"] = zoofit([*DEMO, *extra, "--time-limit", f"{limit}s", "--out", str(out)])
+        row = rows[f"{limit}s"] = zoofit([*command(extra), "--time-limit", f"{limit}s", "--out", str(out)])
         row["limit_seconds"] = limit
         row["within_10_percent"] = row["wall_seconds"] <= 1.1 * limit
         if row["exit_code"] == 0:
@@ -124,7 +127,7 @@ def refusal(work: Path, extra: list[str], figures: dict[str, Any]) -> None:
     """A limit too small to train: refused in one line, before any trial."""
     rows = figures.setdefault("limits", {})
     out = work / "too-small"
-    row = rows["too_small"] = zoofit([*DEMO, *extra, "--time-limit", "5s", "--out", str(out)])
+    row = rows["too_small"] = zoofit([*command(extra), "--time-limit", "5s", "--out", str(out)])
     row["refused_before_training"] = row["exit_code"] == 2 and not list((out / "trials").glob("*"))
     save(figures)
 

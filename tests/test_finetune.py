@@ -195,6 +195,7 @@ def test_presets_and_overrides() -> None:
     assert paper.ensemble.safeguard and quick.ensemble.safeguard  # benchmarks/results/selection_safeguard-cpu.json
     assert (paper.ensemble.seed_replicas, quick.ensemble.seed_replicas) == (2, 0)  # quick: the demo's time
     assert paper.ensemble.members == ("trial", "soup", "linear") and quick.ensemble.members == ("trial", "linear")
+    assert paper.distill.distill and not quick.distill.distill  # benchmarks/results/distill-cpu.json
     assert paper.override(seed_baseline=4).other_seeds() == 3 and paper.other_seeds() == 2  # shared, not summed
     assert {t.freeze_stride for t in quick.trials()} == {8}
     assert quick.override(top_k=4).search.top_k == 4 and quick.override(top_k=4).search.lrs == quick.search.lrs
