@@ -227,11 +227,17 @@ def step_cost(steps: int) -> dict[str, Any]:
 
 
 def _mean_goals(tasks: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Each student's goal figure, averaged over the tasks that have it."""
+    """Each student's goal figure on the suite's mean: of the mean NLLs (best single, student, ensemble) over the
+    tasks that have it. Not the mean of the tasks' figures: a task where the ensemble gains almost nothing over the
+    best single divides by almost nothing."""
     means: dict[str, float | None] = {}
     for name in ("student", "student_unlabelled"):
-        goals = [task[name]["goal"] for task in tasks if task.get(name) and task[name]["goal"] is not None]
-        means[name] = round(float(np.mean(goals)), 3) if goals else None
+        held = [task for task in tasks if task.get(name)]
+        if not held:
+            means[name] = None
+            continue
+        rows = ("best_single", name, "ensemble")
+        means[name] = goal(*({"nll": float(np.mean([task[row]["nll"] for task in held]))} for row in rows))
     return means
 
 
