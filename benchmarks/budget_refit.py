@@ -36,6 +36,8 @@ DEMO = ["run", "--data", "fashion-mnist", "--zoo", "demo"]
 def command(extra: list[str]) -> list[str]:
     """``zoofit run`` on the demo with the ``extra`` options, which may name other ``--data``."""
     return [*(["run", "--zoo", "demo"] if "--data" in extra else DEMO), *extra]
+
+
 VARIANTS = {
     "greedy": ["--selection", "greedy", "--no-refit"],
     "bagged": ["--selection", "bagged", "--no-refit"],
